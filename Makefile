@@ -1,0 +1,98 @@
+# swarm-operator
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+GOLANGCI_LINT_VERSION ?= v2.6.2
+IMG ?= swarm-operator:dev
+# Go test flags for `make test`; the whole suite needs root (sandbox Swarms) and a Docker engine.
+TEST_FLAGS ?= -count=1 -timeout 60m
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the API markers.
+	$(CONTROLLER_GEN) rbac:roleName=swarm-operator-manager crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify
+verify: generate manifests ## Fail when generated files are stale.
+	@git diff --exit-code -- api config || { echo "Generated files are stale: run 'make generate manifests' and commit." >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "Untracked generated files: commit them." >&2; exit 1; }
+
+.PHONY: fmt
+fmt:
+	go fmt ./...
+
+.PHONY: vet
+vet:
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: test
+test: manifests generate ## Run every test: envtest (built once, cached) and sandbox Swarms (needs root and dockerd).
+	hack/install-prereqs.sh
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test $(TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their figures.
+	hack/install-prereqs.sh
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+##@ Build
+
+.PHONY: build
+build: generate ## Build the operator binary.
+	go build -o $(LOCALBIN)/swarm-operator ./cmd
+
+.PHONY: run
+run: manifests generate ## Run the operator against the current kubeconfig.
+	go run ./cmd
+
+.PHONY: docker-build
+docker-build: ## Build the operator image.
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the current cluster.
+	kubectl apply -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator into the current cluster.
+	cd config/manager && kubectl kustomize . >/dev/null
+	kubectl apply -k config/default
+
+.PHONY: undeploy
+undeploy:
+	kubectl delete --ignore-not-found -k config/default
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

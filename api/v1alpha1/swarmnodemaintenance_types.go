@@ -1,0 +1,174 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phases of a SwarmNodeMaintenance.
+const (
+	PhasePending       = "Pending"
+	PhaseDraining      = "Draining"
+	PhaseInMaintenance = "InMaintenance"
+	PhaseRestoring     = "Restoring"
+	PhaseCompleted     = "Completed"
+	PhaseBlocked       = "Blocked"
+	PhaseFailed        = "Failed"
+)
+
+// Condition types and reasons of a SwarmNodeMaintenance.
+const (
+	ConditionInWindow = "InWindow"
+	ConditionBlocked  = "Blocked"
+
+	ReasonWindowOpen         = "WindowOpen"
+	ReasonWindowClosed       = "WindowClosed"
+	ReasonInvalidWindow      = "InvalidWindow"
+	ReasonUnknownNode        = "UnknownNode"
+	ReasonNoNodesSelected    = "NoNodesSelected"
+	ReasonQuorumGuard        = "QuorumGuard"
+	ReasonServiceGuard       = "ServiceWouldStop"
+	ReasonOverlap            = "OverlappingMaintenance"
+	ReasonDrainTimeout       = "DrainTimeout"
+	ReasonNodesInMaintenance = "NodesInMaintenance"
+	ReasonNodesRestored      = "NodesRestored"
+)
+
+// NodeSelector selects nodes by role and labels; both must match.
+type NodeSelector struct {
+	// Role: manager or worker.
+	// +optional
+	// +kubebuilder:validation:Enum=manager;worker
+	Role string `json:"role,omitempty"`
+	// Labels that the node's spec labels must all have.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// MaintenanceWindow is a one-off window (start) or a recurring one (schedule), each
+// lasting duration. Absent: from now until the resource is deleted.
+// +kubebuilder:validation:XValidation:rule="!(has(self.start) && has(self.schedule))",message="set start or schedule, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeZone) || has(self.schedule)",message="timeZone applies only to schedule"
+type MaintenanceWindow struct {
+	// Start of a one-off window.
+	// +optional
+	Start *metav1.Time `json:"start,omitempty"`
+	// Schedule of a recurring window, a 5-field cron expression.
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+	// TimeZone (IANA) in which schedule is read. Default UTC.
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+	// Duration of each window.
+	Duration metav1.Duration `json:"duration"`
+}
+
+// SwarmNodeMaintenanceSpec is a drain window over some nodes.
+// +kubebuilder:validation:XValidation:rule="(has(self.nodes) && size(self.nodes) > 0) || has(self.nodeSelector)",message="set nodes, nodeSelector or both"
+type SwarmNodeMaintenanceSpec struct {
+	ClusterRef LocalObjectReference `json:"clusterRef"`
+	// Nodes by hostname or node ID.
+	// +optional
+	Nodes []string `json:"nodes,omitempty"`
+	// NodeSelector selects nodes as an alternative or addition to nodes.
+	// +optional
+	NodeSelector *NodeSelector `json:"nodeSelector,omitempty"`
+	// Availability set during the window: drain (default) or pause.
+	// +optional
+	// +kubebuilder:validation:Enum=drain;pause
+	// +kubebuilder:default=drain
+	Availability string `json:"availability,omitempty"`
+	// +optional
+	Window *MaintenanceWindow `json:"window,omitempty"`
+	// MaxConcurrent nodes in maintenance at once. Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=1
+	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
+	// DrainTimeout is how long tasks may take to leave a node. Default 10m.
+	// +optional
+	DrainTimeout *metav1.Duration `json:"drainTimeout,omitempty"`
+	// PreserveQuorum: never more managers in maintenance than Raft tolerates, only while
+	// all other managers are reachable, and the leader last. Default true.
+	// +optional
+	// +kubebuilder:default=true
+	PreserveQuorum *bool `json:"preserveQuorum,omitempty"`
+	// Reason is recorded in events.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// WindowTimes is the start and end of one window.
+type WindowTimes struct {
+	Start metav1.Time `json:"start"`
+	// +optional
+	End *metav1.Time `json:"end,omitempty"`
+}
+
+// MaintenanceNodeStatus is the state of one node of the maintenance.
+type MaintenanceNodeStatus struct {
+	Name string `json:"name"`
+	ID   string `json:"id,omitempty"`
+	Role string `json:"role,omitempty"`
+	// PreviousAvailability is what the node had before the operator changed it; the node
+	// returns to it after the window.
+	// +optional
+	PreviousAvailability string `json:"previousAvailability,omitempty"`
+	// +optional
+	Availability string `json:"availability,omitempty"`
+	// +optional
+	TasksRemaining int32 `json:"tasksRemaining"`
+	// +optional
+	DrainedAt *metav1.Time `json:"drainedAt,omitempty"`
+	// +optional
+	RestoredAt *metav1.Time `json:"restoredAt,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// SwarmNodeMaintenanceStatus is the state of the maintenance; it survives restarts.
+type SwarmNodeMaintenanceStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	CurrentWindow *WindowTimes `json:"currentWindow,omitempty"`
+	// +optional
+	NextWindow *WindowTimes `json:"nextWindow,omitempty"`
+	// +optional
+	Nodes []MaintenanceNodeStatus `json:"nodes,omitempty"`
+}
+
+// SwarmNodeMaintenance drains nodes of a Swarm for a window and puts them back after.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.clusterRef.name`
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.spec.nodes`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Next window",type=string,JSONPath=`.status.nextWindow.start`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SwarmNodeMaintenance struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SwarmNodeMaintenanceSpec   `json:"spec,omitempty"`
+	Status SwarmNodeMaintenanceStatus `json:"status,omitempty"`
+}
+
+// SwarmNodeMaintenanceList is a list of SwarmNodeMaintenance.
+//
+// +kubebuilder:object:root=true
+type SwarmNodeMaintenanceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SwarmNodeMaintenance `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SwarmNodeMaintenance{}, &SwarmNodeMaintenanceList{})
+}

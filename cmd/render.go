@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/swarmops/swarm-operator/internal/compose"
+)
+
+// multiFlag collects a repeated flag in order.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// runRender prints what the operator would deploy for the given compose files: the merged
+// compose file, or the swarm objects. It is the dry run for CI pipelines.
+func runRender(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var files, vars multiFlag
+	fs.Var(&files, "f", "compose file, repeatable; merged in order (core first)")
+	fs.Var(&vars, "var", "variable K=V for ${K} interpolation, repeatable")
+	stack := fs.String("stack", "", "stack name (default: the first file's directory name)")
+	output := fs.String("output", "swarm", "what to print: compose (the merged file) or swarm (the objects)")
+	format := fs.String("format", "yaml", "yaml or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "render: give at least one compose file with -f")
+		return 2
+	}
+	if *stack == "" {
+		abs, _ := filepath.Abs(files[0])
+		*stack = filepath.Base(filepath.Dir(abs))
+	}
+	opts := compose.Options{StackName: *stack, Variables: map[string]string{}}
+	for _, kv := range vars {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "render: --var %q: want K=V\n", kv)
+			return 2
+		}
+		opts.Variables[k] = v
+	}
+	base := filepath.Dir(files[0])
+	opts.ReadFile = func(p string) ([]byte, error) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		return os.ReadFile(p)
+	}
+	var in []compose.File
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+		in = append(in, compose.File{Name: f, Content: data})
+	}
+	var out any
+	switch *output {
+	case "compose":
+		merged, err := compose.MergedYAML(in, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+		if *format == "yaml" {
+			_, _ = stdout.Write(merged)
+			return 0
+		}
+		if err := yaml.Unmarshal(merged, &out); err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+	case "swarm":
+		st, err := compose.Render(in, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+		for _, w := range st.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+		out = st
+	default:
+		fmt.Fprintf(stderr, "render: --output must be compose or swarm, not %q\n", *output)
+		return 2
+	}
+	var data []byte
+	var err error
+	switch *format {
+	case "json":
+		data, err = json.MarshalIndent(out, "", "  ")
+		data = append(data, '\n')
+	case "yaml":
+		data, err = yaml.Marshal(out)
+	default:
+		fmt.Fprintf(stderr, "render: --format must be yaml or json, not %q\n", *format)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(data)
+	return 0
+}

@@ -1,0 +1,108 @@
+// Package controllers reconciles SwarmCluster, SwarmStack and SwarmNodeMaintenance
+// resources onto Docker Swarm.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+// errSecretNotFound marks a missing TLS Secret or key, as opposed to a broken certificate.
+var errSecretNotFound = errors.New("secret not found")
+
+// Index names for the field indexes that map referenced objects back to their users.
+const (
+	indexClusterRef = ".spec.clusterRef.name"
+	indexConfigMaps = ".spec.configMapRefs"
+	indexSecrets    = ".spec.secretRefs"
+	indexTLSSecret  = ".spec.tlsSecretRef.name"
+)
+
+// connectCluster returns the pooled connection to the cluster's swarm, reading the TLS
+// Secret it names. Every controller goes through here, so all share one connection.
+func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluster *swarmv1.SwarmCluster) (*swarm.Conn, error) {
+	t := swarm.Target{Endpoints: cluster.Spec.Endpoints, Insecure: cluster.Spec.Insecure}
+	if ref := cluster.Spec.TLSSecretRef; ref != nil {
+		var s corev1.Secret
+		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: cluster.Namespace, Name: ref.Name}, &s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%w: TLS Secret %q does not exist", errSecretNotFound, ref.Name)
+			}
+			return nil, err
+		}
+		for _, k := range []string{"ca.crt", "tls.crt", "tls.key"} {
+			if len(s.Data[k]) == 0 {
+				return nil, fmt.Errorf("%w: TLS Secret %q has no key %q (want ca.crt, tls.crt, tls.key)", errSecretNotFound, ref.Name, k)
+			}
+		}
+		t.CA, t.Cert, t.Key = s.Data["ca.crt"], s.Data["tls.crt"], s.Data["tls.key"]
+	}
+	return hub.Connect(client.ObjectKeyFromObject(cluster), t)
+}
+
+// setCondition sets a condition with the object's generation.
+func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})
+}
+
+// markReady sets Ready=True and drops the kstatus abnormal-true conditions.
+func markReady(conds *[]metav1.Condition, generation int64, reason, msg string) {
+	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(conds, swarmv1.ConditionReconciling)
+	meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
+}
+
+// markReconciling says progress is being made.
+func markReconciling(conds *[]metav1.Condition, generation int64, reason, msg string) {
+	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(conds, generation, swarmv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
+}
+
+// markFailed says the object is not ready; stalled when only the user can fix it.
+func markFailed(conds *[]metav1.Condition, generation int64, reason, msg string, stalled bool) {
+	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	meta.RemoveStatusCondition(conds, swarmv1.ConditionReconciling)
+	if stalled {
+		setCondition(conds, generation, swarmv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	} else {
+		meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
+	}
+}
+
+// patchStatus writes the status only when it changed.
+func patchStatus(ctx context.Context, c client.Client, obj client.Object, before client.Object, changed bool) error {
+	if !changed {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFrom(before))
+}
+
+// statusChanged compares two status values semantically.
+func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
+
+// jitter spreads periodic resyncs so many objects do not hit the swarm at once.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}

@@ -1,0 +1,364 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+// servicePlan is what a reconcile would write to the swarm's services.
+type servicePlan struct {
+	create  []compose.Service
+	update  []compose.Service
+	drifted []string // names of services changed outside the operator
+	prune   []swarmtypes.Service
+}
+
+func (p servicePlan) empty() bool {
+	return len(p.create)+len(p.update)+len(p.prune) == 0
+}
+
+// planServices compares the rendered services with the swarm's. A service is updated when
+// its rendered hash differs from the one it was last written with, when someone changed
+// it by hand, or when force is set (a retry).
+func planServices(rendered *compose.Stack, current []swarmtypes.Service, owner string, prune, force bool) servicePlan {
+	var p servicePlan
+	byName := map[string]swarmtypes.Service{}
+	for _, svc := range current {
+		byName[svc.Spec.Name] = svc
+	}
+	want := map[string]bool{}
+	for _, svc := range rendered.Services {
+		want[svc.Name] = true
+		cur, ok := byName[svc.Name]
+		switch {
+		case !ok:
+			p.create = append(p.create, svc)
+		case force || cur.Spec.Labels[swarmv1.LabelSpecHash] != svc.Hash || cur.Spec.Labels[swarmv1.LabelOwner] != owner:
+			p.update = append(p.update, svc)
+		case drifted(cur):
+			p.update = append(p.update, svc)
+			p.drifted = append(p.drifted, svc.Name)
+		}
+	}
+	if prune {
+		for _, cur := range current {
+			if !want[cur.Spec.Name] && cur.Spec.Labels[swarmv1.LabelOwner] == owner {
+				p.prune = append(p.prune, cur)
+			}
+		}
+	}
+	return p
+}
+
+// drifted is true when the service was written by someone else after the operator's last
+// write: its previous spec is the operator's write (same write-id) and the spec differs.
+func drifted(svc swarmtypes.Service) bool {
+	prev := svc.PreviousSpec
+	id := svc.Spec.Labels[swarmv1.LabelWriteID]
+	if prev == nil || id == "" || prev.Labels[swarmv1.LabelWriteID] != id {
+		return false
+	}
+	a, b := svc.Spec, *prev
+	// A forced restart (`docker service update --force`) changes no setting.
+	a.TaskTemplate.ForceUpdate, b.TaskTemplate.ForceUpdate = 0, 0
+	return !reflect.DeepEqual(a, b)
+}
+
+// applyStack writes the plan: networks, secrets and configs first, then services.
+func applyStack(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, in *stackInputs, plan servicePlan,
+	current []swarmtypes.Service, owner, revision string, queryRegistry bool) error {
+	if len(plan.create)+len(plan.update) > 0 {
+		if err := ensureNetworks(ctx, conn, rendered, owner); err != nil {
+			return err
+		}
+		secretIDs, configIDs, err := ensureSecretsAndConfigs(ctx, conn, rendered, owner)
+		if err != nil {
+			return err
+		}
+		byName := map[string]swarmtypes.Service{}
+		for _, svc := range current {
+			byName[svc.Spec.Name] = svc
+		}
+		writeID := strconv.FormatInt(time.Now().UnixNano(), 36)
+		for _, svc := range append(append([]compose.Service{}, plan.create...), plan.update...) {
+			spec, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, writeID)
+			if err != nil {
+				return err
+			}
+			auth := ""
+			if spec.TaskTemplate.ContainerSpec != nil {
+				auth = in.encodedAuthFor(spec.TaskTemplate.ContainerSpec.Image)
+			}
+			if cur, ok := byName[svc.Name]; ok {
+				if err := conn.UpdateService(ctx, cur.ID, cur.Version, spec, auth, queryRegistry); err != nil {
+					return fmt.Errorf("updating service %s: %w", svc.Name, err)
+				}
+			} else if _, err := conn.CreateService(ctx, spec, auth, queryRegistry); err != nil {
+				return fmt.Errorf("creating service %s: %w", svc.Name, err)
+			}
+		}
+	}
+	for _, svc := range plan.prune {
+		if err := conn.RemoveService(ctx, svc.ID); err != nil {
+			return fmt.Errorf("removing service %s: %w", svc.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// serviceSpecForWrite copies the rendered spec (the render cache shares it), resolves the
+// secret and config names to IDs and adds the operator's labels.
+func serviceSpecForWrite(svc compose.Service, secretIDs, configIDs map[string]string, owner, revision, writeID string) (swarmtypes.ServiceSpec, error) {
+	var spec swarmtypes.ServiceSpec
+	raw, err := json.Marshal(svc.Spec)
+	if err != nil {
+		return spec, err
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return spec, err
+	}
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[swarmv1.LabelOwner] = owner
+	spec.Labels[swarmv1.LabelSpecHash] = svc.Hash
+	spec.Labels[swarmv1.LabelRevision] = revision
+	spec.Labels[swarmv1.LabelWriteID] = writeID
+	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+		for _, ref := range cs.Secrets {
+			id, ok := secretIDs[ref.SecretName]
+			if !ok {
+				return spec, fmt.Errorf("service %s: secret %q not found on the swarm", svc.Name, ref.SecretName)
+			}
+			ref.SecretID = id
+		}
+		for _, ref := range cs.Configs {
+			id, ok := configIDs[ref.ConfigName]
+			if !ok {
+				return spec, fmt.Errorf("service %s: config %q not found on the swarm", svc.Name, ref.ConfigName)
+			}
+			ref.ConfigID = id
+		}
+	}
+	return spec, nil
+}
+
+func ensureNetworks(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, owner string) error {
+	var have map[string]bool
+	for _, n := range rendered.Networks {
+		if n.External {
+			ok, err := conn.NetworkExists(ctx, n.Name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("external network %q does not exist on the swarm", n.Name)
+			}
+			continue
+		}
+		if have == nil {
+			nets, err := conn.StackNetworks(ctx, rendered.Name)
+			if err != nil {
+				return err
+			}
+			have = map[string]bool{}
+			for _, existing := range nets {
+				have[existing.Name] = true
+			}
+		}
+		if have[n.Name] {
+			continue
+		}
+		opts := n.Spec
+		opts.Labels = withLabel(opts.Labels, swarmv1.LabelOwner, owner)
+		if err := conn.CreateNetwork(ctx, n.Name, opts); err != nil {
+			return fmt.Errorf("creating network %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureSecretsAndConfigs creates the stack's missing secrets and configs and returns the
+// IDs of every one the services use, external ones included.
+func ensureSecretsAndConfigs(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, owner string) (map[string]string, map[string]string, error) {
+	secretIDs, configIDs := map[string]string{}, map[string]string{}
+	if len(rendered.Secrets) > 0 {
+		existing, err := conn.Secrets(ctx, filters.Args{})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range existing {
+			secretIDs[s.Spec.Name] = s.ID
+		}
+		for _, s := range rendered.Secrets {
+			if _, ok := secretIDs[s.Name]; ok {
+				continue
+			}
+			if s.External {
+				return nil, nil, fmt.Errorf("external secret %q does not exist on the swarm", s.Name)
+			}
+			spec := s.Spec
+			spec.Labels = withLabel(spec.Labels, swarmv1.LabelOwner, owner)
+			id, err := conn.CreateSecret(ctx, spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("creating secret %s: %w", s.Name, err)
+			}
+			secretIDs[s.Name] = id
+		}
+	}
+	if len(rendered.Configs) > 0 {
+		existing, err := conn.Configs(ctx, filters.Args{})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, c := range existing {
+			configIDs[c.Spec.Name] = c.ID
+		}
+		for _, c := range rendered.Configs {
+			if _, ok := configIDs[c.Name]; ok {
+				continue
+			}
+			if c.External {
+				return nil, nil, fmt.Errorf("external config %q does not exist on the swarm", c.Name)
+			}
+			spec := c.Spec
+			spec.Labels = withLabel(spec.Labels, swarmv1.LabelOwner, owner)
+			id, err := conn.CreateConfig(ctx, spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("creating config %s: %w", c.Name, err)
+			}
+			configIDs[c.Name] = id
+		}
+	}
+	return secretIDs, configIDs, nil
+}
+
+// pruneUnused removes the networks, secrets and configs this stack owns that neither the
+// rendered stack nor any service's current or previous spec uses: a Swarm rollback must
+// still find the secret versions it goes back to.
+func pruneUnused(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
+	ownerFilter := filters.NewArgs(filters.Arg("label", swarmv1.LabelOwner+"="+owner))
+	inUseSecrets, inUseConfigs, inUseNets := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, s := range rendered.Secrets {
+		inUseSecrets[s.Name] = true
+	}
+	for _, c := range rendered.Configs {
+		inUseConfigs[c.Name] = true
+	}
+	for _, n := range rendered.Networks {
+		inUseNets[n.Name] = true
+	}
+	for _, svc := range services {
+		for _, spec := range []*swarmtypes.ServiceSpec{&svc.Spec, svc.PreviousSpec} {
+			if spec == nil || spec.TaskTemplate.ContainerSpec == nil {
+				continue
+			}
+			for _, ref := range spec.TaskTemplate.ContainerSpec.Secrets {
+				inUseSecrets[ref.SecretName] = true
+			}
+			for _, ref := range spec.TaskTemplate.ContainerSpec.Configs {
+				inUseConfigs[ref.ConfigName] = true
+			}
+		}
+	}
+	var errs []error
+	secrets, err := conn.Secrets(ctx, ownerFilter)
+	if err != nil {
+		return err
+	}
+	for _, s := range secrets {
+		if !inUseSecrets[s.Spec.Name] {
+			errs = append(errs, conn.RemoveSecret(ctx, s.ID))
+		}
+	}
+	configs, err := conn.Configs(ctx, ownerFilter)
+	if err != nil {
+		return err
+	}
+	for _, c := range configs {
+		if !inUseConfigs[c.Spec.Name] {
+			errs = append(errs, conn.RemoveConfig(ctx, c.ID))
+		}
+	}
+	nets, err := conn.StackNetworks(ctx, rendered.Name)
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if n.Labels[swarmv1.LabelOwner] == owner && !inUseNets[n.Name] {
+			errs = append(errs, conn.RemoveNetwork(ctx, n.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeStack deletes everything the stack owns: services first, then what they used.
+// It reports whether something is still left (networks stay busy until tasks are gone).
+func removeStack(ctx context.Context, conn *swarm.Conn, stackName, owner string) (remaining int, err error) {
+	svcs, err := conn.StackServices(ctx, stackName)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, svc := range svcs {
+		if svc.Spec.Labels[swarmv1.LabelOwner] == owner {
+			errs = append(errs, conn.RemoveService(ctx, svc.ID))
+			remaining++
+		}
+	}
+	if remaining > 0 {
+		return remaining, errors.Join(errs...)
+	}
+	ownerFilter := filters.NewArgs(filters.Arg("label", swarmv1.LabelOwner+"="+owner))
+	nets, err := conn.StackNetworks(ctx, stackName)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range nets {
+		if n.Labels[swarmv1.LabelOwner] == owner {
+			if conn.RemoveNetwork(ctx, n.ID) != nil {
+				remaining++ // still attached to tasks that are shutting down
+			}
+		}
+	}
+	secrets, err := conn.Secrets(ctx, ownerFilter)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range secrets {
+		if conn.RemoveSecret(ctx, s.ID) != nil {
+			remaining++
+		}
+	}
+	configs, err := conn.Configs(ctx, ownerFilter)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range configs {
+		if conn.RemoveConfig(ctx, c.ID) != nil {
+			remaining++
+		}
+	}
+	return remaining, nil
+}
+
+func withLabel(labels map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(labels)+1)
+	for lk, lv := range labels {
+		out[lk] = lv
+	}
+	out[k] = v
+	return out
+}

@@ -1,0 +1,212 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+)
+
+const (
+	historyLimit = 10
+	// startGrace is how long after a write a service with no UpdateStatus is still taken
+	// as "not started yet" rather than "nothing to roll": Swarm clears UpdateStatus when a
+	// spec is written and sets it when its updater picks the service up.
+	startGrace = 2 * time.Second
+	// clockSkew is how much older than the rollout an UpdateStatus may look and still be
+	// taken as this rollout's (the swarm's clock is not ours).
+	clockSkew = 2 * time.Second
+)
+
+// serviceStatuses turns Swarm's view of the stack's services into status entries.
+func serviceStatuses(svcs []swarmtypes.Service) []swarmv1.ServiceStatus {
+	out := make([]swarmv1.ServiceStatus, 0, len(svcs))
+	for _, svc := range svcs {
+		st := swarmv1.ServiceStatus{Name: svc.Spec.Name, Mode: serviceMode(svc.Spec.Mode)}
+		if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+			st.Image = cs.Image
+		}
+		if svc.ServiceStatus != nil {
+			st.DesiredTasks = svc.ServiceStatus.DesiredTasks
+			st.RunningTasks = svc.ServiceStatus.RunningTasks
+		}
+		if u := svc.UpdateStatus; u != nil {
+			st.UpdateState = string(u.State)
+			st.UpdateMessage = u.Message
+			if u.StartedAt != nil && !u.StartedAt.IsZero() {
+				t := metav1.NewTime(*u.StartedAt)
+				st.UpdateStartedAt = &t
+			}
+			if u.CompletedAt != nil && !u.CompletedAt.IsZero() {
+				t := metav1.NewTime(*u.CompletedAt)
+				st.UpdateCompletedAt = &t
+			}
+		}
+		st.UpdateConfig = updateConfigStatus(svc.Spec.UpdateConfig)
+		st.RollbackConfig = updateConfigStatus(svc.Spec.RollbackConfig)
+		out = append(out, st)
+	}
+	return out
+}
+
+func serviceMode(m swarmtypes.ServiceMode) string {
+	switch {
+	case m.Global != nil:
+		return "global"
+	case m.ReplicatedJob != nil:
+		return "replicated-job"
+	case m.GlobalJob != nil:
+		return "global-job"
+	default:
+		return "replicated"
+	}
+}
+
+func updateConfigStatus(u *swarmtypes.UpdateConfig) *swarmv1.UpdateConfig {
+	if u == nil {
+		return nil
+	}
+	return &swarmv1.UpdateConfig{
+		Parallelism:     u.Parallelism,
+		Delay:           u.Delay.String(),
+		FailureAction:   u.FailureAction,
+		Monitor:         u.Monitor.String(),
+		MaxFailureRatio: fmt.Sprintf("%g", u.MaxFailureRatio),
+		Order:           u.Order,
+	}
+}
+
+// rolloutVerdict is what the services say about the rollout in flight.
+type rolloutVerdict struct {
+	outcome string // "" while in progress
+	reason  string // condition reason while in progress or on failure
+	message string
+}
+
+// judgeRollout decides whether the rollout that started at `started` has ended and how.
+// A service whose update Swarm rolled back makes the whole rollout RolledBack, once no
+// service is still moving: a rollback is a failure, even though Swarm and the docker CLI
+// report it as a finished update.
+func judgeRollout(svcs []swarmtypes.Service, started, now time.Time) rolloutVerdict {
+	var moving, rolledBack, paused, rollbackPaused []string
+	for _, svc := range svcs {
+		name := svc.Spec.Name
+		u := svc.UpdateStatus
+		if u != nil && u.StartedAt != nil && u.StartedAt.Before(started.Add(-clockSkew)) {
+			u = nil // left over from an earlier rollout
+		}
+		if u == nil {
+			if now.Sub(started) < startGrace || !converged(svc) {
+				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
+			}
+			continue
+		}
+		msg := name + ": " + u.Message
+		switch u.State {
+		case swarmtypes.UpdateStateUpdating, swarmtypes.UpdateStateRollbackStarted:
+			moving = append(moving, msg)
+		case swarmtypes.UpdateStatePaused:
+			paused = append(paused, msg)
+		case swarmtypes.UpdateStateRollbackPaused:
+			rollbackPaused = append(rollbackPaused, msg)
+		case swarmtypes.UpdateStateRollbackCompleted:
+			rolledBack = append(rolledBack, msg)
+		case swarmtypes.UpdateStateCompleted:
+			if !converged(svc) {
+				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
+			}
+		}
+	}
+	sort.Strings(moving)
+	switch {
+	case len(rollbackPaused) > 0:
+		return rolloutVerdict{swarmv1.OutcomeRollbackPaused, swarmv1.ReasonRollbackPaused, strings.Join(rollbackPaused, "; ")}
+	case len(paused) > 0:
+		return rolloutVerdict{swarmv1.OutcomePaused, swarmv1.ReasonRolloutPaused, strings.Join(paused, "; ")}
+	case len(moving) > 0:
+		reason := swarmv1.ReasonProgressing
+		if len(rolledBack) > 0 {
+			reason = swarmv1.ReasonRollingBack
+		}
+		return rolloutVerdict{"", reason, strings.Join(moving, "; ")}
+	case len(rolledBack) > 0:
+		return rolloutVerdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; ")}
+	}
+	return rolloutVerdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged"}
+}
+
+// converged is true when a service runs as many tasks as it wants; jobs never "run".
+func converged(svc swarmtypes.Service) bool {
+	if svc.Spec.Mode.ReplicatedJob != nil || svc.Spec.Mode.GlobalJob != nil {
+		return true
+	}
+	if svc.ServiceStatus == nil {
+		return false
+	}
+	return svc.ServiceStatus.RunningTasks >= svc.ServiceStatus.DesiredTasks
+}
+
+func taskProgress(svc swarmtypes.Service) string {
+	if svc.ServiceStatus == nil {
+		return "waiting for tasks"
+	}
+	return fmt.Sprintf("%d/%d tasks running", svc.ServiceStatus.RunningTasks, svc.ServiceStatus.DesiredTasks)
+}
+
+// failedOutcome is true for outcomes after which the same revision is not applied again
+// until the spec changes or a retry is requested: re-applying would only fail again.
+func failedOutcome(outcome string) bool {
+	switch outcome {
+	case swarmv1.OutcomeRolledBack, swarmv1.OutcomePaused, swarmv1.OutcomeRollbackPaused,
+		swarmv1.OutcomeDeadlineExceeded, swarmv1.OutcomeFailed:
+		return true
+	}
+	return false
+}
+
+// outcomeReason maps a finished rollout's outcome to the Ready condition's reason.
+func outcomeReason(outcome string) string {
+	switch outcome {
+	case swarmv1.OutcomeRolledBack:
+		return swarmv1.ReasonRolledBack
+	case swarmv1.OutcomePaused:
+		return swarmv1.ReasonRolloutPaused
+	case swarmv1.OutcomeRollbackPaused:
+		return swarmv1.ReasonRollbackPaused
+	case swarmv1.OutcomeDeadlineExceeded:
+		return swarmv1.ReasonDeadlineExceeded
+	case swarmv1.OutcomeFailed:
+		return swarmv1.ReasonApplyFailed
+	}
+	return swarmv1.ReasonSucceeded
+}
+
+// pushHistory adds a rollout at the front and keeps at most historyLimit entries.
+func pushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.HistoryEntry {
+	h = append([]swarmv1.HistoryEntry{e}, h...)
+	if len(h) > historyLimit {
+		h = h[:historyLimit]
+	}
+	return h
+}
+
+// inFlight returns the newest history entry when its rollout has not ended.
+func inFlight(h []swarmv1.HistoryEntry) *swarmv1.HistoryEntry {
+	if len(h) > 0 && h[0].Outcome == swarmv1.OutcomeProgressing {
+		return &h[0]
+	}
+	return nil
+}
+
+func shortRev(rev string) string {
+	rev = strings.TrimPrefix(rev, "sha256:")
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}

@@ -1,0 +1,225 @@
+package controllers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/registry"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+)
+
+// errSourceMissing marks a referenced ConfigMap, Secret or key that does not exist yet.
+var errSourceMissing = errors.New("source not found")
+
+// stackInputs is everything a stack's rendering and apply read from Kubernetes.
+type stackInputs struct {
+	files        []compose.File
+	opts         compose.Options
+	registryAuth map[string]registry.AuthConfig // by registry host
+}
+
+// gatherInputs reads the compose files, variables, secrets, configs and registry
+// credentials the stack references.
+func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, stackName string) (*stackInputs, error) {
+	in := &stackInputs{opts: compose.Options{StackName: stackName, Variables: map[string]string{}}}
+	cms := map[string]*corev1.ConfigMap{}
+	secrets := map[string]*corev1.Secret{}
+	getCM := func(name string) (*corev1.ConfigMap, error) {
+		if cm, ok := cms[name]; ok {
+			return cm, nil
+		}
+		var cm corev1.ConfigMap
+		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: name}, &cm); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%w: ConfigMap %q", errSourceMissing, name)
+			}
+			return nil, err
+		}
+		cms[name] = &cm
+		return &cm, nil
+	}
+	getSecret := func(name string) (*corev1.Secret, error) {
+		if sec, ok := secrets[name]; ok {
+			return sec, nil
+		}
+		var sec corev1.Secret
+		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: name}, &sec); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%w: Secret %q", errSourceMissing, name)
+			}
+			return nil, err
+		}
+		secrets[name] = &sec
+		return &sec, nil
+	}
+	cmKey := func(ref swarmv1.KeySelector) ([]byte, error) {
+		cm, err := getCM(ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := cm.Data[ref.Key]; ok {
+			return []byte(v), nil
+		}
+		if v, ok := cm.BinaryData[ref.Key]; ok {
+			return v, nil
+		}
+		return nil, fmt.Errorf("%w: ConfigMap %q has no key %q", errSourceMissing, ref.Name, ref.Key)
+	}
+
+	for i, f := range s.Spec.Compose.Files {
+		switch {
+		case f.Inline != nil:
+			in.files = append(in.files, compose.File{Name: f.Name, Content: []byte(*f.Inline)})
+		case f.ConfigMapRef != nil:
+			data, err := cmKey(*f.ConfigMapRef)
+			if err != nil {
+				return nil, err
+			}
+			in.files = append(in.files, compose.File{Name: f.Name, Content: data})
+		default:
+			return nil, fmt.Errorf("spec.compose.files[%d] (%s): set inline or configMapRef", i, f.Name)
+		}
+	}
+	for i, src := range s.Spec.Compose.VariablesFrom {
+		switch {
+		case src.ConfigMapRef != nil:
+			cm, err := getCM(src.ConfigMapRef.Name)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range cm.Data {
+				in.opts.Variables[k] = v
+			}
+		case src.SecretRef != nil:
+			sec, err := getSecret(src.SecretRef.Name)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range sec.Data {
+				in.opts.Variables[k] = string(v)
+			}
+		default:
+			return nil, fmt.Errorf("spec.compose.variablesFrom[%d]: set configMapRef or secretRef", i)
+		}
+	}
+	for k, v := range s.Spec.Compose.Variables {
+		in.opts.Variables[k] = v
+	}
+	if len(s.Spec.Secrets) > 0 {
+		in.opts.SecretData = map[string][]byte{}
+	}
+	for _, ref := range s.Spec.Secrets {
+		sec, err := getSecret(ref.SecretRef.Name)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := sec.Data[ref.SecretRef.Key]
+		if !ok {
+			return nil, fmt.Errorf("%w: Secret %q has no key %q", errSourceMissing, ref.SecretRef.Name, ref.SecretRef.Key)
+		}
+		in.opts.SecretData[ref.Name] = v
+	}
+	if len(s.Spec.Configs) > 0 {
+		in.opts.ConfigData = map[string][]byte{}
+	}
+	for _, ref := range s.Spec.Configs {
+		v, err := cmKey(ref.ConfigMapRef)
+		if err != nil {
+			return nil, err
+		}
+		in.opts.ConfigData[ref.Name] = v
+	}
+	if ra := s.Spec.RegistryAuth; ra != nil {
+		sec, err := getSecret(ra.SecretRef.Name)
+		if err != nil {
+			return nil, err
+		}
+		auths, err := parseDockerConfig(sec.Data[corev1.DockerConfigJsonKey])
+		if err != nil {
+			// Never include the Secret's content in the error: it ends up in status.
+			return nil, fmt.Errorf("registryAuth Secret %q: %v", ra.SecretRef.Name, err)
+		}
+		in.registryAuth = auths
+	}
+	return in, nil
+}
+
+// parseDockerConfig reads a kubernetes.io/dockerconfigjson payload.
+func parseDockerConfig(data []byte) (map[string]registry.AuthConfig, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("key %q is missing or empty", corev1.DockerConfigJsonKey)
+	}
+	var cfg struct {
+		Auths map[string]registry.AuthConfig `json:"auths"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, errors.New("not valid docker config JSON")
+	}
+	out := map[string]registry.AuthConfig{}
+	for host, a := range cfg.Auths {
+		if a.Username == "" && a.Auth != "" {
+			if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+				for i := range dec {
+					if dec[i] == ':' {
+						a.Username, a.Password = string(dec[:i]), string(dec[i+1:])
+						break
+					}
+				}
+			}
+		}
+		a.Auth = ""
+		a.ServerAddress = host
+		out[registryHost(host)] = a
+	}
+	return out, nil
+}
+
+// registryHost normalises "https://index.docker.io/v1/" and friends to a host name.
+func registryHost(s string) string {
+	for _, p := range []string{"https://", "http://"} {
+		if len(s) > len(p) && s[:len(p)] == p {
+			s = s[len(p):]
+		}
+	}
+	for i := range s {
+		if s[i] == '/' {
+			s = s[:i]
+			break
+		}
+	}
+	if s == "index.docker.io" || s == "registry-1.docker.io" {
+		return "docker.io"
+	}
+	return s
+}
+
+// encodedAuthFor returns the X-Registry-Auth value for an image, as
+// --with-registry-auth sends it, or "" when no credential matches.
+func (in *stackInputs) encodedAuthFor(image string) string {
+	if len(in.registryAuth) == 0 {
+		return ""
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return ""
+	}
+	a, ok := in.registryAuth[reference.Domain(named)]
+	if !ok {
+		return ""
+	}
+	enc, err := registry.EncodeAuthConfig(a)
+	if err != nil {
+		return ""
+	}
+	return enc
+}

@@ -1,0 +1,273 @@
+package compose
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// File is one compose file; Name is what errors call it.
+type File struct {
+	Name    string
+	Content []byte
+}
+
+// Options are the inputs besides the files.
+type Options struct {
+	// StackName is the stack (compose project) name: the prefix of every
+	// object name and the value of the com.docker.stack.namespace label.
+	StackName string
+	// Variables are the only source of ${VAR} interpolation and of
+	// environment entries given without a value; the OS environment is
+	// never read.
+	Variables map[string]string
+	// SecretData and ConfigData hold the data of top-level secrets and
+	// configs by compose key. They take precedence over file:, content: and
+	// environment: in the compose file.
+	SecretData map[string][]byte
+	ConfigData map[string][]byte
+	// ReadFile, when set, reads `file:` of secrets/configs and env_file
+	// entries, with the path as written in the compose file. When nil such
+	// references are errors (unless SecretData/ConfigData has the key).
+	ReadFile func(path string) ([]byte, error)
+}
+
+// Stack is the rendered stack. It is shared by Cache: treat it as immutable.
+type Stack struct {
+	Name     string
+	Networks []Network // sorted by Name
+	Secrets  []Secret  // sorted by Key
+	Configs  []Config  // sorted by Key
+	Services []Service // sorted by Name
+	// Revision is "sha256:<hex>" over everything above; it changes when
+	// any spec, or any secret or config data, changes.
+	Revision string
+	Warnings []string // sorted
+}
+
+// Network is a network the stack uses. External networks are only
+// referenced (Spec is empty): they must exist.
+type Network struct {
+	Name     string
+	External bool
+	Spec     network.CreateOptions
+}
+
+// Secret is a top-level compose secret. For a secret the stack creates, Name
+// ends in a hash of its data (see the package documentation).
+type Secret struct {
+	Key      string
+	Name     string
+	External bool
+	Spec     swarm.SecretSpec
+}
+
+// Config is a top-level compose config, named like Secret.
+type Config struct {
+	Key      string
+	Name     string
+	External bool
+	Spec     swarm.ConfigSpec
+}
+
+// Service is one Swarm service. Its spec refers to secrets, configs and
+// networks by name (SecretName, ConfigName, NetworkAttachmentConfig.Target
+// and a credential spec's Config); resolving IDs is left to the caller.
+type Service struct {
+	Key  string // compose service key
+	Name string // <stack>_<key>
+	Spec swarm.ServiceSpec
+	Hash string // "sha256:<hex>" of the spec's JSON
+}
+
+// Render loads, merges and converts the files. On error it returns no Stack,
+// and an *Error when the input is at fault.
+func Render(files []File, opts Options) (*Stack, error) {
+	st, _, err := render(files, opts)
+	return st, err
+}
+
+// MergedYAML returns the merged and interpolated project, as
+// `docker compose -f a -f b config` prints it but without the defaults
+// Compose would add and stack deploy does not (default network, build
+// context, ...). Rendering it as a single file gives the same Stack.
+func MergedYAML(files []File, opts Options) (out []byte, err error) {
+	defer guard(&err)
+	ld, err := load(files, opts)
+	if err != nil {
+		return nil, err
+	}
+	return ld.project.MarshalYAML()
+}
+
+func render(files []File, opts Options) (st *Stack, reads map[string][32]byte, err error) {
+	defer guard(&err)
+	ld, err := load(files, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &converter{stack: opts.StackName, p: ld.project, srcs: ld.srcs, opts: opts, warnings: ld.warnings}
+	st, err = c.convert()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, c.reads, nil
+}
+
+// guard turns a panic (in compose-go or here) into an error: a bad compose
+// file must never take the operator down.
+func guard(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("compose: internal error: %v", r)
+	}
+}
+
+type loaded struct {
+	project  *types.Project
+	srcs     []*source
+	warnings []string
+}
+
+func load(files []File, opts Options) (*loaded, error) {
+	if len(files) == 0 {
+		return nil, &Error{Msg: "no compose files"}
+	}
+	if opts.StackName == "" || loader.NormalizeProjectName(opts.StackName) != opts.StackName {
+		return nil, &Error{Msg: fmt.Sprintf("invalid stack name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", opts.StackName)}
+	}
+	ld := &loaded{}
+	warn := func(w string) { ld.warnings = append(ld.warnings, w) }
+	var version string
+	details := types.ConfigDetails{WorkingDir: "/", Environment: types.Mapping{}}
+	for k, v := range opts.Variables {
+		details.Environment[k] = v
+	}
+	for i, f := range files {
+		if f.Name == "" {
+			f.Name = fmt.Sprintf("file #%d", i+1)
+		}
+		src, err := newSource(f)
+		if err != nil {
+			return nil, err
+		}
+		v, err := src.scan(warn)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			warn(fmt.Sprintf("%s: the top-level key \"version\" is obsolete and ignored", f.Name))
+			if version != "" && v != version {
+				line, _ := src.find([]string{"version"})
+				return nil, &Error{File: f.Name, Line: line, Msg: fmt.Sprintf("version %q differs from version %q of an earlier file; docker stack deploy refuses that", v, version)}
+			}
+			version = v
+		}
+		ld.srcs = append(ld.srcs, src)
+		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f.Name, Content: src.text})
+	}
+	msgs, err := captureLogs(func() (err error) {
+		ld.project, err = loader.LoadWithContext(context.Background(), details, loaderOptions(opts.StackName))
+		return err
+	})
+	if err != nil {
+		return nil, attribute(err, ld.srcs, details, opts.StackName)
+	}
+	ld.warnings = append(ld.warnings, msgs...)
+	return ld, nil
+}
+
+func loaderOptions(stack string) func(*loader.Options) {
+	return func(o *loader.Options) {
+		o.SetProjectName(stack, true)
+		// Normalization adds what Compose needs and stack deploy does not
+		// (an implicit default network, build defaults, depends_on); the
+		// conversion adds what stack deploy adds.
+		o.SkipNormalization = true
+		// References are checked by the conversion, which can name the
+		// file and line.
+		o.SkipConsistencyCheck = true
+		// env_file and label_file would be read from the local disk.
+		o.SkipResolveEnvironment = true
+		o.SkipResolveLabels = true
+		o.ResolvePaths = false
+		o.SkipInclude = true
+		o.SkipExtends = true
+		// stack deploy has no profiles: every service is deployed.
+		o.Profiles = []string{"*"}
+	}
+}
+
+var falseSchemaRe = regexp.MustCompile(`(\S+)\.([^.\s]+) false schema`)
+
+// attribute turns a compose-go error into an *Error naming the file and,
+// when a model path or YAML line is in the message, the line.
+func attribute(err error, srcs []*source, details types.ConfigDetails, stack string) error {
+	msg := err.Error()
+	var src *source
+	for _, s := range srcs {
+		if strings.Contains(msg, s.name) && (src == nil || len(s.name) > len(src.name)) {
+			src = s
+		}
+	}
+	if src != nil {
+		for _, p := range []string{"validating " + src.name + ": ", "failed to parse " + src.name + ": "} {
+			msg = strings.Replace(msg, p, "", 1)
+		}
+	} else {
+		// Merge-time errors (interpolation, type casts) do not say which
+		// file they come from: load growing prefixes of the list until one
+		// fails; its last file is the culprit.
+		for i := range srcs {
+			sub := details
+			sub.ConfigFiles = details.ConfigFiles[:i+1]
+			_, perr := captureLogs(func() error {
+				_, err := loader.LoadModelWithContext(context.Background(), sub, loaderOptions(stack))
+				return err
+			})
+			if perr != nil {
+				src = srcs[i]
+				break
+			}
+		}
+	}
+	e := &Error{Msg: falseSchemaRe.ReplaceAllString(msg, `$1: unknown key "$2"`)}
+	if src == nil {
+		return e
+	}
+	e.File = src.name
+	if m := modelPathRe.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = src.find(strings.Split(m[1], "."))
+	}
+	if e.Line == 0 {
+		e.Line = errLine(msg)
+	}
+	return e
+}
+
+func digest(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain data structures are hashed
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,270 @@
+package compose
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	// the parser compose-go uses, so both see the same document
+	"go.yaml.in/yaml/v4"
+)
+
+// Error is the error Render and MergedYAML return for invalid compose input.
+// File is the File.Name of the file at fault and Line a 1-based line in it,
+// when they can be told.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File != "" && e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	case e.File != "":
+		return e.File + ": " + e.Msg
+	}
+	return e.Msg
+}
+
+// source is one compose file as UTF-8 text plus its YAML node tree, kept to
+// point errors and warnings at a file and line: compose-go's merged model has
+// lost both.
+type source struct {
+	name string
+	text []byte
+	docs []*yaml.Node // one per YAML document; compose-go merges them in order
+}
+
+func newSource(f File) (*source, error) {
+	text, err := toUTF8(f.Content)
+	if err != nil {
+		return nil, &Error{File: f.Name, Msg: err.Error()}
+	}
+	s := &source{name: f.Name, text: text}
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, &Error{File: f.Name, Line: errLine(err.Error()), Msg: "invalid YAML: " + yamlLinePrefix.ReplaceAllString(err.Error(), "")}
+		}
+		s.docs = append(s.docs, &doc)
+	}
+	return s, nil
+}
+
+// toUTF8 accepts what editors save: UTF-8 with or without BOM, UTF-16 LE/BE
+// (with BOM, or recognisable by a NUL in the first ASCII character as the
+// YAML spec does), CRLF line ends.
+func toUTF8(b []byte) ([]byte, error) {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}):
+		b = b[3:]
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}):
+		order, b = binary.LittleEndian, b[2:]
+	case bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
+		order, b = binary.BigEndian, b[2:]
+	case len(b) >= 2 && b[0] != 0 && b[1] == 0:
+		order = binary.LittleEndian
+	case len(b) >= 2 && b[0] == 0 && b[1] != 0:
+		order = binary.BigEndian
+	}
+	if order != nil {
+		if len(b)%2 != 0 {
+			return nil, errors.New("truncated UTF-16 text (odd number of bytes)")
+		}
+		u := make([]uint16, len(b)/2)
+		for i := range u {
+			u[i] = order.Uint16(b[2*i:])
+		}
+		b = []byte(string(utf16.Decode(u)))
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("file is neither UTF-8 nor UTF-16 text")
+	}
+	if bytes.IndexByte(b, '\r') >= 0 {
+		b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	}
+	return b, nil
+}
+
+var (
+	// YAML parsers report "line N: " (optionally ", column C") before the
+	// message; when nested, the last such prefix is the precise one.
+	yamlLineRe     = regexp.MustCompile(`line (\d+)(?:, column \d+)?: `)
+	yamlLinePrefix = regexp.MustCompile(`^yaml: (line \d+: )?`)
+	// a compose model path inside a compose-go message, e.g. services.web.ports.0
+	modelPathRe = regexp.MustCompile(`(?:^|[\s:'"])((?:services|networks|volumes|secrets|configs)\.[^\s:'"]+)`)
+)
+
+func errLine(msg string) int {
+	m := yamlLineRe.FindAllStringSubmatch(msg, -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// find returns the line of the node at path in the file (the last document
+// that has it), and whether the whole path was found; when it was not, the
+// line is that of the deepest part found.
+func (s *source) find(path []string) (line int, full bool) {
+	for i := len(s.docs) - 1; i >= 0; i-- {
+		l, depth := walk(s.docs[i], path)
+		if depth == len(path) {
+			return l, true
+		}
+		if l > 0 && line == 0 {
+			line = l
+		}
+	}
+	return line, false
+}
+
+// walk follows path from n; it returns the line of the deepest key matched
+// and how many path elements it consumed. Sequence elements match by index,
+// by scalar value (networks: [a, b]) or by their `source:` (secrets).
+func walk(n *yaml.Node, path []string) (line, depth int) {
+	n = deref(n)
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = deref(n.Content[0])
+	}
+	for depth < len(path) {
+		var next *yaml.Node
+		var nextLine, used int
+		switch n.Kind {
+		case yaml.MappingNode:
+			// keys may contain dots (labels), so try the longest join first
+			for j := len(path); j > depth && next == nil; j-- {
+				key := strings.Join(path[depth:j], ".")
+				if k, v := lookup(n, key); k != nil {
+					next, nextLine, used = v, k.Line, j-depth
+				}
+			}
+		case yaml.SequenceNode:
+			key := path[depth]
+			if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+				next = deref(n.Content[i])
+			}
+			for _, item := range n.Content {
+				if next != nil {
+					break
+				}
+				item = deref(item)
+				if item.Kind == yaml.ScalarNode && item.Value == key {
+					next = item
+				} else if _, v := lookup(item, "source"); v != nil && v.Value == key {
+					next = item
+				}
+			}
+			if next != nil {
+				nextLine, used = next.Line, 1
+			}
+		}
+		if next == nil {
+			return line, depth
+		}
+		n, line, depth = deref(next), nextLine, depth+used
+	}
+	return line, depth
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// lookup finds key in mapping n, including keys merged in with `<<:`.
+func lookup(n *yaml.Node, key string) (k, v *yaml.Node) {
+	eachKey(n, func(name string, kn, vn *yaml.Node) bool {
+		if name == key {
+			k, v = kn, vn
+			return false
+		}
+		return true
+	})
+	return k, v
+}
+
+// keys calls fn for each key of mapping n, merged keys (`<<:`) included.
+func keys(n *yaml.Node, fn func(key string, k, v *yaml.Node)) {
+	eachKey(n, func(name string, k, v *yaml.Node) bool { fn(name, k, v); return true })
+}
+
+// eachKey walks a mapping and the mappings merged into it, each once: a
+// file whose merges fan out (a1: {<<: [*a0, *a0]}, a2: {<<: [*a1, *a1]} ...)
+// must not cost exponential time.
+func eachKey(n *yaml.Node, fn func(key string, k, v *yaml.Node) bool) {
+	seen := map[*yaml.Node]bool{}
+	var visit func(n *yaml.Node) bool
+	visit = func(n *yaml.Node) bool {
+		n = deref(n)
+		if n == nil || n.Kind != yaml.MappingNode || seen[n] {
+			return true
+		}
+		seen[n] = true
+		var merged []*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], deref(n.Content[i+1])
+			if k.Value == "<<" && v != nil {
+				if v.Kind == yaml.SequenceNode {
+					merged = append(merged, v.Content...)
+				} else {
+					merged = append(merged, v)
+				}
+				continue
+			}
+			if !fn(k.Value, k, v) {
+				return false
+			}
+		}
+		for _, m := range merged {
+			if !visit(m) {
+				return false
+			}
+		}
+		return true
+	}
+	visit(n)
+}
+
+// locate finds the file (the last one, as later files override earlier ones)
+// that holds path, for errors found after merging.
+func locate(srcs []*source, path ...string) *Error {
+	var partial *Error
+	for i := len(srcs) - 1; i >= 0; i-- {
+		line, full := srcs[i].find(path)
+		if full {
+			return &Error{File: srcs[i].name, Line: line}
+		}
+		if line > 0 && partial == nil {
+			partial = &Error{File: srcs[i].name, Line: line}
+		}
+	}
+	if partial != nil {
+		return partial
+	}
+	return &Error{}
+}
+
+// errorAt builds an Error for a problem found in the merged model at path.
+func errorAt(srcs []*source, path []string, format string, args ...any) *Error {
+	e := locate(srcs, path...)
+	e.Msg = fmt.Sprintf(format, args...)
+	return e
+}

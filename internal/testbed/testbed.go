@@ -1,0 +1,179 @@
+// Package testbed brings up what the integration tests and `make demo` run against: a
+// real kube-apiserver and etcd (envtest) with our CRDs, a real sandbox Swarm, and the
+// operator's controllers in-process.
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+)
+
+// Scheme knows the core kinds and ours.
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(swarmv1.AddToScheme(s))
+	return s
+}()
+
+// Options size the test bed.
+type Options struct {
+	Managers, Workers int
+	// Name prefixes the sandbox's nodes.
+	Name string
+	Logf func(format string, args ...any)
+}
+
+// Bed is a running control plane and swarm.
+type Bed struct {
+	Config *rest.Config
+	Client client.Client
+	Swarm  *sandbox.Swarm
+
+	env *envtest.Environment
+}
+
+// Start brings up envtest (KUBEBUILDER_ASSETS must point at kube-apiserver and etcd; see
+// hack/envtest-assets.sh) and a sandbox swarm with the numbers images loaded. On error
+// everything started so far is stopped.
+func Start(ctx context.Context, opts Options) (_ *Bed, err error) {
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	root, err := sandbox.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	b := &Bed{env: &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}}
+	defer func() {
+		if err != nil {
+			b.Stop()
+		}
+	}()
+	type swarmResult struct {
+		s   *sandbox.Swarm
+		err error
+	}
+	// The swarm takes longest; start the control plane meanwhile.
+	swarmCh := make(chan swarmResult, 1)
+	go func() {
+		images, err := sandbox.NumbersImages(ctx)
+		if err != nil {
+			swarmCh <- swarmResult{err: err}
+			return
+		}
+		s, err := sandbox.Start(ctx, sandbox.Options{Name: opts.Name, Managers: opts.Managers, Workers: opts.Workers, ImagesTar: images, Logf: opts.Logf})
+		swarmCh <- swarmResult{s, err}
+	}()
+	cfg, envErr := b.env.Start()
+	res := <-swarmCh
+	b.Swarm = res.s
+	if envErr != nil {
+		return nil, fmt.Errorf("starting envtest (is KUBEBUILDER_ASSETS set? see hack/envtest-assets.sh): %w", envErr)
+	}
+	if res.err != nil {
+		return nil, fmt.Errorf("starting the sandbox swarm: %w", res.err)
+	}
+	b.Config = cfg
+	if b.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Stop tears everything down; it is safe to call more than once.
+func (b *Bed) Stop() error {
+	var errs []error
+	if b.env != nil && b.Config != nil {
+		errs = append(errs, b.env.Stop())
+		b.Config = nil
+	}
+	if b.Swarm != nil {
+		errs = append(errs, b.Swarm.Close())
+		b.Swarm = nil
+	}
+	return errors.Join(errs...)
+}
+
+// StartOperator runs the controllers in-process until the returned stop is called.
+func (b *Bed) StartOperator(opts controllers.Options) (stop func(), err error) {
+	mgr, err := ctrl.NewManager(b.Config, ctrl.Options{
+		Scheme:                 Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := controllers.Setup(mgr, opts); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = mgr.Start(ctx)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// CreateCluster creates, in namespace ns, a TLS Secret with the sandbox's client
+// certificate and a SwarmCluster listing the managers' endpoints, exactly as a user would
+// for a remote swarm.
+func (b *Bed) CreateCluster(ctx context.Context, ns, name string) (*swarmv1.SwarmCluster, error) {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-tls"},
+		Type:       corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			"ca.crt":  b.Swarm.CACertPEM,
+			"tls.crt": b.Swarm.ClientCertPEM,
+			"tls.key": b.Swarm.ClientKeyPEM,
+		},
+	}
+	if err := b.Client.Create(ctx, secret); err != nil {
+		return nil, err
+	}
+	var endpoints []string
+	for _, m := range b.Swarm.Managers() {
+		endpoints = append(endpoints, m.Endpoint)
+	}
+	cluster := &swarmv1.SwarmCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: swarmv1.SwarmClusterSpec{
+			Endpoints:    endpoints,
+			TLSSecretRef: &swarmv1.LocalObjectReference{Name: secret.Name},
+			Interval:     &metav1.Duration{Duration: 5 * time.Second},
+		},
+	}
+	return cluster, b.Client.Create(ctx, cluster)
+}
+
+// Namespace creates a namespace with a generated name.
+func (b *Bed) Namespace(ctx context.Context, prefix string) (string, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := b.Client.Create(ctx, ns); err != nil {
+		return "", err
+	}
+	return ns.Name, nil
+}
