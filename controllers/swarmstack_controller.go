@@ -35,6 +35,8 @@ const (
 	defaultProgressDeadline = 600 * time.Second
 	// rolloutPoll is a safety net while a rollout runs; the swarm's events drive status.
 	rolloutPoll = 10 * time.Second
+	// rollbackRequested marks a history entry opened by the rollback annotation.
+	rollbackRequested = "Rollback requested"
 )
 
 // SwarmStackReconciler deploys compose stacks and reports their rollouts.
@@ -150,9 +152,13 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 			deadline = time.Duration(*s.Spec.ProgressDeadlineSeconds) * time.Second
 		}
 		if verdict.outcome == "" && now.Sub(cur.StartedAt.Time) > deadline {
-			verdict = r.onDeadline(ctx, s, conn, current, deadline)
+			verdict = r.onDeadline(ctx, s, conn, current, cur.Revision, deadline)
 		}
 		if verdict.outcome == "" {
+			if verdict.reason == swarmv1.ReasonRollingBack {
+				// Swarm says why it rolls back only while it does; keep it for history.
+				cur.Message = verdict.message
+			}
 			markReconciling(&st.Conditions, gen, verdict.reason,
 				fmt.Sprintf("Rolling out revision %s: %s", shortRev(cur.Revision), verdict.message))
 			return ctrl.Result{RequeueAfter: rolloutPoll}, nil
@@ -277,13 +283,13 @@ func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool) st
 }
 
 // onDeadline applies onProgressDeadline to a rollout that ran too long.
-func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmStack, conn *swarm.Conn, current []swarmtypes.Service, deadline time.Duration) rolloutVerdict {
+func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmStack, conn *swarm.Conn, current []swarmtypes.Service, revision string, deadline time.Duration) rolloutVerdict {
 	msg := fmt.Sprintf("Rollout still running after %s", deadline)
 	switch s.Spec.OnProgressDeadline {
 	case "", "Rollback":
 		var rolled []string
 		for _, svc := range current {
-			if svc.UpdateStatus != nil && svc.UpdateStatus.State == swarmtypes.UpdateStateUpdating {
+			if stillUpdating(svc, revision) {
 				if err := conn.RollbackService(ctx, svc.ID); err != nil {
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
@@ -300,6 +306,18 @@ func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmS
 		msg += "; the operator stopped writing to the stack"
 	}
 	return rolloutVerdict{swarmv1.OutcomeDeadlineExceeded, swarmv1.ReasonDeadlineExceeded, msg}
+}
+
+// stillUpdating is true for a service written in this rollout whose update Swarm has not
+// finished (or not yet started).
+func stillUpdating(svc swarmtypes.Service, revision string) bool {
+	if svc.Spec.Labels[swarmv1.LabelRevision] != revision || svc.PreviousSpec == nil {
+		return false
+	}
+	if svc.UpdateStatus == nil {
+		return !converged(svc)
+	}
+	return svc.UpdateStatus.State == swarmtypes.UpdateStateUpdating
 }
 
 // rollbackStack asks Swarm to put every owned service back to its previous spec.
@@ -322,7 +340,7 @@ func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.Swa
 	}
 	s.Status.History = pushHistory(s.Status.History, swarmv1.HistoryEntry{
 		Revision: s.Status.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(now),
-		Outcome: swarmv1.OutcomeProgressing, Message: "Rollback requested",
+		Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
 	})
 	r.Recorder.Eventf(s, corev1.EventTypeNormal, "RollbackRequested", "Rolling back %s to their previous specs", strings.Join(rolled, ", "))
 	markReconciling(&s.Status.Conditions, s.Generation, swarmv1.ReasonRollingBack, "Rolling back "+strings.Join(rolled, ", "))
@@ -334,15 +352,18 @@ func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1
 	t := metav1.NewTime(now)
 	cur.FinishedAt = &t
 	cur.Outcome = v.outcome
-	if v.outcome != swarmv1.OutcomeCompleted || cur.Message == "" {
+	switch {
+	case cur.Message == "" || v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested:
 		cur.Message = v.message
+	case v.outcome == swarmv1.OutcomeRolledBack && !strings.Contains(cur.Message, v.message):
+		cur.Message += "; " + v.message
 	}
-	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != "Rollback requested" {
+	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
 		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutCompleted", "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
 	}
-	if cur.Message == "Rollback requested" && v.outcome == swarmv1.OutcomeCompleted {
+	if cur.Message == rollbackRequested && v.outcome == swarmv1.OutcomeCompleted {
 		// Swarm reports a requested rollback as a completed one; for the stack it is a rollback.
 		cur.Outcome = swarmv1.OutcomeRolledBack
 	}

@@ -27,7 +27,16 @@ hash="$(
   } | sha256sum | cut -d' ' -f1
 )"
 
-if [[ "${FORCE:-}" != 1 && -s "${tar_path}" && -f "${stamp}" && "$(cat "${stamp}")" == "${hash}" ]]; then
+current() { [[ "${FORCE:-}" != 1 && -s "${tar_path}" && -f "${stamp}" && "$(cat "${stamp}")" == "${hash}" ]]; }
+if current; then
+  echo "${tar_path}"
+  exit 0
+fi
+# Test binaries run in parallel may all get here: one builds, the others wait for it.
+mkdir -p "$(dirname "${tar_path}")"
+exec 9>"${tar_path}.lock"
+flock 9
+if current; then
   echo "${tar_path}"
   exit 0
 fi
@@ -48,17 +57,21 @@ for v in "${versions[@]}"; do
   for role in api web; do
     img="numbers-${role}:${v}"
     echo "Building ${img}" >&2
-    # The legacy builder (DOCKER_BUILDKIT=0) ships with every engine and pulls nothing
-    # for FROM scratch; -q keeps the log short. Its deprecation notice goes to stderr.
-    DOCKER_BUILDKIT=0 docker build -q --target "${role}" --build-arg "VERSION=${v}" \
-      --label "swarm-operator.numbers.sources=${hash}" -t "${img}" "${work}" >/dev/null
+    # The legacy builder (DOCKER_BUILDKIT=0) ships with every engine (no buildx plugin
+    # needed) and pulls nothing for FROM scratch. Its output, including a deprecation
+    # notice of newer CLIs, is shown only when the build fails.
+    if ! DOCKER_BUILDKIT=0 docker build -q --target "${role}" --build-arg "VERSION=${v}" \
+      --label "swarm-operator.numbers.sources=${hash}" -t "${img}" "${work}" >"${work}/build.log" 2>&1; then
+      cat "${work}/build.log" >&2
+      exit 1
+    fi
     images+=("${img}")
   done
 done
 
-mkdir -p "$(dirname "${tar_path}")"
 echo "Saving ${#images[@]} images to ${tar_path}" >&2
 docker save -o "${tar_path}.tmp" "${images[@]}"
+chmod 0644 "${tar_path}.tmp"
 mv -f "${tar_path}.tmp" "${tar_path}"
 echo "${hash}" > "${stamp}"
 echo "${tar_path}"

@@ -4,6 +4,7 @@
 #   hack/sandbox.sh up [-managers 3] [-workers 2] [-name node] [-images auto|none|PATH]
 #   eval "$(hack/sandbox.sh env)"     # point the docker CLI at node1 (mutual TLS)
 #   docker node ls
+#   hack/sandbox.sh status            # sandboxes in use (by whom), stale leftovers
 #   hack/sandbox.sh down              # remove it (and leftovers of interrupted runs)
 #   hack/sandbox.sh clean             # remove only leftovers of interrupted runs
 #
@@ -15,7 +16,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ $# -lt 1 ]]; then
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 if [[ "$(id -u)" != 0 ]]; then

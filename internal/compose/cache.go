@@ -20,7 +20,7 @@ type Cache struct {
 type cacheEntry struct {
 	key   [32]byte
 	stack *Stack
-	reads map[string][32]byte // ReadFile results the stack depends on
+	reads map[string]fileRead // ReadFile results the stack depends on
 }
 
 // NewCache keeps up to size stacks (at least 1).
@@ -64,10 +64,10 @@ func (c *Cache) Render(files []File, opts Options) (*Stack, error) {
 	return st, nil
 }
 
-func fresh(reads map[string][32]byte, readFile func(string) ([]byte, error)) bool {
-	for p, sum := range reads {
+func fresh(reads map[string]fileRead, readFile func(string) ([]byte, error)) bool {
+	for p, r := range reads {
 		data, err := readFile(p)
-		if err != nil || sha256.Sum256(data) != sum {
+		if (err == nil) != r.ok || r.ok && sha256.Sum256(data) != r.sum {
 			return false
 		}
 	}

@@ -100,7 +100,8 @@ func Render(files []File, opts Options) (*Stack, error) {
 // MergedYAML returns the merged and interpolated project, as
 // `docker compose -f a -f b config` prints it but without the defaults
 // Compose would add and stack deploy does not (default network, build
-// context, ...). Rendering it as a single file gives the same Stack.
+// context, ...). Rendering it as a single file gives the same Stack, except
+// for inline secret content, which compose-go never prints.
 func MergedYAML(files []File, opts Options) (out []byte, err error) {
 	defer guard(&err)
 	ld, err := load(files, opts)
@@ -110,7 +111,7 @@ func MergedYAML(files []File, opts Options) (out []byte, err error) {
 	return ld.project.MarshalYAML()
 }
 
-func render(files []File, opts Options) (st *Stack, reads map[string][32]byte, err error) {
+func render(files []File, opts Options) (st *Stack, reads map[string]fileRead, err error) {
 	defer guard(&err)
 	ld, err := load(files, opts)
 	if err != nil {
@@ -215,15 +216,13 @@ func attribute(err error, srcs []*source, details types.ConfigDetails, stack str
 	msg := err.Error()
 	var src *source
 	for _, s := range srcs {
-		if strings.Contains(msg, s.name) && (src == nil || len(s.name) > len(src.name)) {
-			src = s
+		for _, p := range []string{"validating " + s.name + ": ", "failed to parse " + s.name + ": "} {
+			if src == nil && strings.Contains(msg, p) {
+				src, msg = s, strings.Replace(msg, p, "", 1)
+			}
 		}
 	}
-	if src != nil {
-		for _, p := range []string{"validating " + src.name + ": ", "failed to parse " + src.name + ": "} {
-			msg = strings.Replace(msg, p, "", 1)
-		}
-	} else {
+	if src == nil {
 		// Merge-time errors (interpolation, type casts) do not say which
 		// file they come from: load growing prefixes of the list until one
 		// fails; its last file is the culprit.

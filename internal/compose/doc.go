@@ -24,12 +24,27 @@
 //   - Replicated services get an explicit replica count of 1 when the compose
 //     file gives none (Swarm's default, made visible in the spec).
 //   - A secret reference without target gets /run/secrets/<key> (compose-go's
-//     default; Swarm puts a bare <key> in the same place).
+//     default; Swarm puts a bare <key> in the same place), a config
+//     reference /<key> (where Swarm puts a bare <key> too).
 //   - Extra hosts are sorted (compose-go keeps them in a map); mounts are
 //     sorted by target, environment, ports, networks, secrets and configs are
 //     sorted, so the order of map-like input never changes a spec.
 //   - Also converted although stack deploy drops them: ipam gateway, ip_range,
-//     aux_addresses and options; enable_ipv4/enable_ipv6; dns_opt; tmpfs mode.
+//     aux_addresses and options; enable_ipv4/enable_ipv6; dns_opt; tmpfs mode;
+//     oom_score_adj (stack deploy means to convert it since 27.1, but its
+//     loader never reads the key: the field lacks its mapstructure tag).
+//   - Several files are merged by the compose specification's rules, which
+//     differ from stack deploy's own merge where a later file repeats a list
+//     entry. Stack deploy replaces the earlier port with the same published
+//     port (keeping only one of the ports without a published port), the
+//     earlier secret or config reference with the same source, and the
+//     service's aliases on a network, and it keeps duplicate extra hosts.
+//     Here ports and aliases are added, a reference is added unless it has
+//     the same target, and duplicates are dropped.
+//   - Ports Swarm refuses are errors naming the file: a published port
+//     mapped twice (same number and protocol; with several files, that is
+//     how remapping a published port ends) and ingress-mode ports on an
+//     endpoint_mode dnsrr service. Stack deploy leaves both to Swarm.
 //   - Keys Swarm cannot honour produce warnings (Stack.Warnings) instead of
 //     stack deploy's stderr output; keys stack deploy forbids (extends,
 //     volumes_from, mem_limit, ...) and `include` are errors. Two files
@@ -41,6 +56,11 @@
 //     messages into Stack.Warnings; while it loads, the standard logger's
 //     output and hooks are swapped out, so messages other goroutines log
 //     through logrus at that very moment are lost.
+//
+// differential_test.go deploys a corpus of compose files with the real
+// `docker stack deploy` and with Render's specs onto a sandbox Swarm and
+// compares what Swarm stores: the differences above are the only ones it
+// allows.
 //
 // External networks are referenced by name only: whether they exist and are
 // swarm-scoped can only be checked against an engine, by the caller.

@@ -1,8 +1,6 @@
 package compose
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +8,20 @@ import (
 
 // FuzzRender: no input may panic (Render turns panics into "internal
 // error"), and a successful render is deterministic.
+//
+// Plain `go test` runs the seed corpus below (and testdata/fuzz/FuzzRender,
+// where failing inputs are saved). CI runs a bounded fuzz on top:
+//
+//	go test ./internal/compose -run '^$' -fuzz '^FuzzRender$' -fuzztime 20s
+//
+// A failure writes the input to testdata/fuzz/FuzzRender/: keep that
+// directory as the job's artifact and commit the file with the fix.
 func FuzzRender(f *testing.F) {
-	core, _ := os.ReadFile(filepath.Join("testdata", "numbers", "docker-compose.yml"))
-	for _, n := range []string{"prod.yml", "prod-full.yml", "v5.yml", "prod-healthcheck.yml"} {
-		b, _ := os.ReadFile(filepath.Join("testdata", "numbers", n))
-		f.Add(core, b)
+	// The seed scenario (config/samples/numbers): a missing file must fail,
+	// not silently shrink the corpus.
+	core := numbersFiles(f, "docker-compose.yml")[0].Content
+	for _, n := range numbersFiles(f, "prod.yml", "prod-full.yml", "v5.yml", "prod-healthcheck.yml") {
+		f.Add(core, n.Content)
 	}
 	f.Add([]byte("services:\n  a:\n    image: x\n    ports: [\"1-3:1-3\"]\n    volumes: [v:/v, /a:/b:ro]\nvolumes: {v: {}}\n"), []byte("version: '3'\nservices: {a: {deploy: {mode: global}}}\n"))
 	f.Add([]byte("x: &a {image: x}\nservices:\n  a: {<<: *a, secrets: [s]}\nsecrets: {s: {content: x}}\n"), []byte("\xff\xfes\x00"))

@@ -12,12 +12,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the current output")
 
-// numbersFiles reads the seed scenario's compose files from testdata/numbers.
+// numbersDir holds the seed scenario's compose files. They are the operator's
+// samples, which the integration tests deploy too: one copy, tested here.
+var numbersDir = filepath.Join("..", "..", "config", "samples", "numbers")
+
+// numbersFiles reads the seed scenario's compose files from numbersDir.
 func numbersFiles(t testing.TB, names ...string) []File {
 	t.Helper()
 	var files []File
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join("testdata", "numbers", n))
+		b, err := os.ReadFile(filepath.Join(numbersDir, n))
 		if err != nil {
 			t.Fatal(err)
 		}

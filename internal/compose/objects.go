@@ -27,7 +27,7 @@ type converter struct {
 	warnings []string
 	// reads records what ReadFile returned, so Cache can tell when a hit
 	// is stale.
-	reads map[string][32]byte
+	reads map[string]fileRead
 	// compose key -> Swarm name
 	secretNames, configNames map[string]string
 }
@@ -251,14 +251,21 @@ func (c *converter) readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read file %q: reading files is not enabled", path)
 	}
 	data, err := c.opts.ReadFile(path)
+	if c.reads == nil {
+		c.reads = map[string]fileRead{}
+	}
+	c.reads[path] = fileRead{ok: err == nil, sum: sha256.Sum256(data)}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read file %q: %w", path, err)
 	}
-	if c.reads == nil {
-		c.reads = map[string][32]byte{}
-	}
-	c.reads[path] = sha256.Sum256(data)
 	return data, nil
+}
+
+// fileRead is the outcome of one ReadFile call: an optional env_file that
+// could not be read matters as much as the content of one that could.
+type fileRead struct {
+	ok  bool
+	sum [32]byte
 }
 
 func sortedUnique(in []string) []string {

@@ -3,6 +3,7 @@ package compose
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/big"
 	"os"
@@ -582,6 +583,25 @@ func (c *converter) endpoint(key, mode string, ports []types.ServicePortConfig) 
 			c.warn("service %q: port host_ip %q is ignored by Swarm", key, p.HostIP)
 		}
 		out.Ports = append(out.Ports, pc)
+	}
+	// Swarm refuses ports it cannot route: say so here, with the file. The
+	// merged list can hold ports of several files, so the error points at
+	// the ports key rather than at an index.
+	published := map[string]uint32{}
+	for _, pc := range out.Ports {
+		if out.Mode == swarm.ResolutionModeDNSRR && pc.PublishMode != swarm.PortConfigPublishModeHost {
+			return nil, errorAt(c.srcs, []string{"services", key, "ports"}, "service %q: port %d is published through the ingress routing mesh, which endpoint_mode dnsrr cannot use; publish it with mode: host", key, pc.TargetPort)
+		}
+		if pc.PublishedPort == 0 {
+			continue
+		}
+		// Swarm keys published ports by number and protocol, whatever the mode.
+		k := fmt.Sprintf("%d/%s", pc.PublishedPort, cmp.Or(string(pc.Protocol), "tcp"))
+		if target, dup := published[k]; dup {
+			return nil, errorAt(c.srcs, []string{"services", key, "ports"}, "service %q: published port %s is mapped twice (to target ports %d and %d), which Swarm refuses; "+
+				"files are merged by the compose specification: a later file adds ports, it does not replace one with the same published port", key, k, target, pc.TargetPort)
+		}
+		published[k] = pc.TargetPort
 	}
 	sort.Slice(out.Ports, func(i, j int) bool {
 		a, b := out.Ports[i], out.Ports[j]

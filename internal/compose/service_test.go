@@ -422,6 +422,25 @@ func TestPorts(t *testing.T) {
 		_, err := renderYAML("services:\n  web:\n    image: nginx\n    ports:\n      - target: 80\n        published: 8000-8010\n")
 		wantError(t, err, "docker-compose.yml", 5, "8000-8010")
 	})
+	// Swarm refuses both (found by the differential test): Render must, with the file.
+	t.Run("a published port mapped twice is refused", func(t *testing.T) {
+		_, err := renderYAML("services:\n  web:\n    image: nginx\n    ports: [\"8080:80\", {target: 81, published: 8080, mode: host}, \"8080:82/udp\"]\n")
+		wantError(t, err, "docker-compose.yml", 4, "published port 8080/tcp is mapped twice (to target ports 80 and 81)")
+	})
+	t.Run("the same published port for tcp and udp is fine", func(t *testing.T) {
+		stackOf(t, "services:\n  web:\n    image: nginx\n    ports: [\"53:53/udp\", \"53:53\", \"80\", \"81\"]\n")
+	})
+	t.Run("a later file adds ports, so it cannot remap a published port", func(t *testing.T) {
+		_, err := Render([]File{
+			{Name: "core.yml", Content: []byte("services:\n  web:\n    image: nginx\n    ports: [\"8080:80\"]\n")},
+			{Name: "prod.yml", Content: []byte("services:\n  web:\n    ports:\n      - \"8080:8080\"\n")},
+		}, Options{StackName: "st"})
+		wantError(t, err, "prod.yml", 3, "published port 8080/tcp is mapped twice (to target ports 80 and 8080)", "a later file adds ports")
+	})
+	t.Run("ingress ports with endpoint_mode dnsrr are refused", func(t *testing.T) {
+		_, err := renderYAML("services:\n  web:\n    image: nginx\n    deploy: {endpoint_mode: dnsrr}\n    ports:\n      - {target: 80, published: 80, mode: host}\n      - \"81\"\n")
+		wantError(t, err, "docker-compose.yml", 5, "port 81 is published through the ingress routing mesh", "mode: host")
+	})
 }
 
 func TestVolumes(t *testing.T) {

@@ -139,10 +139,10 @@ func (s *source) find(path []string) (line int, full bool) {
 // by scalar value (networks: [a, b]) or by their `source:` (secrets).
 func walk(n *yaml.Node, path []string) (line, depth int) {
 	n = deref(n)
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = deref(n.Content[0])
 	}
-	for depth < len(path) {
+	for depth < len(path) && n != nil {
 		var next *yaml.Node
 		var nextLine, used int
 		switch n.Kind {

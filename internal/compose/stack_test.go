@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -460,7 +461,10 @@ func TestNumbersScenario(t *testing.T) {
 
 	full := render("docker-compose.yml", "prod-full.yml", "v5.yml")
 	jsonEq(t, "prod-full.yml equals the four prod files", full, good)
-	raw, _ := os.ReadFile("testdata/numbers/prod-full.yml")
+	raw, err := os.ReadFile(filepath.Join(numbersDir, "prod-full.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.HasPrefix(raw, []byte{0xFF, 0xFE}) || !bytes.Contains(raw, []byte{'\r', 0, '\n', 0}) {
 		t.Error("prod-full.yml must stay UTF-16LE with BOM and CRLF")
 	}
@@ -505,6 +509,22 @@ func TestCache(t *testing.T) {
 		opts.ReadFile = func(string) ([]byte, error) { return nil, errors.New("gone") }
 		if _, err := c.Render(f, opts); err == nil {
 			t.Error("unreadable file served from cache")
+		}
+	})
+	t.Run("an optional env_file that appears invalidates the hit", func(t *testing.T) {
+		files := map[string]string{}
+		opts := Options{StackName: "st", ReadFile: func(p string) ([]byte, error) {
+			if d, ok := files[p]; ok {
+				return []byte(d), nil
+			}
+			return nil, errors.New("missing")
+		}}
+		f := []File{{Name: "a.yml", Content: []byte("services:\n  web:\n    image: x\n    env_file: [{path: extra.env, required: false}]\n")}}
+		first, _ := c.Render(f, opts)
+		files["extra.env"] = "A=1"
+		second, err := c.Render(f, opts)
+		if err != nil || second == first || len(second.Services[0].Spec.TaskTemplate.ContainerSpec.Env) != 1 {
+			t.Errorf("stale hit: %v", err)
 		}
 	})
 }

@@ -167,18 +167,48 @@ func leftovers(ctx context.Context, idx int) []string {
 	return left
 }
 
-// Leftovers describes everything of any sandbox instance that exists on the host:
-// processes, namespaces, links, iptables rules, mounts, cgroups, state directories.
-// Tests use it to check that Close left nothing behind.
+// Leftovers describes what is left on the host of sandbox instances that nobody
+// uses any more (what CleanupStale would remove): processes, namespaces, links,
+// iptables rules, mounts, cgroups, state directories. Sandboxes in use are not listed
+// (see InUse).
 func Leftovers() []string {
 	ctx := context.Background()
 	var left []string
 	for _, idx := range knownInstances(ctx) {
+		f, err := tryLock(idx)
+		if err != nil {
+			continue // in use
+		}
 		for _, l := range leftovers(ctx, idx) {
 			left = append(left, fmt.Sprintf("[%d] %s", idx, l))
 		}
+		unlock(idx, f)
 	}
 	return left
+}
+
+// InUse describes the sandbox instances in use (their lock is held): by which
+// process, or detached (hack/sandbox.sh up).
+func InUse() []string {
+	ctx := context.Background()
+	var out []string
+	for _, idx := range knownInstances(ctx) {
+		f, err := tryLock(idx)
+		if err == nil {
+			unlock(idx, f)
+			continue
+		}
+		desc := fmt.Sprintf("sandbox %d (%s, bridge %s, %s0/24)", idx, instanceDir(idx), bridgeName(idx), subnetPrefix(idx))
+		if isDetached(idx) {
+			desc += ": detached (hack/sandbox.sh down removes it)"
+		} else if b, err := os.ReadFile(lockPath(idx)); err == nil {
+			pid := strings.TrimSpace(string(b))
+			cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+			desc += fmt.Sprintf(": in use by pid %s (%.80s)", pid, strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+		out = append(out, desc)
+	}
+	return out
 }
 
 // knownInstances finds the indices of all instances that have anything on the host.

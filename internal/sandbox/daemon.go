@@ -24,7 +24,9 @@ type daemonProc struct {
 // `ip netns exec`, which remounts /sys and hides the cgroup mounts dockerd needs):
 // unshare gives the daemon its own hostname (Swarm names nodes after it) and its own
 // mount namespace, so the mounts of its containers never show up in (or leak into) the
-// host's mount table and vanish with the daemon's last process. A private tmpfs on
+// host's mount table and vanish with the daemon's last process. Propagation "slave":
+// the node still sees the host's unmounts (`ip netns delete` of another node must
+// not be held up by a copy of the mount in this namespace). A private tmpfs on
 // /run/containerd hides a system containerd (dockerd would use it instead of starting
 // its own) and catches the shims' sockets. Every step execs, so the pid we start is
 // the dockerd's pid.
@@ -87,7 +89,7 @@ func (n *Node) launch() error {
 	fmt.Fprintf(logf, "=== %s starting dockerd for %s\n", time.Now().Format(time.RFC3339Nano), n.Name)
 
 	args := []string{"--net=/run/netns/" + n.Netns, "--",
-		"unshare", "--uts", "--mount", "--propagation", "private", "--",
+		"unshare", "--uts", "--mount", "--propagation", "slave", "--",
 		"sh", "-c", wrapperScript, n.Name, "dockerd"}
 	args = append(args, n.dockerdArgs()...)
 	cmd := exec.Command("nsenter", args...)

@@ -1,11 +1,16 @@
 package sandbox
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // RequireRoot returns an error unless the process runs as root: the sandbox creates
@@ -54,8 +59,11 @@ func Available() error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return errors.New("Swarm sandbox unavailable: " + strings.Join(problems, "; ") +
-		". On Debian/Ubuntu run `sudo hack/install-prereqs.sh`")
+	msg := "Swarm sandbox unavailable: " + strings.Join(problems, "; ")
+	if len(missing) > 0 {
+		msg += ". On Debian/Ubuntu run `sudo hack/install-prereqs.sh`"
+	}
+	return errors.New(msg)
 }
 
 // InCI reports whether CI=true is set: then a missing prerequisite is a failure, not a
@@ -82,4 +90,39 @@ func SkipOrFail(t TB) {
 		}
 		t.Skipf("%v", err)
 	}
+}
+
+// VIPSupported reports whether the kernel can do Swarm's virtual-IP load balancing
+// and the ingress routing mesh, which need IPVS (CONFIG_IP_VS). Without it (e.g. some
+// VM kernels without modules) services still run and overlay networks still work,
+// but a service name only resolves to working addresses with endpoint_mode dnsrr, and
+// published ports only work in mode host. The string says why.
+func VIPSupported() (bool, string) {
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		return true, "ip_vs loaded"
+	}
+	var uts syscall.Utsname
+	if err := syscall.Uname(&uts); err == nil {
+		var b []byte
+		for _, c := range uts.Release {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		if m, _ := filepath.Glob(filepath.Join("/lib/modules", string(b), "kernel/net/netfilter/ipvs/ip_vs.ko*")); len(m) > 0 {
+			return true, "ip_vs module available"
+		}
+	}
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		if zr, err := gzip.NewReader(f); err == nil {
+			cfg, _ := io.ReadAll(zr)
+			if bytes.Contains(cfg, []byte("\nCONFIG_IP_VS=y")) || bytes.Contains(cfg, []byte("\nCONFIG_IP_VS=m")) {
+				return true, "kernel has CONFIG_IP_VS"
+			}
+			return false, "kernel built without CONFIG_IP_VS: no Swarm VIPs nor ingress routing mesh (use endpoint_mode dnsrr and host-mode ports)"
+		}
+	}
+	return false, "no IPVS found (no /proc/net/ip_vs, no ip_vs module): Swarm VIPs and the ingress routing mesh will not work (use endpoint_mode dnsrr and host-mode ports)"
 }

@@ -12,6 +12,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
@@ -125,6 +128,9 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("info: name %q, swarm %+v, want solo1, active manager %s", info.Name, info.Swarm, n.ID)
 	}
 	t.Logf("engine %s, API %s negotiated", info.ServerVersion, c.ClientVersion())
+	if ok, why := VIPSupported(); !ok {
+		t.Logf("note: %s", why)
+	}
 
 	// The unix socket answers too (no TLS).
 	uc, err := client.NewClientWithOpts(client.WithHost(n.Socket), client.WithAPIVersionNegotiation())
@@ -340,6 +346,52 @@ func TestFiveNodeSwarm(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Overlay network across nodes and host-mode published ports, reachable from the
+	// host: a global web service on port 80 of every node calls the API by its service
+	// name. endpoint_mode dnsrr: VIPs need IPVS, which some kernels lack (VIPSupported).
+	tNet := time.Now()
+	if _, err := mgr.NetworkCreate(ctx, "app-net", network.CreateOptions{Driver: "overlay", Attachable: true}); err != nil {
+		t.Fatal(err)
+	}
+	apiReplicas := uint64(2)
+	if _, err := mgr.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: "rr-api"},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "numbers-api:v3"}, Networks: []swarm.NetworkAttachmentConfig{{Target: "app-net"}}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &apiReplicas}},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}, swarm.ServiceCreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "web"},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: "numbers-web:v3", Env: []string{"RngApi__Url=http://rr-api/rng"}},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: "app-net"}},
+		},
+		Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR, Ports: []swarm.PortConfig{
+			{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 80, PublishedPort: 80, PublishMode: swarm.PortConfigPublishModeHost},
+		}},
+	}, swarm.ServiceCreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hc := http.Client{Timeout: 5 * time.Second}
+	for _, n := range sw.Nodes {
+		eventually(t, 60*time.Second, "web on "+n.Name+" answers with the API's number", func() error {
+			resp, err := hc.Get("http://" + n.IP + "/rng")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"api":"v3"`) {
+				return fmt.Errorf("%s: %s", resp.Status, b)
+			}
+			return nil
+		})
+	}
+	t.Logf("web on all 5 nodes reaches the API over the overlay network (%s)", since(tNet))
 
 	tClose := time.Now()
 	if err := sw.Close(); err != nil {

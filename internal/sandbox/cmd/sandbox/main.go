@@ -3,6 +3,7 @@
 //
 //	hack/sandbox.sh up [-managers 3] [-workers 2] [-name node] [-images auto|none|PATH]
 //	hack/sandbox.sh env     # the DOCKER_* exports of the running sandbox(es)
+//	hack/sandbox.sh status  # sandboxes in use (by whom) and stale leftovers
 //	hack/sandbox.sh down    # remove detached sandboxes and leftovers of earlier runs
 //	hack/sandbox.sh clean   # remove only leftovers of interrupted runs
 //
@@ -34,7 +35,10 @@ func main() {
 	case "down":
 		err = sandbox.CleanupAll()
 		if err == nil {
-			fmt.Fprintln(os.Stderr, "sandbox: nothing left")
+			fmt.Fprintln(os.Stderr, "sandbox: detached sandboxes and stale leftovers removed")
+			for _, l := range sandbox.InUse() {
+				fmt.Fprintln(os.Stderr, "still running (not ours to remove): "+l)
+			}
 		}
 	case "clean":
 		err = sandbox.CleanupStale()
@@ -43,9 +47,16 @@ func main() {
 		}
 	case "env":
 		err = env()
-	case "leftovers":
-		for _, l := range sandbox.Leftovers() {
+	case "status":
+		inUse, left := sandbox.InUse(), sandbox.Leftovers()
+		for _, l := range inUse {
 			fmt.Println(l)
+		}
+		for _, l := range left {
+			fmt.Println("stale: " + l)
+		}
+		if len(inUse)+len(left) == 0 {
+			fmt.Println("no sandbox, nothing left")
 		}
 	default:
 		usage()
@@ -57,7 +68,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: sandbox up [-managers N] [-workers M] [-name PREFIX] [-images auto|none|PATH] | env | down | clean | leftovers")
+	fmt.Fprintln(os.Stderr, "usage: sandbox up [-managers N] [-workers M] [-name PREFIX] [-images auto|none|PATH] | env | status | down | clean")
 	os.Exit(2)
 }
 
@@ -106,13 +117,26 @@ func up(args []string) error {
 	for _, kv := range sw.CLIEnv(sw.Nodes[0]) {
 		fmt.Printf("export %s\n", kv)
 	}
+	if ok, why := sandbox.VIPSupported(); !ok {
+		fmt.Println("# NOTE: " + why)
+	}
 	fmt.Println("# Remove it with: hack/sandbox.sh down")
 	return nil
 }
 
 func env() error {
 	root := sandbox.StateRoot()
+	// Detached sandboxes (hack/sandbox.sh up) first; those of running tests otherwise.
 	files, _ := filepath.Glob(filepath.Join(root, "*", "env"))
+	var detached []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(f), "detached")); err == nil {
+			detached = append(detached, f)
+		}
+	}
+	if len(detached) > 0 {
+		files = detached
+	}
 	if len(files) == 0 {
 		return fmt.Errorf("no sandbox is running (no %s/*/env)", root)
 	}

@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	// The operator image may carry no zoneinfo; embedding it keeps timeZone working there.
+	_ "time/tzdata"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+)
+
+// errInvalidWindow marks a window the user must fix: it is never retried as is.
+var errInvalidWindow = errors.New("invalid window")
+
+// cronParser reads the standard 5-field cron (minute hour day-of-month month day-of-week).
+// Descriptors such as @every are refused: the API promises 5 fields.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+// span is one window; a zero end means open-ended (no window in the spec: until deletion).
+type span struct {
+	start, end time.Time
+}
+
+func (s span) openEnded() bool { return s.end.IsZero() }
+
+// contains tells whether t is inside [start, end).
+func (s span) contains(t time.Time) bool {
+	return !t.Before(s.start) && (s.openEnded() || t.Before(s.end))
+}
+
+// windows is where a maintenance stands at one instant: the window it is in (if any)
+// and the next one to come (if any). Both nil for a one-off window that is over.
+type windows struct {
+	current *span
+	next    *span
+}
+
+// computeWindows reads the spec's window at instant now. An absent window is open from
+// the resource's creation until its deletion. A recurring window starts at each
+// activation of the schedule in its time zone; overlapping activations merge into one
+// window, so a schedule that fires more often than duration keeps the nodes down.
+func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windows, error) {
+	if w == nil {
+		return windows{current: &span{start: created}}, nil
+	}
+	d := w.Duration.Duration
+	if d <= 0 {
+		return windows{}, fmt.Errorf("%w: duration must be positive, got %q", errInvalidWindow, w.Duration.Duration)
+	}
+	switch {
+	case w.Start != nil && w.Schedule != "":
+		return windows{}, fmt.Errorf("%w: set start or schedule, not both", errInvalidWindow)
+	case w.Start != nil:
+		return oneOff(span{start: w.Start.Time, end: w.Start.Add(d)}, now), nil
+	case w.Schedule != "":
+		sched, err := parseSchedule(w.Schedule, w.TimeZone)
+		if err != nil {
+			return windows{}, err
+		}
+		return recurring(sched, d, now)
+	default:
+		return windows{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", errInvalidWindow)
+	}
+}
+
+func oneOff(s span, now time.Time) windows {
+	switch {
+	case now.Before(s.start):
+		return windows{next: &s}
+	case s.contains(now):
+		return windows{current: &s}
+	}
+	return windows{}
+}
+
+// parseSchedule parses a 5-field cron expression read in the IANA time zone tz (UTC when
+// empty).
+func parseSchedule(expr, tz string) (*cron.SpecSchedule, error) {
+	// The time zone has its own field; cron's own TZ= prefix would compete with it (and
+	// robfig/cron panics on a prefix without a schedule).
+	if t := strings.TrimSpace(expr); strings.HasPrefix(t, "TZ=") || strings.HasPrefix(t, "CRON_TZ=") {
+		return nil, fmt.Errorf("%w: schedule %q: set the time zone in timeZone, not in the schedule", errInvalidWindow, expr)
+	}
+	loc, err := loadZone(tz)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cronParser.Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression: %v", errInvalidWindow, expr, err)
+	}
+	spec, ok := s.(*cron.SpecSchedule)
+	if !ok {
+		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression", errInvalidWindow, expr)
+	}
+	spec.Location = loc
+	return spec, nil
+}
+
+// loadZone loads an IANA zone. "Local" is refused: it would depend on where the operator
+// runs.
+func loadZone(tz string) (*time.Location, error) {
+	if tz == "" {
+		return time.UTC, nil
+	}
+	if tz == "Local" {
+		return nil, fmt.Errorf("%w: timeZone %q depends on the operator's host: use an IANA name such as Europe/Paris", errInvalidWindow, tz)
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("%w: timeZone %q is not an IANA time zone: %v", errInvalidWindow, tz, err)
+	}
+	return loc, nil
+}
+
+// maxMergedActivations bounds the walk over activations that fall inside one window
+// (a schedule every minute with a 1-week duration is about 10,000).
+const maxMergedActivations = 20000
+
+func recurring(sched *cron.SpecSchedule, d time.Duration, now time.Time) (windows, error) {
+	// A window [a, a+d) contains now when a is in (now-d, now]. cron's Next is strictly
+	// after its argument, at whole seconds, which is exactly that lower bound.
+	first := sched.Next(now.Add(-d))
+	if first.IsZero() {
+		return windows{}, fmt.Errorf("%w: schedule never fires", errInvalidWindow)
+	}
+	if first.After(now) {
+		return windows{next: &span{start: first, end: first.Add(d)}}, nil
+	}
+	cur := span{start: first, end: first.Add(d)}
+	// Later activations up to now extend the window they overlap.
+	for i, a := 0, sched.Next(first); i < maxMergedActivations && !a.IsZero() && !a.After(now); i, a = i+1, sched.Next(a) {
+		cur.end = a.Add(d)
+	}
+	w := windows{current: &cur}
+	// The next window is the first activation not already inside the current one.
+	if a := sched.Next(cur.end.Add(-time.Nanosecond)); !a.IsZero() {
+		w.next = &span{start: a, end: a.Add(d)}
+	}
+	return w, nil
+}
