@@ -6,7 +6,7 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 IMG ?= swarm-operator:dev
 # Go test flags for `make test`; the whole suite needs root (sandbox Swarms) and a Docker engine.
 TEST_FLAGS ?= -count=1 -timeout 60m
@@ -46,6 +46,15 @@ test: manifests generate ## Run every test: envtest (built once, cached) and san
 	hack/install-prereqs.sh
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test $(TEST_FLAGS) ./...
 
+.PHONY: demo
+demo: manifests ## Run the release routine on a local control plane and sandbox swarm (root, Linux).
+	hack/install-prereqs.sh
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go run ./hack/demo
+
+.PHONY: demo-clean
+demo-clean: ## Remove what an interrupted demo or test run left behind.
+	hack/sandbox.sh clean
+
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
 	hack/install-prereqs.sh
@@ -62,7 +71,8 @@ run: manifests generate ## Run the operator against the current kubeconfig.
 	go run ./cmd
 
 .PHONY: docker-build
-docker-build: ## Build the operator image.
+docker-build: generate ## Build the operator image (FROM scratch; no registry needed).
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/swarm-operator ./cmd
 	docker build -t $(IMG) .
 
 ##@ Deployment
@@ -76,9 +86,8 @@ uninstall: manifests
 	kubectl delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator into the current cluster.
-	cd config/manager && kubectl kustomize . >/dev/null
-	kubectl apply -k config/default
+deploy: manifests ## Deploy the operator into the current cluster (IMG names the image).
+	kubectl kustomize config/default | sed 's|image: swarm-operator:dev|image: $(IMG)|' | kubectl apply -f -
 
 .PHONY: undeploy
 undeploy:

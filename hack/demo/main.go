@@ -1,0 +1,483 @@
+// Command demo runs the seed scenario's release routine on a local control plane and a
+// sandbox swarm: `make demo`. It leaves the machine as it found it, on success, on error
+// and on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	dockertypes "github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/testbed"
+)
+
+const ns = "default"
+
+// interactive is true when stdout is a terminal, where progress is redrawn in place.
+var interactive = func() bool {
+	fi, err := os.Stdout.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}()
+
+// fastOverride shortens monitors and health intervals so the demo takes minutes, not a
+// quarter of an hour; parallelism, order and failure actions stay as in the samples.
+const fastOverride = `services:
+  numbers-api:
+    deploy:
+      update_config: {monitor: 2s}
+      rollback_config: {monitor: 2s}
+  numbers-web:
+    healthcheck: {interval: 2s, start_period: 2s}
+    deploy:
+      update_config: {monitor: 2s}
+      rollback_config: {monitor: 2s}
+`
+
+type demo struct {
+	bed   *testbed.Bed
+	c     crclient.Client
+	start time.Time
+}
+
+func main() {
+	os.Exit(runDemo())
+}
+
+func runDemo() int {
+	ctrl.SetLogger(logr.Discard())
+	if err := sandbox.Available(); err != nil {
+		fail(err)
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fail(errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`"))
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	_ = sandbox.CleanupStale()
+
+	step("Starting a local kube-apiserver + etcd and a sandbox swarm of 3 managers and 2 workers")
+	t0 := time.Now()
+	bed, err := testbed.Start(ctx, testbed.Options{Name: "node", Managers: 3, Workers: 2})
+	if err != nil {
+		fail(err)
+	}
+	// Every exit path below goes through here: nothing is left running.
+	defer func() {
+		step("Cleaning up")
+		if err := bed.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "cleanup:", err)
+		}
+	}()
+	done(t0)
+	stop, err := bed.StartOperator(controllers.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	d := &demo{bed: bed, c: bed.Client, start: time.Now()}
+	if err := d.run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "\nDEMO FAILED:", err)
+		return 1
+	}
+	return 0
+}
+
+func (d *demo) run(ctx context.Context) error {
+	step("Applying config/samples: the numbers compose files as a ConfigMap, a SwarmCluster with mutual TLS")
+	if err := d.applySamples(ctx); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "SwarmCluster prod Ready", time.Minute, func() (bool, string) {
+		var c swarmv1.SwarmCluster
+		if err := d.c.Get(ctx, key("prod"), &c); err != nil {
+			return false, err.Error()
+		}
+		return ready(c.Status.Conditions)
+	}); err != nil {
+		return err
+	}
+	d.printClusters(ctx)
+
+	releases := []struct {
+		title, version, outcome string
+		files                   []string
+	}{
+		{"1. Release v1: core + prod (api x6 replicated, web global with a host-mode port)", "v1", swarmv1.OutcomeCompleted,
+			[]string{"docker-compose.yml", "prod.yml"}},
+		{"2. v2 with health checks: the default rolling update, one task at a time", "v2", swarmv1.OutcomeCompleted,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "v2.yml"}},
+		{"3. v3 with update_config: parallelism 3, start-first, rollback on failure", "v3", swarmv1.OutcomeCompleted,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v3.yml"}},
+		{"4. v5-bad: new api tasks fail their health check; Swarm rolls back one at a time", "v5-bad", swarmv1.OutcomeRolledBack,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v5-bad.yml"}},
+		{"5. v5-bad again with the fast rollback config (all at once, start-first)", "v5-bad+fast-rollback", swarmv1.OutcomeRolledBack,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml", "v5-bad.yml"}},
+		{"6. v5 from core + prod-full (UTF-16 with BOM) + v5", "v5", swarmv1.OutcomeCompleted,
+			[]string{"docker-compose.yml", "prod-full.yml", "v5.yml"}},
+	}
+	for _, r := range releases {
+		step(r.title)
+		t0 := time.Now()
+		if err := d.release(ctx, r.version, r.files); err != nil {
+			return err
+		}
+		if err := d.waitOutcome(ctx, r.version, r.outcome); err != nil {
+			return err
+		}
+		done(t0)
+		d.printStack(ctx)
+	}
+
+	step("7. Maintenance: drain worker node5 and manager node3 (no window: until the resource is deleted)")
+	t0 := time.Now()
+	d.printNodes(ctx)
+	m := &swarmv1.SwarmNodeMaintenance{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo-maintenance"},
+		Spec: swarmv1.SwarmNodeMaintenanceSpec{
+			ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}, Nodes: []string{"node5", "node3"},
+			MaxConcurrent: 2, Reason: "demo",
+		},
+	}
+	if err := d.c.Create(ctx, m); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "both nodes drained and empty", 3*time.Minute, func() (bool, string) {
+		if err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), m); err != nil {
+			return false, err.Error()
+		}
+		return m.Status.Phase == swarmv1.PhaseInMaintenance, "phase " + m.Status.Phase + " " + nodeSummary(m)
+	}); err != nil {
+		return err
+	}
+	done(t0)
+	d.printMaintenance(ctx, m)
+	d.printNodes(ctx)
+	step("8. End of the window: delete the maintenance; each node returns to its previous availability")
+	t0 = time.Now()
+	if err := d.c.Delete(ctx, m); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "nodes restored", 2*time.Minute, func() (bool, string) {
+		err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), &swarmv1.SwarmNodeMaintenance{})
+		return err != nil, "maintenance still finalising"
+	}); err != nil {
+		return err
+	}
+	done(t0)
+	d.printNodes(ctx)
+
+	step("9. High availability: stop the manager the operator uses (node1); it goes on through another")
+	t0 = time.Now()
+	node1 := d.bed.Swarm.Node("node1")
+	if err := node1.Stop(ctx); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "SwarmCluster on another endpoint with 2/3 managers reachable", 2*time.Minute, func() (bool, string) {
+		var c swarmv1.SwarmCluster
+		if err := d.c.Get(ctx, key("prod"), &c); err != nil {
+			return false, err.Error()
+		}
+		ok, msg := ready(c.Status.Conditions)
+		m := c.Status.Managers
+		return ok && m != nil && m.Reachable == 2 && c.Status.Endpoint != node1.Endpoint, msg
+	}); err != nil {
+		return err
+	}
+	done(t0)
+	d.printClusters(ctx)
+	step("Restarting node1")
+	if err := node1.Start(ctx); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "3/3 managers reachable", 2*time.Minute, func() (bool, string) {
+		var c swarmv1.SwarmCluster
+		if err := d.c.Get(ctx, key("prod"), &c); err != nil {
+			return false, err.Error()
+		}
+		ok, msg := ready(c.Status.Conditions)
+		return ok && c.Status.Managers != nil && c.Status.Managers.Reachable == 3, msg
+	}); err != nil {
+		return err
+	}
+	d.printClusters(ctx)
+	fmt.Printf("\nDemo finished in %s.\n", time.Since(d.start).Round(time.Second))
+	return nil
+}
+
+// applySamples creates what `kubectl apply -k config/samples` would, with the cluster's
+// endpoints and TLS Secret pointed at the sandbox.
+func (d *demo) applySamples(ctx context.Context) error {
+	root, err := sandbox.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "config", "samples", "numbers")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers-compose"}, BinaryData: map[string][]byte{}}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".yml") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		cm.BinaryData[e.Name()] = data
+	}
+	if err := d.c.Create(ctx, cm); err != nil {
+		return err
+	}
+	_, err = d.bed.CreateCluster(ctx, ns, "prod")
+	return err
+}
+
+func (d *demo) release(ctx context.Context, version string, files []string) error {
+	var s swarmv1.SwarmStack
+	err := d.c.Get(ctx, key("numbers"), &s)
+	create := err != nil
+	if create {
+		s = swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
+			Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}}}
+	}
+	s.Spec.Version = version
+	s.Spec.Compose.Files = nil
+	for _, f := range files {
+		s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: f, ConfigMapRef: &swarmv1.KeySelector{Name: "numbers-compose", Key: f}})
+	}
+	fast := fastOverride
+	s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: "demo-fast.yml", Inline: &fast})
+	fmt.Printf("  compose files: %s + demo-fast.yml (short monitors)\n", strings.Join(files, " + "))
+	if create {
+		return d.c.Create(ctx, &s)
+	}
+	return d.c.Update(ctx, &s)
+}
+
+func (d *demo) waitOutcome(ctx context.Context, version, outcome string) error {
+	return d.wait(ctx, fmt.Sprintf("rollout of %s to end (%s expected)", version, outcome), 6*time.Minute, func() (bool, string) {
+		var s swarmv1.SwarmStack
+		if err := d.c.Get(ctx, key("numbers"), &s); err != nil {
+			return false, err.Error()
+		}
+		msg := ""
+		if c := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady); c != nil {
+			msg = c.Message
+		}
+		if len(s.Status.History) == 0 || s.Status.ObservedGeneration != s.Generation {
+			return false, msg
+		}
+		h := s.Status.History[0]
+		if h.Version == version && h.Outcome != swarmv1.OutcomeProgressing {
+			if h.Outcome != outcome {
+				return true, fmt.Sprintf("unexpected outcome %s: %s", h.Outcome, h.Message)
+			}
+			return true, ""
+		}
+		return false, msg
+	})
+}
+
+// wait polls cond and shows what it waits for and for how long, never a silent pause.
+func (d *demo) wait(ctx context.Context, what string, timeout time.Duration, cond func() (bool, string)) error {
+	start := time.Now()
+	lastShown := time.Time{}
+	for {
+		ok, msg := cond()
+		if ok {
+			if interactive {
+				fmt.Printf("\r\033[K")
+			}
+			if strings.HasPrefix(msg, "unexpected") {
+				return errors.New(msg)
+			}
+			return nil
+		}
+		line := fmt.Sprintf("  waiting for %s (%s): %s", what, time.Since(start).Round(time.Second), msg)
+		if len(line) > 160 {
+			line = line[:157] + "..."
+		}
+		switch {
+		case interactive:
+			fmt.Printf("\r\033[K%s", line)
+		case time.Since(lastShown) >= 5*time.Second:
+			// Logs (CI) get a line every few seconds instead of a redrawn one.
+			fmt.Println(line)
+			lastShown = time.Now()
+		}
+		if time.Since(start) > timeout {
+			fmt.Println()
+			return fmt.Errorf("timed out after %s waiting for %s: %s", timeout, what, msg)
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Println()
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (d *demo) printClusters(ctx context.Context) {
+	var list swarmv1.SwarmClusterList
+	if err := d.c.List(ctx, &list, crclient.InNamespace(ns)); err != nil {
+		return
+	}
+	tw := table("$ kubectl get swarmclusters", "NAME", "ENDPOINT", "MANAGERS", "LEADER", "QUORUM", "NODES", "READY", "STATUS")
+	for _, c := range list.Items {
+		m, n := c.Status.Managers, c.Status.Nodes
+		if m == nil || n == nil {
+			continue
+		}
+		ok, msg := ready(c.Status.Conditions)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%d\t%d ready, %d drain\t%t\t%s\n", c.Name, c.Status.Endpoint, m.Reachable, m.Total, m.Leader, m.Quorum, n.Ready, n.Drain, ok, msg)
+	}
+	tw.Flush()
+}
+
+func (d *demo) printStack(ctx context.Context) {
+	var s swarmv1.SwarmStack
+	if err := d.c.Get(ctx, key("numbers"), &s); err != nil {
+		return
+	}
+	ok, msg := ready(s.Status.Conditions)
+	tw := table("$ kubectl get swarmstacks", "NAME", "CLUSTER", "VERSION", "READY", "STATUS")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", s.Name, s.Spec.ClusterRef.Name, s.Spec.Version, ok, msg)
+	tw.Flush()
+	tw = table("  services (status.services)", "SERVICE", "MODE", "IMAGE", "TASKS", "UPDATE STATE", "UPDATE CONFIG", "MESSAGE")
+	for _, svc := range s.Status.Services {
+		uc := "-"
+		if c := svc.UpdateConfig; c != nil {
+			uc = fmt.Sprintf("parallelism %d, %s, on failure %s", c.Parallelism, c.Order, c.FailureAction)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", svc.Name, svc.Mode, svc.Image, svc.RunningTasks, svc.DesiredTasks, dash(svc.UpdateState), uc, dash(svc.UpdateMessage))
+	}
+	tw.Flush()
+	tw = table("  history (status.history, newest first)", "VERSION", "OUTCOME", "TOOK", "MESSAGE")
+	for _, h := range s.Status.History {
+		took := "-"
+		if h.FinishedAt != nil {
+			took = h.FinishedAt.Sub(h.StartedAt.Time).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Version, h.Outcome, took, dash(h.Message))
+	}
+	tw.Flush()
+}
+
+func (d *demo) printMaintenance(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) {
+	tw := table("$ kubectl get swarmnodemaintenance", "NAME", "PHASE", "NODE", "ROLE", "PREVIOUS", "NOW", "TASKS LEFT")
+	for _, n := range m.Status.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", m.Name, m.Status.Phase, n.Name, n.Role, n.PreviousAvailability, n.Availability, n.TasksRemaining)
+	}
+	tw.Flush()
+}
+
+// printNodes shows what `docker node ls` would, plus the tasks running on each node.
+func (d *demo) printNodes(ctx context.Context) {
+	cli, err := d.anyManager(ctx)
+	if err != nil {
+		return
+	}
+	defer cli.Close()
+	nodes, err := cli.NodeList(ctx, dockertypes.NodeListOptions{})
+	if err != nil {
+		return
+	}
+	tasks, _ := cli.TaskList(ctx, dockertypes.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+	perNode := map[string]int{}
+	for _, t := range tasks {
+		perNode[t.NodeID]++
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Description.Hostname < nodes[j].Description.Hostname })
+	tw := table("$ docker node ls", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "RUNNING TASKS")
+	for _, n := range nodes {
+		ms := ""
+		if n.ManagerStatus != nil {
+			ms = string(n.ManagerStatus.Reachability)
+			if n.ManagerStatus.Leader {
+				ms = "Leader"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", n.Description.Hostname, n.Status.State, n.Spec.Availability, ms, perNode[n.ID])
+	}
+	tw.Flush()
+}
+
+func (d *demo) anyManager(ctx context.Context) (*client.Client, error) {
+	for _, n := range d.bed.Swarm.Managers() {
+		cli, err := d.bed.Swarm.Client(n)
+		if err != nil {
+			continue
+		}
+		if info, err := cli.Info(ctx); err == nil && info.Swarm.ControlAvailable {
+			return cli, nil
+		}
+		cli.Close()
+	}
+	return nil, errors.New("no manager answers")
+}
+
+func nodeSummary(m *swarmv1.SwarmNodeMaintenance) string {
+	var parts []string
+	for _, n := range m.Status.Nodes {
+		parts = append(parts, fmt.Sprintf("%s %s (%d tasks left)", n.Name, n.Availability, n.TasksRemaining))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ready(conds []metav1.Condition) (bool, string) {
+	c := meta.FindStatusCondition(conds, swarmv1.ConditionReady)
+	if c == nil {
+		return false, "no Ready condition yet"
+	}
+	return c.Status == metav1.ConditionTrue, c.Message
+}
+
+func table(title string, cols ...string) *tabwriter.Writer {
+	fmt.Println("\n" + title)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	return tw
+}
+
+func key(name string) crclient.ObjectKey { return crclient.ObjectKey{Namespace: ns, Name: name} }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func step(s string) { fmt.Printf("\n==> %s\n", s) }
+
+func done(t0 time.Time) { fmt.Printf("  done in %s\n", time.Since(t0).Round(100*time.Millisecond)) }
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "demo:", err)
+	os.Exit(1)
+}
