@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -29,13 +30,22 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&files, "f", "compose file, repeatable; merged in order (core first)")
 	fs.Var(&vars, "var", "variable K=V for ${K} interpolation, repeatable")
 	stack := fs.String("stack", "", "stack name (default: the first file's directory name)")
-	output := fs.String("output", "swarm", "what to print: compose (the merged file) or swarm (the objects)")
+	output := fs.String("output", "swarm", "what to print: compose (the merged file) or swarm (the objects; secret data is left out)")
 	format := fs.String("format", "yaml", "yaml or json")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "render: give at least one compose file with -f")
+		return 2
+	}
+	// Usage errors before any work, whatever the files hold.
+	if *output != "compose" && *output != "swarm" {
+		fmt.Fprintf(stderr, "render: --output must be compose or swarm, not %q\n", *output)
+		return 2
+	}
+	if *format != "yaml" && *format != "json" {
+		fmt.Fprintf(stderr, "render: --format must be yaml or json, not %q\n", *format)
 		return 2
 	}
 	if *stack == "" {
@@ -92,7 +102,14 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 		for _, w := range st.Warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
-		out = st
+		// The output ends up in CI logs: never print secret data. A secret's
+		// name ends in a hash of its data, which shows when it changes.
+		redacted := *st
+		redacted.Secrets = slices.Clone(st.Secrets)
+		for i := range redacted.Secrets {
+			redacted.Secrets[i].Spec.Data = nil
+		}
+		out = &redacted
 	default:
 		fmt.Fprintf(stderr, "render: --output must be compose or swarm, not %q\n", *output)
 		return 2

@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -238,4 +239,20 @@ var swarmServiceInspectOptions = dockertypes.ServiceInspectOptions{}
 
 func networkListOptions(name string) network.ListOptions {
 	return network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}
+}
+
+// update re-reads obj and applies mutate until the write does not conflict: the operator
+// patches status (and so the resourceVersion) concurrently.
+func update[T crclient.Object](t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := bed.Client.Get(context.Background(), crclient.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return bed.Client.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

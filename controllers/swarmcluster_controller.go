@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -46,6 +48,10 @@ func (r *SwarmClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, &cluster); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Hub.Forget(req.NamespacedName)
+			labels := prometheus.Labels{"namespace": req.Namespace, "cluster": req.Name}
+			metrics.ClusterReachable.Delete(labels)
+			metrics.ManagersReachable.Delete(labels)
+			metrics.ManagersQuorum.Delete(labels)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -53,6 +59,7 @@ func (r *SwarmClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	interval := durationOr(cluster.Spec.Interval, defaultClusterInterval)
 	result, err := r.observe(ctx, &cluster)
 	cluster.Status.ObservedGeneration = cluster.Generation
+	recordClusterMetrics(&cluster)
 	if perr := patchStatus(ctx, r.Client, &cluster, before, statusChanged(before.Status, cluster.Status)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
@@ -175,6 +182,18 @@ func summarise(nodes []swarmtypes.Node) (*swarmv1.ManagerStatus, *swarmv1.NodeCo
 	m.Quorum = m.Total/2 + 1
 	m.FaultTolerance = m.Total - m.Quorum
 	return m, n
+}
+
+func recordClusterMetrics(c *swarmv1.SwarmCluster) {
+	reachable := 0.0
+	if isReady(c.Status.Conditions) {
+		reachable = 1
+	}
+	metrics.ClusterReachable.WithLabelValues(c.Namespace, c.Name).Set(reachable)
+	if m := c.Status.Managers; m != nil {
+		metrics.ManagersReachable.WithLabelValues(c.Namespace, c.Name).Set(float64(m.Reachable))
+		metrics.ManagersQuorum.WithLabelValues(c.Namespace, c.Name).Set(float64(m.Quorum))
+	}
 }
 
 func shortID(id string) string {

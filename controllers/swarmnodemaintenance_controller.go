@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -112,6 +113,7 @@ func (r *SwarmNodeMaintenanceReconciler) Reconcile(ctx context.Context, req ctrl
 		m.Status.ObservedGeneration = m.Generation
 	}
 	r.recordTransition(&before.Status, &m)
+	metrics.NodesInMaintenance.WithLabelValues(m.Namespace, m.Name).Set(float64(len(heldNodes(m.Status.Nodes))))
 	if perr := patchStatus(ctx, r.Client, &m, before, statusChanged(before.Status, m.Status)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
@@ -166,6 +168,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m 
 	before := m.DeepCopy()
 	result, done, err := r.restoreForDeletion(ctx, m)
 	if done {
+		metrics.NodesInMaintenance.DeleteLabelValues(m.Namespace, m.Name)
 		controllerutil.RemoveFinalizer(m, maintenanceFinalizer)
 		// NotFound: a stale cache showed the finalizer again after an earlier pass removed it.
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, m))

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +28,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -142,6 +145,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 		return ctrl.Result{}, nil
 	}
 	st.Services = serviceStatuses(current)
+	recordServiceStates(s, st.Services)
 
 	now := r.Now()
 	// Follow the rollout in flight to its end.
@@ -162,6 +166,9 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 			markReconciling(&st.Conditions, gen, verdict.reason,
 				fmt.Sprintf("Rolling out revision %s: %s", shortRev(cur.Revision), verdict.message))
 			return ctrl.Result{RequeueAfter: rolloutPoll}, nil
+		}
+		if verdict.outcome == swarmv1.OutcomeRolledBack {
+			verdict.message += failedTaskCause(ctx, conn, current, cur.StartedAt.Time)
 		}
 		r.finishRollout(s, cur, verdict, now)
 		if verdict.outcome == swarmv1.OutcomeCompleted {
@@ -225,6 +232,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 		st.History = pushHistory(st.History, swarmv1.HistoryEntry{
 			Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(now), Outcome: swarmv1.OutcomeProgressing,
 		})
+		metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutStarted", "Rolling out revision %s%s: %d created, %d updated, %d removed",
 			shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(plan.create), len(plan.update), len(plan.prune))
 	}
@@ -308,6 +316,34 @@ func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmS
 	return rolloutVerdict{swarmv1.OutcomeDeadlineExceeded, swarmv1.ReasonDeadlineExceeded, msg}
 }
 
+// failedTaskCause names why the newest failed task of a rolled back service failed:
+// Swarm's own message ("rollback completed") no longer says.
+func failedTaskCause(ctx context.Context, conn *swarm.Conn, services []swarmtypes.Service, since time.Time) string {
+	for _, svc := range services {
+		if svc.UpdateStatus == nil || svc.UpdateStatus.State != swarmtypes.UpdateStateRollbackCompleted {
+			continue
+		}
+		tasks, err := conn.Tasks(ctx, filters.NewArgs(filters.Arg("service", svc.ID)))
+		if err != nil {
+			return ""
+		}
+		var newest *swarmtypes.Task
+		for i := range tasks {
+			t := &tasks[i]
+			if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-clockSkew)) {
+				continue
+			}
+			if newest == nil || t.Status.Timestamp.After(newest.Status.Timestamp) {
+				newest = t
+			}
+		}
+		if newest != nil {
+			return fmt.Sprintf("; a new task of %s failed: %s", svc.Spec.Name, newest.Status.Err)
+		}
+	}
+	return ""
+}
+
 // stillUpdating is true for a service written in this rollout whose update Swarm has not
 // finished (or not yet started).
 func stillUpdating(svc swarmtypes.Service, revision string) bool {
@@ -358,6 +394,10 @@ func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1
 	case v.outcome == swarmv1.OutcomeRolledBack && !strings.Contains(cur.Message, v.message):
 		cur.Message += "; " + v.message
 	}
+	defer func() {
+		metrics.RolloutsFinished.WithLabelValues(s.Namespace, s.Name, cur.Outcome).Inc()
+		metrics.RolloutDuration.WithLabelValues(cur.Outcome).Observe(now.Sub(cur.StartedAt.Time).Seconds())
+	}()
 	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
 		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutCompleted", "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
@@ -369,6 +409,18 @@ func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1
 	}
 	r.Recorder.Eventf(s, corev1.EventTypeWarning, outcomeReason(cur.Outcome), "Revision %s%s %s: %s",
 		shortRev(cur.Revision), versionSuffix(cur.Version), outcomeWords(cur.Outcome), cur.Message)
+}
+
+// recordServiceStates exports each service's update state, replacing the stack's old ones.
+func recordServiceStates(s *swarmv1.SwarmStack, services []swarmv1.ServiceStatus) {
+	metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
+	for _, svc := range services {
+		state := svc.UpdateState
+		if state == "" {
+			state = "none"
+		}
+		metrics.ServiceUpdateState.WithLabelValues(s.Namespace, s.Name, svc.Name, state).Set(1)
+	}
 }
 
 func lastOutcome(h []swarmv1.HistoryEntry) swarmv1.HistoryEntry {
@@ -433,6 +485,7 @@ func (r *SwarmStackReconciler) reconcileDelete(ctx context.Context, s *swarmv1.S
 		}
 		r.Recorder.Eventf(s, corev1.EventTypeNormal, "StackRemoved", "Removed stack %s from the swarm", stackNameOf(s))
 	}
+	metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
 	controllerutil.RemoveFinalizer(s, stackFinalizer)
 	return ctrl.Result{}, r.Update(ctx, s)
 }

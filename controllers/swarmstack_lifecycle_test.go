@@ -31,14 +31,12 @@ func inlineStack(ns, name, stackName string, composeYAML string) *swarmv1.SwarmS
 
 func setCompose(t *testing.T, s *swarmv1.SwarmStack, composeYAML string, mutate ...func(*swarmv1.SwarmStack)) {
 	t.Helper()
-	get(t, s)
-	s.Spec.Compose.Files[0].Inline = &composeYAML
-	for _, m := range mutate {
-		m(s)
-	}
-	if err := bed.Client.Update(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
+	update(t, s, func(s *swarmv1.SwarmStack) {
+		s.Spec.Compose.Files[0].Inline = &composeYAML
+		for _, m := range mutate {
+			m(s)
+		}
+	})
 }
 
 func create(t *testing.T, objs ...client.Object) {
@@ -218,11 +216,7 @@ func TestStackLeavesOthersServicesAlone(t *testing.T) {
 
 	// Adopted: the operator takes over what the compose file lists, and prunes nothing
 	// it did not create.
-	get(t, s)
-	s.Spec.Adopt = true
-	if err := bed.Client.Update(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	update(t, s, func(s *swarmv1.SwarmStack) { s.Spec.Adopt = true })
 	waitReady(t, s, time.Minute)
 	a, _ := inspectService(t, "legacy_a")
 	if a.Spec.Labels[swarmv1.LabelOwner] != ns+".legacy" || a.Spec.TaskTemplate.ContainerSpec.Image != "numbers-api:v2" {
@@ -288,11 +282,7 @@ func TestStackRotatesSecretsAndKeepsThemOutOfStatus(t *testing.T) {
 	rotate := func(suffix string) string {
 		t.Helper()
 		before := secretNamesOf(t, "sec_a")[0]
-		get(t, sec)
-		sec.Data["password"] = []byte(planted + suffix)
-		if err := bed.Client.Update(ctx, sec); err != nil {
-			t.Fatal(err)
-		}
+		update(t, sec, func(sec *corev1.Secret) { sec.Data["password"] = []byte(planted + suffix) })
 		var now string
 		eventually(t, time.Minute, "service moved to a new secret version", func() string {
 			names := secretNamesOf(t, "sec_a")

@@ -69,12 +69,10 @@ func composeFiles(cm string, names ...string) []swarmv1.ComposeFile {
 // setRelease points the stack at new files and a new version, as `kubectl apply` would.
 func setRelease(t *testing.T, s *swarmv1.SwarmStack, version string, files []swarmv1.ComposeFile) {
 	t.Helper()
-	get(t, s)
-	s.Spec.Version = version
-	s.Spec.Compose.Files = files
-	if err := bed.Client.Update(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
+	update(t, s, func(s *swarmv1.SwarmStack) {
+		s.Spec.Version = version
+		s.Spec.Compose.Files = files
+	})
 }
 
 // waitOutcome waits for the newest rollout of the version to end and returns the stack.
@@ -238,7 +236,7 @@ func assertRolledBack(t *testing.T, s *swarmv1.SwarmStack, api string) {
 	if ready.Status != metav1.ConditionFalse || ready.Reason != swarmv1.ReasonRolledBack || !strings.Contains(ready.Message, api) {
 		t.Errorf("Ready after a rollback: %+v", ready)
 	}
-	if h := s.Status.History[0]; !strings.Contains(h.Message, api) || !strings.Contains(h.Message, "rolled back") {
+	if h := s.Status.History[0]; !strings.Contains(h.Message, api) || !strings.Contains(h.Message, "roll") || !strings.Contains(h.Message, "failed") {
 		t.Errorf("history message %q does not carry Swarm's", h.Message)
 	}
 	if got := serviceStatus(t, s, api); got.UpdateState != "rollback_completed" {
@@ -256,16 +254,14 @@ func requestReconcile(t *testing.T, s *swarmv1.SwarmStack) {
 
 func annotate(t *testing.T, obj client.Object, key, value string) {
 	t.Helper()
-	get(t, obj)
-	a := obj.GetAnnotations()
-	if a == nil {
-		a = map[string]string{}
-	}
-	a[key] = value
-	obj.SetAnnotations(a)
-	if err := bed.Client.Update(context.Background(), obj); err != nil {
-		t.Fatal(err)
-	}
+	update(t, obj, func(obj client.Object) {
+		a := obj.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[key] = value
+		obj.SetAnnotations(a)
+	})
 }
 
 // deleteStack removes a stack and waits until its finalizer has run.

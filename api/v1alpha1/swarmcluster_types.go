@@ -21,6 +21,7 @@ const (
 const ConditionManagerWarning = "ManagerCountWarning"
 
 // SwarmClusterSpec says how to reach the managers of one Swarm.
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) > duration('0s')",message="interval must be a positive duration, for example 30s"
 type SwarmClusterSpec struct {
 	// Endpoints of manager daemons, tried in order: tcp://host:port or unix:///path.
 	// The first that answers as a manager of an active Swarm is used; when it stops

@@ -48,6 +48,7 @@ type NodeSelector struct {
 // lasting duration. Absent: from now until the resource is deleted.
 // +kubebuilder:validation:XValidation:rule="!(has(self.start) && has(self.schedule))",message="set start or schedule, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.timeZone) || has(self.schedule)",message="timeZone applies only to schedule"
+// +kubebuilder:validation:XValidation:rule="duration(self.duration) > duration('0s')",message="duration must be positive, for example 2h"
 type MaintenanceWindow struct {
 	// Start of a one-off window.
 	// +optional
@@ -64,6 +65,7 @@ type MaintenanceWindow struct {
 
 // SwarmNodeMaintenanceSpec is a drain window over some nodes.
 // +kubebuilder:validation:XValidation:rule="(has(self.nodes) && size(self.nodes) > 0) || has(self.nodeSelector)",message="set nodes, nodeSelector or both"
+// +kubebuilder:validation:XValidation:rule="!has(self.drainTimeout) || duration(self.drainTimeout) > duration('0s')",message="drainTimeout must be a positive duration, for example 10m"
 type SwarmNodeMaintenanceSpec struct {
 	ClusterRef LocalObjectReference `json:"clusterRef"`
 	// Nodes by hostname or node ID.

@@ -92,7 +92,8 @@ type RegistryAuth struct {
 }
 
 // SwarmStackSpec is one compose stack on one Swarm.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.stackName) || (has(self.stackName) && self.stackName == oldSelf.stackName)",message="stackName is immutable: create a new SwarmStack instead"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.stackName) ? (has(self.stackName) && self.stackName == oldSelf.stackName) : !has(self.stackName)",message="stackName is immutable: create a new SwarmStack instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) > duration('0s')",message="interval must be a positive duration, for example 10m"
 // +kubebuilder:validation:XValidation:rule="self.clusterRef.name == oldSelf.clusterRef.name",message="clusterRef is immutable: create a new SwarmStack instead"
 type SwarmStackSpec struct {
 	// ClusterRef names the SwarmCluster to deploy onto.

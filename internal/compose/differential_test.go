@@ -4,17 +4,26 @@ package compose
 
 // Differential test against the real thing: every compose file of
 // testdata/differential is deployed onto a sandbox Swarm twice, once by
-// `docker stack deploy` and once from the specs Render makes, and the specs
-// Swarm stores for the two are compared. Deploying both lets Swarm apply its
-// defaults to both alike; what remains to normalise is what legitimately
-// differs: IDs, stack names, the hash suffix of our secret and config names,
-// and the deliberate differences listed in doc.go.
+// `docker stack deploy` and once from the specs Render makes (networks,
+// secrets, configs, then services, as the operator does), and the service,
+// network, secret and config specs Swarm stores for the two are compared.
+// Deploying both lets Swarm apply its defaults to both alike; what remains to
+// normalise is what legitimately differs: IDs, stack names, the hash suffix
+// of our secret and config names, and the deliberate differences of doc.go.
+// Where the sandbox's dockerd is too old to store a field, the create
+// requests are compared instead (the CLI talks through a recording proxy).
+// Files in testdata/differential/invalid must be refused by both.
 //
 // It needs the Swarm sandbox (root, dockerd; see internal/sandbox) and a
 // docker CLI of version 27 or later (compose file format 3.13): without them
-// it skips, or fails under CI=true. It starts one single-node sandbox, on
-// first use only, so other tests of the package never wait for it; -short
-// skips it.
+// it skips, or fails under CI=true. It starts one single-node sandbox on
+// first use, so the package's other tests never wait for it (the corpus adds
+// a few seconds to the package), and TestMain closes it; if the test binary
+// dies instead, the daemons die with it and the next sandbox.CleanupStale
+// removes the rest. -short skips it.
+//
+//	SWARM_DIFF_DOCKER=/path/docker   the docker CLI to compare with
+//	SWARM_DIFF_DUMP=/tmp/dir         write both normalised service specs per case
 
 import (
 	"bytes"
@@ -65,12 +74,12 @@ var diffVariables = map[string]string{
 // the paths under these prefixes differ, and must (so that doc.go is updated
 // when stack deploy or compose-go change).
 var knownDeviations = map[string]map[string][]string{
-	// Several files: stack deploy's own merge against the compose spec's.
 	// docker/cli forgot the mapstructure tag of ServiceConfig.OomScoreAdj
 	// (27.1 to at least 28.2): stack deploy never reads oom_score_adj.
 	"container": {"service <stack>_all": {
 		"TaskTemplate.ContainerSpec.OomScoreAdj (sent)",
 	}},
+	// Several files: stack deploy's own merge against the compose spec's.
 	"merge-lists": {"service <stack>_lists": {
 		"EndpointSpec.Ports",                 // keyed by published port: unpublished ports collapse
 		"TaskTemplate.ContainerSpec.Secrets", // keyed by source, not by target

@@ -24,6 +24,7 @@ func FuzzRender(f *testing.F) {
 		f.Add(core, n.Content)
 	}
 	f.Add([]byte("services:\n  a:\n    image: x\n    ports: [\"1-3:1-3\"]\n    volumes: [v:/v, /a:/b:ro]\nvolumes: {v: {}}\n"), []byte("version: '3'\nservices: {a: {deploy: {mode: global}}}\n"))
+	f.Add([]byte("services:\n  a:\n    image: x\n    ports: [\"80:80\", {target: 81, published: 80, mode: host}]\n"), []byte("services: {a: {deploy: {endpoint_mode: dnsrr}, ports: [\"81\"]}}\n"))
 	f.Add([]byte("x: &a {image: x}\nservices:\n  a: {<<: *a, secrets: [s]}\nsecrets: {s: {content: x}}\n"), []byte("\xff\xfes\x00"))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		files := []File{{Name: "a.yml", Content: a}, {Name: "b.yml", Content: b}}

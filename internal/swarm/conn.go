@@ -124,7 +124,7 @@ func newClient(endpoint string, tlsConfig *tls.Config, insecure bool) (*client.C
 	}
 	opts := []client.Opt{
 		client.WithHost(endpoint),
-		client.WithHTTPClient(&http.Client{Transport: transport}),
+		client.WithHTTPClient(&http.Client{Transport: countingTransport{endpoint: endpoint, next: transport}}),
 		client.WithAPIVersionNegotiation(),
 	}
 	if tlsConfig != nil {

@@ -1,0 +1,71 @@
+// Package metrics holds the operator's Prometheus metrics, served on the manager's
+// metrics endpoint beside controller-runtime's own.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// DockerRequests counts Docker API requests by endpoint, method and status code
+	// ("error" when no response came back).
+	DockerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_docker_requests_total",
+		Help: "Docker API requests by endpoint, method and HTTP status code (error: no response).",
+	}, []string{"endpoint", "method", "code"})
+
+	// RolloutsStarted counts rollouts the operator started, per stack.
+	RolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_rollouts_started_total",
+		Help: "Stack rollouts started.",
+	}, []string{"namespace", "stack"})
+
+	// RolloutsFinished counts rollouts by outcome (Completed, RolledBack, ...).
+	RolloutsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_rollouts_finished_total",
+		Help: "Stack rollouts finished, by outcome.",
+	}, []string{"namespace", "stack", "outcome"})
+
+	// RolloutDuration is the time from a rollout's start to its end.
+	RolloutDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "swarm_operator_rollout_duration_seconds",
+		Help:    "Time from the write of a new revision to the end of its rollout, by outcome.",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800},
+	}, []string{"outcome"})
+
+	// ServiceUpdateState is 1 for the update state each service of a stack is in.
+	ServiceUpdateState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_service_update_state",
+		Help: "1 for the UpdateStatus.State Swarm reports for the service (none when it never updated).",
+	}, []string{"namespace", "stack", "service", "state"})
+
+	// ClusterReachable is 1 while a manager of the cluster answers.
+	ClusterReachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_cluster_reachable",
+		Help: "1 when a manager of the SwarmCluster answers and quorum holds, else 0.",
+	}, []string{"namespace", "cluster"})
+
+	// ManagersReachable is the number of reachable managers of a cluster.
+	ManagersReachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_cluster_managers_reachable",
+		Help: "Managers reachable in the SwarmCluster's Raft.",
+	}, []string{"namespace", "cluster"})
+
+	// ManagersQuorum is the quorum size of a cluster.
+	ManagersQuorum = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_cluster_managers_quorum",
+		Help: "Managers the SwarmCluster's Raft needs: floor(total/2)+1.",
+	}, []string{"namespace", "cluster"})
+
+	// NodesInMaintenance is the number of nodes a maintenance holds.
+	NodesInMaintenance = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_nodes_in_maintenance",
+		Help: "Nodes a SwarmNodeMaintenance currently holds drained or paused.",
+	}, []string{"namespace", "maintenance"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
+		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance)
+}
