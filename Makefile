@@ -56,9 +56,9 @@ demo-clean: ## Remove what an interrupted demo or test run left behind.
 	hack/sandbox.sh clean
 
 .PHONY: bench
-bench: ## Run the benchmarks and print their figures.
+bench: manifests generate ## Run the benchmarks (compose; operator end to end on a sandbox swarm, root) and print their figures; see docs/benchmarks.md.
 	hack/install-prereqs.sh
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/compose ./test/bench
 
 ##@ Build
 

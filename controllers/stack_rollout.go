@@ -86,6 +86,9 @@ type rolloutVerdict struct {
 	outcome string // "" while in progress
 	reason  string // condition reason while in progress or on failure
 	message string
+	// rollbackCause is Swarm's reason for rolling services back, which it states only
+	// while the rollback runs ("update rolled back due to failure ...").
+	rollbackCause string
 }
 
 // judgeRollout decides whether the rollout that started at `started` has ended and how.
@@ -93,7 +96,7 @@ type rolloutVerdict struct {
 // service is still moving: a rollback is a failure, even though Swarm and the docker CLI
 // report it as a finished update.
 func judgeRollout(svcs []swarmtypes.Service, started, now time.Time) rolloutVerdict {
-	var moving, rolledBack, paused, rollbackPaused []string
+	var moving, rolledBack, paused, rollbackPaused, rollingBack []string
 	for _, svc := range svcs {
 		name := svc.Spec.Name
 		u := svc.UpdateStatus
@@ -108,8 +111,11 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time) rolloutVerd
 		}
 		msg := name + ": " + u.Message
 		switch u.State {
-		case swarmtypes.UpdateStateUpdating, swarmtypes.UpdateStateRollbackStarted:
+		case swarmtypes.UpdateStateUpdating:
 			moving = append(moving, msg)
+		case swarmtypes.UpdateStateRollbackStarted:
+			moving = append(moving, msg)
+			rollingBack = append(rollingBack, msg)
 		case swarmtypes.UpdateStatePaused:
 			paused = append(paused, msg)
 		case swarmtypes.UpdateStateRollbackPaused:
@@ -123,21 +129,22 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time) rolloutVerd
 		}
 	}
 	sort.Strings(moving)
+	cause := strings.Join(rollingBack, "; ")
 	switch {
 	case len(rollbackPaused) > 0:
-		return rolloutVerdict{swarmv1.OutcomeRollbackPaused, swarmv1.ReasonRollbackPaused, strings.Join(rollbackPaused, "; ")}
+		return rolloutVerdict{swarmv1.OutcomeRollbackPaused, swarmv1.ReasonRollbackPaused, strings.Join(rollbackPaused, "; "), cause}
 	case len(paused) > 0:
-		return rolloutVerdict{swarmv1.OutcomePaused, swarmv1.ReasonRolloutPaused, strings.Join(paused, "; ")}
+		return rolloutVerdict{swarmv1.OutcomePaused, swarmv1.ReasonRolloutPaused, strings.Join(paused, "; "), cause}
 	case len(moving) > 0:
 		reason := swarmv1.ReasonProgressing
-		if len(rolledBack) > 0 {
+		if len(rolledBack)+len(rollingBack) > 0 {
 			reason = swarmv1.ReasonRollingBack
 		}
-		return rolloutVerdict{"", reason, strings.Join(moving, "; ")}
+		return rolloutVerdict{"", reason, strings.Join(moving, "; "), cause}
 	case len(rolledBack) > 0:
-		return rolloutVerdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; ")}
+		return rolloutVerdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; "), cause}
 	}
-	return rolloutVerdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged"}
+	return rolloutVerdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged", ""}
 }
 
 // converged is true when a service runs as many tasks as it wants; jobs never "run".

@@ -114,6 +114,11 @@ func (r *SwarmNodeMaintenanceReconciler) Reconcile(ctx context.Context, req ctrl
 	}
 	r.recordTransition(&before.Status, &m)
 	metrics.NodesInMaintenance.WithLabelValues(m.Namespace, m.Name).Set(float64(len(heldNodes(m.Status.Nodes))))
+	inWindow := 0.0
+	if meta.IsStatusConditionTrue(m.Status.Conditions, swarmv1.ConditionInWindow) {
+		inWindow = 1
+	}
+	metrics.MaintenanceInWindow.WithLabelValues(m.Namespace, m.Name).Set(inWindow)
 	if perr := patchStatus(ctx, r.Client, &m, before, statusChanged(before.Status, m.Status)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
@@ -169,6 +174,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m 
 	result, done, err := r.restoreForDeletion(ctx, m)
 	if done {
 		metrics.NodesInMaintenance.DeleteLabelValues(m.Namespace, m.Name)
+		metrics.MaintenanceInWindow.DeleteLabelValues(m.Namespace, m.Name)
 		controllerutil.RemoveFinalizer(m, maintenanceFinalizer)
 		// NotFound: a stale cache showed the finalizer again after an earlier pass removed it.
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, m))

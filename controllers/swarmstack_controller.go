@@ -159,9 +159,9 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 			verdict = r.onDeadline(ctx, s, conn, current, cur.Revision, deadline)
 		}
 		if verdict.outcome == "" {
-			if verdict.reason == swarmv1.ReasonRollingBack {
+			if verdict.rollbackCause != "" {
 				// Swarm says why it rolls back only while it does; keep it for history.
-				cur.Message = verdict.message
+				cur.Message = verdict.rollbackCause
 			}
 			markReconciling(&st.Conditions, gen, verdict.reason,
 				fmt.Sprintf("Rolling out revision %s: %s", shortRev(cur.Revision), verdict.message))
@@ -313,7 +313,7 @@ func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmS
 		// to the stack until its spec changes or a retry is requested.
 		msg += "; the operator stopped writing to the stack"
 	}
-	return rolloutVerdict{swarmv1.OutcomeDeadlineExceeded, swarmv1.ReasonDeadlineExceeded, msg}
+	return rolloutVerdict{outcome: swarmv1.OutcomeDeadlineExceeded, reason: swarmv1.ReasonDeadlineExceeded, message: msg}
 }
 
 // failedTaskCause names why the newest failed task of a rolled back service failed:

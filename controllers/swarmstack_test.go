@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 )
 
@@ -228,6 +230,15 @@ func TestStackReleaseRoutine(t *testing.T) {
 	if c := readyCondition(t, stack); c.Status != metav1.ConditionTrue || stack.Status.LastAppliedRevision != stack.Status.History[0].Revision {
 		t.Errorf("after v5: Ready %+v, lastApplied %s", c, stack.Status.LastAppliedRevision)
 	}
+	// The metrics tell the same story.
+	for outcome, want := range map[string]float64{swarmv1.OutcomeCompleted: 4, swarmv1.OutcomeRolledBack: 2} {
+		if got := testutil.ToFloat64(metrics.RolloutsFinished.WithLabelValues(ns, stack.Name, outcome)); got != want {
+			t.Errorf("rollouts finished %s: metric %v, want %v", outcome, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(metrics.ServiceUpdateState.WithLabelValues(ns, stack.Name, api, "completed")); got != 1 {
+		t.Errorf("service update state metric for %s completed = %v", api, got)
+	}
 }
 
 func assertRolledBack(t *testing.T, s *swarmv1.SwarmStack, api string) {
@@ -236,7 +247,7 @@ func assertRolledBack(t *testing.T, s *swarmv1.SwarmStack, api string) {
 	if ready.Status != metav1.ConditionFalse || ready.Reason != swarmv1.ReasonRolledBack || !strings.Contains(ready.Message, api) {
 		t.Errorf("Ready after a rollback: %+v", ready)
 	}
-	if h := s.Status.History[0]; !strings.Contains(h.Message, api) || !strings.Contains(h.Message, "roll") || !strings.Contains(h.Message, "failed") {
+	if h := s.Status.History[0]; !strings.Contains(h.Message, api) || !strings.Contains(h.Message, "roll") || !strings.Contains(h.Message, "fail") {
 		t.Errorf("history message %q does not carry Swarm's", h.Message)
 	}
 	if got := serviceStatus(t, s, api); got.UpdateState != "rollback_completed" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -114,10 +115,12 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 			"stackName is immutable":  func(s *swarmv1.SwarmStack) { s.Spec.StackName = "second" },
 			"clusterRef is immutable": func(s *swarmv1.SwarmStack) { s.Spec.ClusterRef.Name = "other" },
 		} {
-			get(t, s)
-			changed := s.DeepCopy()
-			mutate(changed)
-			err := bed.Client.Update(context.Background(), changed)
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				get(t, s)
+				changed := s.DeepCopy()
+				mutate(changed)
+				return bed.Client.Update(context.Background(), changed)
+			})
 			if err == nil || !strings.Contains(err.Error(), field) {
 				t.Errorf("want %q, got %v", field, err)
 			}

@@ -63,9 +63,15 @@ var (
 		Name: "swarm_operator_nodes_in_maintenance",
 		Help: "Nodes a SwarmNodeMaintenance currently holds drained or paused.",
 	}, []string{"namespace", "maintenance"})
+
+	// MaintenanceInWindow is 1 while a maintenance's window is open.
+	MaintenanceInWindow = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_maintenance_in_window",
+		Help: "1 while the SwarmNodeMaintenance's window is open, else 0.",
+	}, []string{"namespace", "maintenance"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
-		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance)
+		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow)
 }

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+)
+
+func TestJudgeRollout(t *testing.T) {
+	started := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	later := started.Add(time.Minute)
+	svc := func(name string, state swarmtypes.UpdateState, msg string, updateStart time.Time, running, desired uint64) swarmtypes.Service {
+		s := swarmtypes.Service{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: name}},
+			ServiceStatus: &swarmtypes.ServiceStatus{RunningTasks: running, DesiredTasks: desired}}
+		if state != "" {
+			s.UpdateStatus = &swarmtypes.UpdateStatus{State: state, Message: msg, StartedAt: &updateStart}
+		}
+		return s
+	}
+	cases := map[string]struct {
+		services    []swarmtypes.Service
+		now         time.Time
+		wantOutcome string
+		wantReason  string
+		wantCause   bool
+	}{
+		"a rollback Swarm completed is a failure, not a success": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackCompleted, "rollback completed", started, 6, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomeRolledBack, wantReason: swarmv1.ReasonRolledBack,
+		},
+		"the rollout waits while another service still updates": {
+			services: []swarmtypes.Service{
+				svc("api", swarmtypes.UpdateStateRollbackCompleted, "rollback completed", started, 6, 6),
+				svc("web", swarmtypes.UpdateStateUpdating, "update in progress", started, 4, 5),
+			},
+			now: later, wantOutcome: "", wantReason: swarmv1.ReasonRollingBack,
+		},
+		"a rollback in progress keeps Swarm's cause": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackStarted, "update rolled back due to failure", started, 6, 6)},
+			now:      later, wantOutcome: "", wantReason: swarmv1.ReasonRollingBack, wantCause: true,
+		},
+		"a paused update is reported as paused": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStatePaused, "update paused due to failure", started, 5, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomePaused, wantReason: swarmv1.ReasonRolloutPaused,
+		},
+		"a paused rollback is reported as such": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackPaused, "rollback paused", started, 5, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomeRollbackPaused, wantReason: swarmv1.ReasonRollbackPaused,
+		},
+		"completed updates with all tasks running complete the rollout": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateCompleted, "update completed", started, 6, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomeCompleted, wantReason: swarmv1.ReasonSucceeded,
+		},
+		"a state left from an earlier rollout is ignored": {
+			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackCompleted, "rollback completed", started.Add(-time.Hour), 6, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomeCompleted, wantReason: swarmv1.ReasonSucceeded,
+		},
+		"no update status right after the write is not yet a completion": {
+			services: []swarmtypes.Service{svc("api", "", "", time.Time{}, 6, 6)},
+			now:      started.Add(500 * time.Millisecond), wantOutcome: "", wantReason: swarmv1.ReasonProgressing,
+		},
+		"a new service completes when its tasks run": {
+			services: []swarmtypes.Service{svc("api", "", "", time.Time{}, 6, 6)},
+			now:      later, wantOutcome: swarmv1.OutcomeCompleted, wantReason: swarmv1.ReasonSucceeded,
+		},
+		"a new service whose tasks do not run yet is still progressing": {
+			services: []swarmtypes.Service{svc("api", "", "", time.Time{}, 2, 6)},
+			now:      later, wantOutcome: "", wantReason: swarmv1.ReasonProgressing,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			v := judgeRollout(tc.services, started, tc.now)
+			if v.outcome != tc.wantOutcome || v.reason != tc.wantReason || (v.rollbackCause != "") != tc.wantCause {
+				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
+			}
+		})
+	}
+}
+
+func TestPlanServicesSkipsUnchangedAndNeverPrunesOthers(t *testing.T) {
+	// Covered end to end by the integration tests; here the pure decisions.
+	owner := "ns.app"
+	labels := func(hash, owner string) map[string]string {
+		return map[string]string{swarmv1.LabelSpecHash: hash, swarmv1.LabelOwner: owner}
+	}
+	current := []swarmtypes.Service{
+		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_same", Labels: labels("h1", owner)}}},
+		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_changed", Labels: labels("old", owner)}}},
+		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_gone", Labels: labels("x", owner)}}},
+		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_foreign", Labels: labels("x", "other.stack")}}},
+		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_manual"}}},
+	}
+	rendered := renderedOf("app_same:h1", "app_changed:new", "app_new:n")
+	p := planServices(rendered, current, owner, true, false)
+	if names(p.create) != "app_new" || names(p.update) != "app_changed" || len(p.prune) != 1 || p.prune[0].Spec.Name != "app_gone" {
+		t.Fatalf("plan create %s update %s prune %v", names(p.create), names(p.update), p.prune)
+	}
+	if p := planServices(rendered, current, owner, false, false); len(p.prune) != 0 {
+		t.Error("prune: false removed a service")
+	}
+	if p := planServices(rendered, current, owner, true, true); names(p.update) != "app_same,app_changed" {
+		t.Errorf("a retry must rewrite every existing service, got %s", names(p.update))
+	}
+}
+
+// renderedOf builds a rendered stack from "name:hash" pairs.
+func renderedOf(pairs ...string) *compose.Stack {
+	st := &compose.Stack{}
+	for _, p := range pairs {
+		name, hash, _ := strings.Cut(p, ":")
+		st.Services = append(st.Services, compose.Service{Name: name, Hash: hash})
+	}
+	return st
+}
+
+func names(svcs []compose.Service) string {
+	var out []string
+	for _, s := range svcs {
+		out = append(out, s.Name)
+	}
+	return strings.Join(out, ",")
+}

@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+)
+
+// The benchmarks run in this order (source order): the cheap steady-state count on a
+// fresh swarm first, the 200-stack scale run last. Each measures one scenario once per
+// call, whatever b.N is (`make bench` uses -benchtime 1x), and reports its figures with
+// b.ReportMetric; its log (always printed for benchmarks) has the raw samples.
+
+// BenchmarkNoopReconcile counts the Docker API requests the operator makes for a
+// reconcile that has nothing to change (issue 8, item 3): the reconcile-requested-at
+// annotation triggers it, the status's lastHandledReconcileAt says it ended. The stack's
+// cluster refreshes its health once an hour only, so nothing else talks to Docker
+// meanwhile (checked: idle-requests).
+func BenchmarkNoopReconcile(b *testing.B) {
+	getBed(b)
+	load := loadAvg()
+	n := envInt("BENCH_NOOP_RECONCILES", 20)
+	ns, cluster := newCluster(b, "bench-noop", time.Hour)
+	s, w := createNumbersStack(b, ns, cluster, "noop", numbersShape{replicas: 0})
+	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
+
+	// Let the first rollout's follow-up reconciles (start grace, events) pass.
+	quietFor(b, 3*time.Second, time.Minute)
+	idle0 := dockerRequests()
+	time.Sleep(5 * time.Second)
+	idle := dockerRequests().minus(idle0)
+
+	b.ResetTimer()
+	var per []requestCount
+	var took samples
+	for i := 1; i <= n; i++ {
+		before := dockerRequests()
+		value := strconv.FormatInt(time.Now().UnixNano(), 10)
+		mark := w.mark()
+		sent, _ := mutate(b, s, func(s *swarmv1.SwarmStack) {
+			if s.Annotations == nil {
+				s.Annotations = map[string]string{}
+			}
+			s.Annotations[swarmv1.AnnotationReconcileRequestedAt] = value
+		})
+		o, err := w.waitFor(mark, 30*time.Second, func(s *swarmv1.SwarmStack) (bool, error) {
+			return s.Status.LastHandledReconcileAt == value, nil
+		})
+		if err != nil {
+			b.Fatalf("reconcile %d: %v", i, err)
+		}
+		took = append(took, o.at.Sub(sent))
+		// The status patch is the reconcile's last step; wait a little for stragglers.
+		time.Sleep(300 * time.Millisecond)
+		per = append(per, dockerRequests().minus(before))
+	}
+	b.StopTimer()
+
+	var total requestCount
+	maxReq := 0.0
+	for _, c := range per {
+		total.reads += c.reads
+		total.writes += c.writes
+		maxReq = max(maxReq, c.total())
+	}
+	b.ReportMetric(total.total()/float64(n), "requests/reconcile")
+	b.ReportMetric(total.writes/float64(n), "writes/reconcile")
+	b.ReportMetric(maxReq, "max-requests")
+	b.ReportMetric(idle.total()/5, "idle-requests/s")
+	took.report(b, "annotation-to-status", "ms")
+	reportLoad(b, load)
+	b.Logf("%d no-op reconciles of a 2-service stack: %.0f reads, %.0f writes in all; per reconcile %v; annotation to status %v; idle 5 s before: %.0f requests",
+		n, total.reads, total.writes, per, took, idle.total())
+}
+
+// quietFor waits until the operator made no Docker request for `quiet`.
+func quietFor(b *testing.B, quiet, timeout time.Duration) {
+	b.Helper()
+	end := time.Now().Add(timeout)
+	last, since := dockerRequests(), time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(end) {
+			b.Logf("the operator kept talking to Docker for %s", timeout)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+		if now := dockerRequests(); now != last {
+			last, since = now, time.Now()
+		}
+	}
+}
+
+// BenchmarkReaction changes a two-service stack BENCH_CHANGES times (20) and measures
+// (issue 8, item 1) the time from the API write to Swarm starting the service update
+// (the earliest UpdateStatus.StartedAt of the two services: write-to-start; the later
+// one: write-to-last-start), and from Swarm changing a service's UpdateStatus to the
+// SwarmStack's status showing it (swarm-to-status, start and completion, per service).
+// One replica per service and a 1 s update monitor keep each rollout short; reaction
+// does not depend on the rollout's length.
+func BenchmarkReaction(b *testing.B) {
+	getBed(b)
+	load := loadAvg()
+	n := envInt("BENCH_CHANGES", 20)
+	sh := numbersShape{replicas: 1, monitor: "1s"}
+	ns, cluster := newCluster(b, "bench-react", 30*time.Second)
+	s, w := createNumbersStack(b, ns, cluster, "react", sh)
+	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
+	cli := swarmClient(b)
+
+	b.ResetTimer()
+	var toStart, toLastStart, startShown, doneShown, lag samples
+	for i := 1; i <= n; i++ {
+		r := operatorChange(b, cli, s, w, sh, i)
+		toStart = append(toStart, r.swarm.firstStart.Sub(r.write))
+		toLastStart = append(toLastStart, r.swarm.lastStart.Sub(r.write))
+		startShown = append(startShown, r.starts...)
+		doneShown = append(doneShown, r.dones...)
+		lag = append(lag, r.ready.Sub(r.swarm.lastDone))
+	}
+	b.StopTimer()
+
+	toStart.report(b, "write-to-start", "ms")
+	toLastStart.report(b, "write-to-last-start", "ms")
+	startShown.report(b, "start-to-status", "ms")
+	doneShown.report(b, "done-to-status", "ms")
+	lag.report(b, "ready-lag", "ms")
+	reportLoad(b, load)
+	b.Logf("%d changes (1 replica per service, monitor 1s)\n write to first start %v\n write to last start %v\n swarm start to status (per service) %v\n swarm completion to status (per service) %v\n last completion to Ready %v",
+		n, toStart, toLastStart, startShown, doneShown, lag)
+}
+
+// BenchmarkConverge makes the same change BENCH_CONVERGE_CHANGES times (10) to two
+// copies of the numbers stack, alternately: one through the operator (from the API write
+// to the SwarmStack reporting Ready) and one with `docker stack deploy --detach=false`
+// (the command's run time), and reports the ratio of the medians (issue 8, item 2). It
+// also reports the operator's lag behind Swarm: Ready against the last service's
+// UpdateStatus.CompletedAt. Two replicas per service and Swarm's default update config
+// (parallelism 1, monitor 5 s), as a stack with no update_config gets.
+func BenchmarkConverge(b *testing.B) {
+	getBed(b)
+	load := loadAvg()
+	docker, err := dockerCLI()
+	if err != nil {
+		if sandbox.InCI() {
+			b.Fatal(err)
+		}
+		b.Skip(err)
+	}
+	n := envInt("BENCH_CONVERGE_CHANGES", 10)
+	sh := numbersShape{replicas: 2}
+	ns, cluster := newCluster(b, "bench-conv", 30*time.Second)
+	s, w := createNumbersStack(b, ns, cluster, "op", sh)
+	cs := newCLIStack(b, docker, "cli")
+	b.Cleanup(func() {
+		if err := cs.remove(); err != nil {
+			b.Error(err)
+		}
+		deleteStacks(b, ns, 2*time.Minute)
+		deleteCluster(b, cluster)
+	})
+	cli := swarmClient(b)
+	if _, _, err := cs.deploy(sh, 0); err != nil {
+		b.Fatal(err)
+	}
+
+	b.ResetTimer()
+	var op, swarmOp, lag, viaCLI, swarmCLI samples
+	for i := 1; i <= n; i++ {
+		r := operatorChange(b, cli, s, w, sh, i)
+		op = append(op, r.ready.Sub(r.write))
+		swarmOp = append(swarmOp, r.swarm.lastDone.Sub(r.write))
+		lag = append(lag, r.ready.Sub(r.swarm.lastDone))
+
+		took, start, err := cs.deploy(sh, i)
+		if err != nil {
+			b.Fatalf("change %d: %v", i, err)
+		}
+		viaCLI = append(viaCLI, took)
+		if cr, err := swarmRollout(cli, cs.name, start, 2); err == nil {
+			swarmCLI = append(swarmCLI, cr.lastDone.Sub(start))
+		} else {
+			b.Logf("change %d, CLI stack: %v", i, err)
+		}
+	}
+	b.StopTimer()
+
+	op.report(b, "operator", "s")
+	viaCLI.report(b, "cli", "s")
+	b.ReportMetric(medianRatio(op, viaCLI), "ratio")
+	lag.report(b, "ready-lag", "ms")
+	swarmOp.report(b, "swarm", "s")
+	reportLoad(b, load)
+	b.Logf("%d changes each way (2 replicas per service, Swarm's default update config)\n operator: write to Ready %v\n swarm: write to last CompletedAt %v\n operator lag (Ready - last CompletedAt) %v\n CLI: docker stack deploy --detach=false %v\n swarm under the CLI: start to last CompletedAt %v",
+		n, op, swarmOp, lag, viaCLI, swarmCLI)
+}
+
+// BenchmarkScale deploys BENCH_SCALE_STACKS (200) stacks of BENCH_SCALE_SERVICES (5)
+// services each, replicas 0 (no containers), on the sandbox swarm, then restarts the
+// operator and measures (issue 8, item 4) the full resync: from the new operator's start
+// until the SwarmStack controller has finished a reconcile for every SwarmStack and its
+// queue is empty (controller-runtime's reconcile_total, workqueue_depth and
+// active_workers). Memory: the Go heap in use after GC (live objects) with the operator
+// running after the resync, minus the same with the operator stopped; the process RSS
+// is reported as an upper bound (it includes the benchmark's own client and runtime).
+func BenchmarkScale(b *testing.B) {
+	getBed(b)
+	load := loadAvg()
+	stacks, per := envInt("BENCH_SCALE_STACKS", 200), envInt("BENCH_SCALE_SERVICES", 5)
+	ctx := context.Background()
+	ns, cluster := newCluster(b, "bench-scale", time.Hour)
+	b.Cleanup(func() {
+		took := deleteStacks(b, ns, 15*time.Minute)
+		b.Logf("deleting the %d stacks took %s", stacks, took.Round(time.Second))
+		deleteCluster(b, cluster)
+	})
+
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < stacks; i++ {
+		var c strings.Builder
+		c.WriteString("services:\n")
+		for j := 0; j < per; j++ {
+			fmt.Fprintf(&c, "  svc%d:\n    image: numbers-api:v%d\n    environment: [STACK=%d]\n    deploy: {replicas: 0}\n", j, j%5+1, i)
+		}
+		inline := c.String()
+		s := &swarmv1.SwarmStack{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s%03d", i)},
+			Spec: swarmv1.SwarmStackSpec{
+				ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
+				Version:    "v1",
+				Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "stack.yml", Inline: &inline}}},
+			},
+		}
+		if err := bed.Client.Create(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	created := time.Since(t0)
+	var lastReport time.Time
+	waitUntil(b, 40*time.Minute, fmt.Sprintf("%d stacks Ready", stacks), func() (string, error) {
+		var list swarmv1.SwarmStackList
+		if err := bed.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return "", err
+		}
+		ready, done := 0, rolledOut("v1", 1)
+		for i := range list.Items {
+			ok, err := done(&list.Items[i])
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", list.Items[i].Name, err)
+			}
+			if ok {
+				ready++
+			}
+		}
+		if ready == stacks {
+			return "", nil
+		}
+		if time.Since(lastReport) > time.Minute {
+			lastReport = time.Now()
+			b.Logf("%s: %d/%d stacks Ready", time.Since(t0).Round(time.Second), ready, stacks)
+		}
+		time.Sleep(900 * time.Millisecond)
+		return fmt.Sprintf("%d/%d Ready", ready, stacks), nil
+	})
+	deployed := time.Since(t0)
+	quietFor(b, 3*time.Second, 2*time.Minute)
+
+	// Restart: everything the operator holds is rebuilt from the API and the swarm.
+	stopOperator()
+	heapOff, rssOff := liveHeap(), rss()
+	var all swarmv1.SwarmStackList
+	if err := bed.Client.List(ctx, &all); err != nil {
+		b.Fatal(err)
+	}
+	rec0, req0 := stackReconciles(), dockerRequests()
+	t1 := time.Now()
+	if err := startOperator(); err != nil {
+		b.Fatal(err)
+	}
+	waitUntilFast(b, 10*time.Minute, "full resync", func() bool {
+		return stackReconciles()-rec0 >= float64(len(all.Items)) && stackQueueIdle()
+	})
+	resync := time.Since(t1)
+	reconciles := stackReconciles() - rec0
+	reqs := dockerRequests().minus(req0)
+	heapOn, rssOn := liveHeap(), rss()
+	b.StopTimer()
+
+	b.ReportMetric(resync.Seconds(), "resync-s")
+	b.ReportMetric(reconciles/resync.Seconds(), "reconciles/s")
+	b.ReportMetric(reqs.total()/float64(len(all.Items)), "resync-requests/stack")
+	b.ReportMetric(reqs.writes, "resync-writes")
+	b.ReportMetric(float64(int64(heapOn)-int64(heapOff))/mib, "operator-heap-MiB")
+	b.ReportMetric(float64(rssOn)/mib, "process-rss-MiB")
+	b.ReportMetric(deployed.Seconds(), "deploy-s")
+	b.ReportMetric(float64(stacks*per)/deployed.Seconds(), "services-created/s")
+	reportLoad(b, load)
+	b.Logf("%d stacks x %d services (replicas 0): created the resources in %s, all Ready after %s (%.1f stacks/s)\n"+
+		" restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s), %.0f Docker reads and %.0f writes\n"+
+		" Go heap in use after GC: %.1f MiB with the operator stopped, %.1f MiB running (operator %.1f MiB); RSS %.1f MiB stopped, %.1f MiB running",
+		stacks, per, created.Round(time.Millisecond), deployed.Round(time.Second), float64(stacks)/deployed.Seconds(),
+		len(all.Items), reconciles, resync.Round(time.Millisecond), reconciles/resync.Seconds(), reqs.reads, reqs.writes,
+		float64(heapOff)/mib, float64(heapOn)/mib, float64(int64(heapOn)-int64(heapOff))/mib, float64(rssOff)/mib, float64(rssOn)/mib)
+}
+
+// waitUntilFast polls cond every 20 ms, for timings that need finer steps than waitUntil.
+func waitUntilFast(b *testing.B, timeout time.Duration, what string, cond func() bool) {
+	b.Helper()
+	end := time.Now().Add(budget(timeout))
+	for !cond() {
+		if time.Now().After(end) {
+			b.Fatalf("%s: not done after %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// requestCount is the operator's Docker API requests so far, as counted by the
+// instrumented transport of internal/swarm (metric swarm_operator_docker_requests_total).
+type requestCount struct{ reads, writes float64 }
+
+func (c requestCount) total() float64 { return c.reads + c.writes }
+
+func (c requestCount) minus(o requestCount) requestCount {
+	return requestCount{c.reads - o.reads, c.writes - o.writes}
+}
+
+// gather passes each counter or gauge of the metric family `name` whose labels include
+// all of want to add, with its labels (controller-runtime's registry, where the
+// operator's metrics are registered too).
+func gather(name string, want map[string]string, add func(labels map[string]string, v float64)) {
+	fams, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue metrics
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				add(labels, m.GetCounter().GetValue())
+			case m.GetGauge() != nil:
+				add(labels, m.GetGauge().GetValue())
+			}
+		}
+	}
+}
+
+func dockerRequests() requestCount {
+	var c requestCount
+	gather("swarm_operator_docker_requests_total", nil, func(l map[string]string, v float64) {
+		// GET and HEAD (ping) only read; POST, PUT and DELETE write.
+		if l["method"] == "GET" || l["method"] == "HEAD" {
+			c.reads += v
+		} else {
+			c.writes += v
+		}
+	})
+	return c
+}
+
+func sum(name string, want map[string]string) float64 {
+	var total float64
+	gather(name, want, func(_ map[string]string, v float64) { total += v })
+	return total
+}
+
+// stackReconciles is how many reconciles the SwarmStack controller finished (any result).
+func stackReconciles() float64 {
+	return sum("controller_runtime_reconcile_total", map[string]string{"controller": "swarmstack"})
+}
+
+// stackQueueIdle is true when the SwarmStack controller has nothing queued or running.
+func stackQueueIdle() bool {
+	return sum("workqueue_depth", map[string]string{"name": "swarmstack"}) == 0 &&
+		sum("controller_runtime_active_workers", map[string]string{"controller": "swarmstack"}) == 0
+}
+
+// liveHeap is the Go heap in use after two full collections: live objects only.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// rss is the process's resident set size (VmRSS) in bytes, or 0.
+func rss() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+const mib = 1 << 20

@@ -1,0 +1,371 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dockertypes "github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/filters"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	dockerclient "github.com/docker/docker/client"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+)
+
+// numbersShape sizes the two-service numbers stack (config/samples/numbers/
+// docker-compose.yml: numbers-api and numbers-web on one overlay network) for a
+// benchmark. Every change sets a new BENCH_CHANGE environment variable on both services,
+// so each change is a rolling update of both.
+type numbersShape struct {
+	replicas int
+	// monitor is update_config.monitor; "" leaves Swarm's default update config
+	// (parallelism 1, delay 0, stop-first, monitor 5s).
+	monitor string
+}
+
+// override is the inline file merged over docker-compose.yml. endpoint_mode dnsrr: this
+// kernel has no IPVS for Swarm's VIPs (internal/sandbox/README.md); no published ports,
+// so the operator's and the CLI's copies can share the nodes.
+func (sh numbersShape) override(change int) string {
+	var b strings.Builder
+	b.WriteString("services:\n")
+	for _, svc := range []string{"numbers-api", "numbers-web"} {
+		fmt.Fprintf(&b, "  %s:\n    environment: [BENCH_CHANGE=%d]\n    deploy:\n      replicas: %d\n      endpoint_mode: dnsrr\n",
+			svc, change, sh.replicas)
+		if sh.monitor != "" {
+			fmt.Fprintf(&b, "      update_config: {monitor: %s}\n", sh.monitor)
+		}
+	}
+	return b.String()
+}
+
+func baseCompose(b *testing.B) []byte {
+	b.Helper()
+	root, err := sandbox.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", "samples", "numbers", "docker-compose.yml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func versionOf(change int) string { return fmt.Sprintf("c%d", change) }
+
+// createNumbersStack creates the stack (the core file from a ConfigMap, as a user keeps
+// it, plus the inline override), starts watching it and waits for its first rollout.
+func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, name string, sh numbersShape) (*swarmv1.SwarmStack, *stackWatch) {
+	b.Helper()
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-compose"},
+		BinaryData: map[string][]byte{"docker-compose.yml": baseCompose(b)},
+	}
+	if err := bed.Client.Create(ctx, cm); err != nil {
+		b.Fatal(err)
+	}
+	inline := sh.override(0)
+	s := &swarmv1.SwarmStack{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: swarmv1.SwarmStackSpec{
+			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
+			Version:    versionOf(0),
+			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
+				{Name: "docker-compose.yml", ConfigMapRef: &swarmv1.KeySelector{Name: cm.Name, Key: "docker-compose.yml"}},
+				{Name: "bench.yml", Inline: &inline},
+			}},
+		},
+	}
+	w, err := watchStack(ns, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.stop)
+	mark := w.mark()
+	if err := bed.Client.Create(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := w.waitFor(mark, 4*time.Minute, rolledOut(versionOf(0), 1)); err != nil {
+		b.Fatalf("first rollout of %s/%s: %v", ns, name, err)
+	}
+	return s, w
+}
+
+// rolledOut is true once the rollout of version (at generation gen or later) completed
+// and the stack says Ready; a rollout that ended otherwise is an error.
+func rolledOut(version string, gen int64) func(*swarmv1.SwarmStack) (bool, error) {
+	return func(s *swarmv1.SwarmStack) (bool, error) {
+		if s.Status.ObservedGeneration < gen || len(s.Status.History) == 0 || s.Status.History[0].Version != version {
+			return false, nil
+		}
+		switch h := s.Status.History[0]; h.Outcome {
+		case swarmv1.OutcomeProgressing:
+			return false, nil
+		case swarmv1.OutcomeCompleted:
+			c := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady)
+			return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration >= gen, nil
+		default:
+			return false, fmt.Errorf("rollout of %s ended %s: %s", version, h.Outcome, h.Message)
+		}
+	}
+}
+
+// mutate re-reads the stack and applies change until the write does not conflict (the
+// operator patches status concurrently). It returns when the write was sent (the last
+// attempt's start) and the generation it produced.
+func mutate(b *testing.B, s *swarmv1.SwarmStack, change func(*swarmv1.SwarmStack)) (time.Time, int64) {
+	b.Helper()
+	ctx := context.Background()
+	var sent time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := bed.Client.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+			return err
+		}
+		change(s)
+		sent = time.Now()
+		return bed.Client.Update(ctx, s)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sent, s.Generation
+}
+
+// setChange makes change number i: a new version and a new BENCH_CHANGE on both services.
+func setChange(b *testing.B, s *swarmv1.SwarmStack, sh numbersShape, i int) (time.Time, int64) {
+	inline := sh.override(i)
+	return mutate(b, s, func(s *swarmv1.SwarmStack) {
+		s.Spec.Version = versionOf(i)
+		s.Spec.Compose.Files[1].Inline = &inline
+	})
+}
+
+// swarmClient talks to the first manager, for reading Swarm's own view. Its requests do
+// not go through the operator's instrumented transport, so they are not counted.
+func swarmClient(b *testing.B) *dockerclient.Client {
+	b.Helper()
+	cli, err := bed.Swarm.Client(bed.Swarm.Managers()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// stackServices lists a stack's services as Swarm has them.
+func stackServices(cli *dockerclient.Client, stack string) ([]swarmtypes.Service, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return cli.ServiceList(ctx, dockertypes.ServiceListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", swarmv1.LabelStackNamespace+"="+stack)),
+	})
+}
+
+// rollout is what Swarm says about the update of a stack's services that began after
+// `after`: the first start, the last start and the last completion.
+type rollout struct {
+	firstStart, lastStart, lastDone time.Time
+	services                        []swarmtypes.Service
+}
+
+func swarmRollout(cli *dockerclient.Client, stack string, after time.Time, want int) (rollout, error) {
+	svcs, err := stackServices(cli, stack)
+	if err != nil {
+		return rollout{}, err
+	}
+	if len(svcs) != want {
+		return rollout{}, fmt.Errorf("stack %s has %d services, want %d", stack, len(svcs), want)
+	}
+	r := rollout{services: svcs}
+	for _, svc := range svcs {
+		u := svc.UpdateStatus
+		if u == nil || u.StartedAt == nil || u.CompletedAt == nil || u.State != swarmtypes.UpdateStateCompleted {
+			return r, fmt.Errorf("service %s: no completed update (%+v)", svc.Spec.Name, u)
+		}
+		// Swarm's clock is this machine's: the sandbox daemons run here.
+		if u.StartedAt.Before(after) {
+			return r, fmt.Errorf("service %s: its last update started at %s, before the change at %s", svc.Spec.Name, u.StartedAt, after)
+		}
+		if r.firstStart.IsZero() || u.StartedAt.Before(r.firstStart) {
+			r.firstStart = *u.StartedAt
+		}
+		if u.StartedAt.After(r.lastStart) {
+			r.lastStart = *u.StartedAt
+		}
+		if u.CompletedAt.After(r.lastDone) {
+			r.lastDone = *u.CompletedAt
+		}
+	}
+	return r, nil
+}
+
+// statusFollow measures, for each service of the rollout, how long after Swarm set its
+// UpdateStatus the stack's status showed it: the start (status.services[].updateStartedAt
+// equal to Swarm's StartedAt) and the completion (updateState completed with Swarm's
+// CompletedAt). Status times are metav1.Time, whole seconds, so they are compared at
+// second precision; rollouts here are seconds apart, so this cannot mix them up.
+func statusFollow(r rollout, obs []observation) (starts, dones samples, err error) {
+	for _, svc := range r.services {
+		u := svc.UpdateStatus
+		var startSeen, doneSeen time.Time
+		for _, o := range obs {
+			for _, st := range o.stack.Status.Services {
+				if st.Name != svc.Spec.Name {
+					continue
+				}
+				if startSeen.IsZero() && st.UpdateStartedAt != nil && st.UpdateStartedAt.Unix() == u.StartedAt.Unix() {
+					startSeen = o.at
+				}
+				if doneSeen.IsZero() && st.UpdateState == string(swarmtypes.UpdateStateCompleted) &&
+					st.UpdateCompletedAt != nil && st.UpdateCompletedAt.Unix() == u.CompletedAt.Unix() {
+					doneSeen = o.at
+				}
+			}
+		}
+		if startSeen.IsZero() || doneSeen.IsZero() {
+			return nil, nil, fmt.Errorf("the status never showed %s's update of %s (start seen %v, completion seen %v)",
+				svc.Spec.Name, u.StartedAt, !startSeen.IsZero(), !doneSeen.IsZero())
+		}
+		starts = append(starts, startSeen.Sub(*u.StartedAt))
+		dones = append(dones, doneSeen.Sub(*u.CompletedAt))
+	}
+	return starts, dones, nil
+}
+
+// operatorChange makes change i through the operator and measures it.
+type changeResult struct {
+	write, ready time.Time
+	swarm        rollout
+	starts       samples // Swarm's start to the status showing it, per service
+	dones        samples // Swarm's completion to the status showing it, per service
+}
+
+func operatorChange(b *testing.B, cli *dockerclient.Client, s *swarmv1.SwarmStack, w *stackWatch, sh numbersShape, i int) changeResult {
+	b.Helper()
+	mark := w.mark()
+	write, gen := setChange(b, s, sh, i)
+	o, err := w.waitFor(mark, 5*time.Minute, rolledOut(versionOf(i), gen))
+	if err != nil {
+		b.Fatalf("change %d of %s: %v", i, s.Name, err)
+	}
+	r, err := swarmRollout(cli, stackName(s), write, 2)
+	if err != nil {
+		b.Fatalf("change %d of %s: %v", i, s.Name, err)
+	}
+	starts, dones, err := statusFollow(r, w.since(mark))
+	if err != nil {
+		b.Fatalf("change %d of %s: %v", i, s.Name, err)
+	}
+	return changeResult{write: write, ready: o.at, swarm: r, starts: starts, dones: dones}
+}
+
+func stackName(s *swarmv1.SwarmStack) string {
+	if s.Spec.StackName != "" {
+		return s.Spec.StackName
+	}
+	return s.Name
+}
+
+// deleteStacks deletes the stacks and waits until the operator has removed them from
+// the swarm (their finalizer is gone).
+func deleteStacks(b *testing.B, ns string, timeout time.Duration) time.Duration {
+	ctx := context.Background()
+	t0 := time.Now()
+	if err := bed.Client.DeleteAllOf(ctx, &swarmv1.SwarmStack{}, client.InNamespace(ns)); err != nil {
+		b.Error(err)
+		return 0
+	}
+	end := time.Now().Add(budget(timeout))
+	for {
+		var list swarmv1.SwarmStackList
+		if err := bed.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			b.Error(err)
+			return 0
+		}
+		if len(list.Items) == 0 {
+			return time.Since(t0)
+		}
+		if time.Now().After(end) {
+			b.Errorf("%d stacks of %s still there after %s", len(list.Items), ns, timeout)
+			return 0
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// dockerCLI is the docker CLI with `stack deploy --detach` (Debian's 20.10 has none).
+func dockerCLI() (string, error) {
+	for _, p := range []string{"/usr/local/bin/docker", "docker"} {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			continue
+		}
+		out, _ := exec.Command(path, "stack", "deploy", "--help").CombinedOutput()
+		if strings.Contains(string(out), "--detach") {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("no docker CLI with `stack deploy --detach` (looked at /usr/local/bin/docker and PATH)")
+}
+
+// cliStack deploys the same files with `docker stack deploy`, against the same manager
+// the operator uses first.
+type cliStack struct {
+	docker, dir, name string
+	env               []string
+}
+
+func newCLIStack(b *testing.B, docker, name string) *cliStack {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), baseCompose(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	env := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, ".docker")},
+		bed.Swarm.CLIEnv(bed.Swarm.Managers()[0])...)
+	return &cliStack{docker: docker, dir: dir, name: name, env: env}
+}
+
+// deploy runs `docker stack deploy --detach=false` for change i and returns how long
+// the command took. --resolve-image never: the operator's default, and the images are
+// local to the nodes (no registry).
+func (c *cliStack) deploy(sh numbersShape, i int) (time.Duration, time.Time, error) {
+	override := filepath.Join(c.dir, "bench.yml")
+	if err := os.WriteFile(override, []byte(sh.override(i)), 0o644); err != nil {
+		return 0, time.Time{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget(5*time.Minute))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.docker, "stack", "deploy", "--detach=false", "--resolve-image", "never",
+		"-c", filepath.Join(c.dir, "docker-compose.yml"), "-c", override, c.name)
+	cmd.Env = c.env
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(t0)
+	if err != nil {
+		return took, t0, fmt.Errorf("docker stack deploy: %v: %s", err, out)
+	}
+	return took, t0, nil
+}
+
+func (c *cliStack) remove() error {
+	cmd := exec.Command(c.docker, "stack", "rm", c.name)
+	cmd.Env = c.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker stack rm: %v: %s", err, out)
+	}
+	return nil
+}
