@@ -91,7 +91,7 @@ func parseSchedule(expr, tz string) (*cron.SpecSchedule, error) {
 	}
 	s, err := cronParser.Parse(expr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression: %v", errInvalidWindow, expr, err)
+		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression: %w", errInvalidWindow, expr, err)
 	}
 	spec, ok := s.(*cron.SpecSchedule)
 	if !ok {
@@ -112,7 +112,7 @@ func loadZone(tz string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("%w: timeZone %q is not an IANA time zone: %v", errInvalidWindow, tz, err)
+		return nil, fmt.Errorf("%w: timeZone %q is not an IANA time zone: %w", errInvalidWindow, tz, err)
 	}
 	return loc, nil
 }

@@ -147,7 +147,7 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 		auths, err := parseDockerConfig(sec.Data[corev1.DockerConfigJsonKey])
 		if err != nil {
 			// Never include the Secret's content in the error: it ends up in status.
-			return nil, fmt.Errorf("registryAuth Secret %q: %v", ra.SecretRef.Name, err)
+			return nil, fmt.Errorf("registryAuth Secret %q: %w", ra.SecretRef.Name, err)
 		}
 		in.registryAuth = auths
 	}

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	dockertypes "github.com/docker/docker/api/types"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -235,7 +236,7 @@ func tlsSecret(ns, name string, ca, cert, key []byte) *corev1.Secret {
 	}
 }
 
-var swarmServiceInspectOptions = dockertypes.ServiceInspectOptions{}
+var swarmServiceInspectOptions = swarmtypes.ServiceInspectOptions{}
 
 func networkListOptions(name string) network.ListOptions {
 	return network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}

@@ -136,17 +136,17 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	st.CurrentWindow, st.NextWindow = windowTimes(w.current), windowTimes(w.next)
-	setWindowCondition(m, w, now)
+	setWindowCondition(m, w)
 
 	conn, err := r.connect(ctx, m)
 	if err != nil {
 		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, err.Error(), false)
-		return ctrl.Result{RequeueAfter: clusterRetry}, nil
+		return ctrl.Result{RequeueAfter: clusterRetry}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	nodes, err := conn.Nodes(ctx)
 	if err != nil {
 		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Listing the swarm's nodes: "+err.Error(), false)
-		return ctrl.Result{RequeueAfter: clusterRetry}, nil
+		return ctrl.Result{RequeueAfter: clusterRetry}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	selected, reason, msg := selectNodes(m.Spec, nodes)
 	if reason != "" {
@@ -205,7 +205,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	if err != nil {
 		st.Phase = swarmv1.PhaseRestoring
 		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Restoring nodes before deletion: "+err.Error(), false)
-		return ctrl.Result{RequeueAfter: clusterRetry}, false, nil
+		return ctrl.Result{RequeueAfter: clusterRetry}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	p := r.newPass(m, conn, nodes, r.Now())
 	for i := range st.Nodes {
@@ -264,7 +264,7 @@ func stall(m *swarmv1.SwarmNodeMaintenance, reason, msg string) {
 	markFailed(&st.Conditions, m.Generation, reason, msg, true)
 }
 
-func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w windows, now time.Time) {
+func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w windows) {
 	st := &m.Status
 	switch {
 	case w.current != nil && w.current.openEnded():
@@ -572,7 +572,7 @@ func (p *maintenancePass) restore(ctx context.Context, e *swarmv1.MaintenanceNod
 		// The write may have happened right before a restart lost its status patch.
 		ours = observed
 	}
-	switch {
+	switch { //nolint:staticcheck // the cases compare observed with different values
 	case observed == prev:
 		e.RestoredAt = &now
 		if ours == prev {

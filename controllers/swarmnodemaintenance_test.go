@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	dockertypes "github.com/docker/docker/api/types"
+	cerrdefs "github.com/containerd/errdefs"
+
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -42,7 +43,7 @@ func newMaintenanceEnv(t *testing.T, prefix string) *maintenanceEnv {
 
 func (e *maintenanceEnv) activateAllNodes() {
 	ctx := context.Background()
-	nodes, err := e.cli.NodeList(ctx, dockertypes.NodeListOptions{})
+	nodes, err := e.cli.NodeList(ctx, swarm.NodeListOptions{})
 	if err != nil {
 		e.t.Errorf("listing nodes to reactivate them: %v", err)
 		return
@@ -58,7 +59,7 @@ func (e *maintenanceEnv) activateAllNodes() {
 // earlier test may have stopped and restarted managers.
 func (e *maintenanceEnv) waitSwarmHealthy() {
 	eventually(e.t, 2*time.Minute, "every node ready and every manager reachable", func() string {
-		nodes, err := e.cli.NodeList(context.Background(), dockertypes.NodeListOptions{})
+		nodes, err := e.cli.NodeList(context.Background(), swarm.NodeListOptions{})
 		if err != nil {
 			return err.Error()
 		}
@@ -152,12 +153,12 @@ func (e *maintenanceEnv) createService(name string, replicas uint64, tune func(*
 	if tune != nil {
 		tune(&spec)
 	}
-	resp, err := e.cli.ServiceCreate(context.Background(), spec, dockertypes.ServiceCreateOptions{})
+	resp, err := e.cli.ServiceCreate(context.Background(), spec, swarm.ServiceCreateOptions{})
 	if err != nil {
 		e.t.Fatalf("creating service %s: %v", name, err)
 	}
 	e.t.Cleanup(func() {
-		if err := e.cli.ServiceRemove(context.Background(), resp.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := e.cli.ServiceRemove(context.Background(), resp.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			e.t.Errorf("removing service %s: %v", name, err)
 		}
 	})
@@ -165,7 +166,7 @@ func (e *maintenanceEnv) createService(name string, replicas uint64, tune func(*
 
 // runningTasks maps node IDs to the number of the service's tasks running there.
 func (e *maintenanceEnv) runningTasks(service string) (map[string]int, error) {
-	tasks, err := e.cli.TaskList(context.Background(), dockertypes.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", service))})
+	tasks, err := e.cli.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", service))})
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +379,7 @@ func TestMaintenanceDrainsAWorkerAndAManagerForTheirWindow(t *testing.T) {
 		return ""
 	})
 	// Draining keeps a manager in Raft: it is still reachable and the swarm keeps quorum.
-	nodes, err := e.cli.NodeList(context.Background(), dockertypes.NodeListOptions{})
+	nodes, err := e.cli.NodeList(context.Background(), swarm.NodeListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

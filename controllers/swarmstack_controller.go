@@ -109,7 +109,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	conn, err := r.connect(ctx, s)
 	if err != nil {
 		markFailed(&st.Conditions, gen, swarmv1.ReasonClusterNotReady, err.Error(), false)
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil //nolint:nilerr // reported in status; the cluster watch brings us back
 	}
 
 	in, err := gatherInputs(ctx, r.Client, s, stackName)
@@ -134,7 +134,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	current, err := conn.StackServices(ctx, stackName)
 	if err != nil {
 		markFailed(&st.Conditions, gen, swarmv1.ReasonClusterNotReady, "Reading the stack's services: "+err.Error(), false)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	if msg := ownershipProblem(current, owner, s.Spec.Adopt); msg != "" {
 		reason := swarmv1.ReasonNotOwned
@@ -474,7 +474,7 @@ func (r *SwarmStackReconciler) reconcileDelete(ctx context.Context, s *swarmv1.S
 		conn, err := r.connect(ctx, s)
 		if err != nil {
 			// Keep the finalizer: removing it would orphan the stack without saying so.
-			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil //nolint:nilerr // retried on a timer
 		}
 		remaining, err := removeStack(ctx, conn, stackNameOf(s), ownerOf(s))
 		if err != nil {

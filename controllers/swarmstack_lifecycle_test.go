@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	dockertypes "github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	corev1 "k8s.io/api/core/v1"
@@ -78,7 +77,7 @@ func waitReason(t *testing.T, s *swarmv1.SwarmStack, reason string, timeout time
 
 func inspectService(t *testing.T, name string) (swarmtypes.Service, bool) {
 	t.Helper()
-	svc, _, err := dockerClient(t).ServiceInspectWithRaw(context.Background(), name, dockertypes.ServiceInspectOptions{})
+	svc, _, err := dockerClient(t).ServiceInspectWithRaw(context.Background(), name, swarmtypes.ServiceInspectOptions{})
 	if err != nil {
 		if strings.Contains(err.Error(), "not found") {
 			return svc, false
@@ -125,7 +124,7 @@ func TestStackCorrectsDriftSuspendsAndPrunes(t *testing.T) {
 	}
 	spec := svc.Spec
 	spec.TaskTemplate.ContainerSpec.Env = append(spec.TaskTemplate.ContainerSpec.Env, "HAND_MADE=1")
-	if _, err := dockerClient(t).ServiceUpdate(context.Background(), svc.ID, svc.Version, spec, dockertypes.ServiceUpdateOptions{}); err != nil {
+	if _, err := dockerClient(t).ServiceUpdate(context.Background(), svc.ID, svc.Version, spec, swarmtypes.ServiceUpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "drift corrected", func() string {
@@ -190,7 +189,7 @@ func TestStackLeavesOthersServicesAlone(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"legacy_a", "legacy_extra"} {
-		if _, err := dockerClient(t).ServiceCreate(ctx, manual(name), dockertypes.ServiceCreateOptions{}); err != nil {
+		if _, err := dockerClient(t).ServiceCreate(ctx, manual(name), swarmtypes.ServiceCreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -296,7 +295,7 @@ func TestStackRotatesSecretsAndKeepsThemOutOfStatus(t *testing.T) {
 		return now
 	}
 	secretExists := func(name string) bool {
-		list, err := dockerClient(t).SecretList(ctx, dockertypes.SecretListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+		list, err := dockerClient(t).SecretList(ctx, swarmtypes.SecretListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -189,9 +189,9 @@ func TestStackReleaseRoutine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stack.Status.LastAttemptedRevision != attempted || len(stack.Status.History) != entries || !svcAfter.Meta.UpdatedAt.Equal(svcBefore.Meta.UpdatedAt) {
+	if stack.Status.LastAttemptedRevision != attempted || len(stack.Status.History) != entries || !svcAfter.UpdatedAt.Equal(svcBefore.UpdatedAt) {
 		t.Errorf("the rolled back revision was applied again: history %d -> %d, service updated %s -> %s",
-			entries, len(stack.Status.History), svcBefore.Meta.UpdatedAt, svcAfter.Meta.UpdatedAt)
+			entries, len(stack.Status.History), svcBefore.UpdatedAt, svcAfter.UpdatedAt)
 	}
 
 	// 5: v5-bad again, with the fast rollback config.

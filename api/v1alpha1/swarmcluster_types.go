@@ -112,7 +112,3 @@ type SwarmClusterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SwarmCluster `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SwarmCluster{}, &SwarmClusterList{})
-}

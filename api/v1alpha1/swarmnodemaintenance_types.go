@@ -170,7 +170,3 @@ type SwarmNodeMaintenanceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SwarmNodeMaintenance `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SwarmNodeMaintenance{}, &SwarmNodeMaintenanceList{})
-}

@@ -275,7 +275,3 @@ type SwarmStackList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SwarmStack `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SwarmStack{}, &SwarmStackList{})
-}

@@ -16,7 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	dockertypes "github.com/docker/docker/api/types"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
@@ -172,7 +173,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	done(t0)
-	d.printMaintenance(ctx, m)
+	d.printMaintenance(m)
 	d.printNodes(ctx)
 	step("8. End of the window: delete the maintenance; each node returns to its previous availability")
 	t0 = time.Now()
@@ -388,7 +389,7 @@ func (d *demo) printStack(ctx context.Context) {
 	tw.Flush()
 }
 
-func (d *demo) printMaintenance(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) {
+func (d *demo) printMaintenance(m *swarmv1.SwarmNodeMaintenance) {
 	tw := table("$ kubectl get swarmnodemaintenance", "NAME", "PHASE", "NODE", "ROLE", "PREVIOUS", "NOW", "TASKS LEFT")
 	for _, n := range m.Status.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", m.Name, m.Status.Phase, n.Name, n.Role, n.PreviousAvailability, n.Availability, n.TasksRemaining)
@@ -403,11 +404,11 @@ func (d *demo) printNodes(ctx context.Context) {
 		return
 	}
 	defer cli.Close()
-	nodes, err := cli.NodeList(ctx, dockertypes.NodeListOptions{})
+	nodes, err := cli.NodeList(ctx, swarmtypes.NodeListOptions{})
 	if err != nil {
 		return
 	}
-	tasks, _ := cli.TaskList(ctx, dockertypes.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+	tasks, _ := cli.TaskList(ctx, swarmtypes.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
 	perNode := map[string]int{}
 	for _, t := range tasks {
 		perNode[t.NodeID]++

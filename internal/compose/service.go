@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -24,7 +25,8 @@ func (c *converter) service(key string, s types.ServiceConfig) (Service, error) 
 	at := func(p ...string) []string { return append([]string{"services", key}, p...) }
 	// fail points at the key in error: the one a fieldError names, or at.
 	fail := func(err error, at []string) (Service, error) {
-		if fe, ok := err.(*fieldError); ok {
+		var fe *fieldError
+		if errors.As(err, &fe) {
 			at = append([]string{"services", key}, fe.path...)
 		}
 		return Service{}, errorAt(c.srcs, at, "service %q: %v", key, err)
@@ -33,7 +35,7 @@ func (c *converter) service(key string, s types.ServiceConfig) (Service, error) 
 		return fail(fmt.Errorf("no image specified (Swarm does not build images)"), at())
 	}
 	if _, err := reference.ParseAnyReference(s.Image); err != nil {
-		return fail(fmt.Errorf("invalid image reference %q: %v", s.Image, err), at("image"))
+		return fail(fmt.Errorf("invalid image reference %q: %w", s.Image, err), at("image"))
 	}
 	deploy := types.DeployConfig{}
 	if s.Deploy != nil {
@@ -304,7 +306,7 @@ func (c *converter) secretRefs(key string, refs []types.ServiceSecretConfig) ([]
 		target := types.FileReferenceConfig(r)
 		out = append(out, &swarm.SecretReference{
 			SecretName: name,
-			File:       (*swarm.SecretReferenceFileTarget)(fileTarget(target, "/run/secrets/"+r.Source)),
+			File:       fileTarget(target, "/run/secrets/"+r.Source),
 		})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].SecretName < out[j].SecretName })
@@ -378,7 +380,7 @@ func healthcheck(h *types.HealthCheckConfig) (*container.HealthConfig, error) {
 		return nil, nil
 	}
 	if h.Disable {
-		if len(h.Test) > 0 && !(len(h.Test) == 1 && h.Test[0] == "NONE") {
+		if len(h.Test) > 0 && (len(h.Test) != 1 || h.Test[0] != "NONE") {
 			return nil, badField([]string{"healthcheck", "disable"}, "healthcheck: test and disable can't be set at the same time")
 		}
 		return &container.HealthConfig{Test: []string{"NONE"}}, nil

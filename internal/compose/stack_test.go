@@ -485,7 +485,9 @@ func TestCache(t *testing.T) {
 	if other == a {
 		t.Error("different variables hit the same entry")
 	}
-	c.Render(files, Options{StackName: "other"})
+	if _, err := c.Render(files, Options{StackName: "other"}); err != nil {
+		t.Fatal(err)
+	}
 	if again, _ := c.Render(files, Options{StackName: "numbers"}); again == a {
 		t.Error("least recently used entry was not evicted")
 	}

@@ -328,7 +328,7 @@ func unmountAll(paths ...string) error {
 		}
 	}
 	if mps := mountsUnder(paths...); len(mps) > 0 {
-		return fmt.Errorf("still mounted: %v %v", mps, errors.Join(errs...))
+		return fmt.Errorf("still mounted: %v %w", mps, errors.Join(errs...))
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func Start(ctx context.Context, opts Options) (_ *Swarm, err error) {
 	defer func() {
 		if err != nil {
 			if cerr := s.Close(); cerr != nil {
-				err = fmt.Errorf("%w\n(cleanup after the failure: %v)", err, cerr)
+				err = fmt.Errorf("%w\n(cleanup after the failure: %w)", err, cerr)
 			}
 		}
 	}()

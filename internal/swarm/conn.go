@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -88,7 +89,7 @@ func clientTLS(t Target) (*tls.Config, error) {
 	}
 	pair, err := tls.X509KeyPair(t.Cert, t.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tls.crt/tls.key: %v", ErrTLS, err)
+		return nil, fmt.Errorf("%w: tls.crt/tls.key: %w", ErrTLS, err)
 	}
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -189,11 +190,11 @@ func joinEndpointErrors(errs []error) error {
 	for _, want := range []error{ErrQuorumLost, ErrTLS, ErrNotInSwarm, ErrNotAManager} {
 		for _, e := range errs {
 			if errors.Is(e, want) {
-				return fmt.Errorf("%w (%v)", want, errors.Join(errs...))
+				return fmt.Errorf("%w (%v)", want, errors.Join(errs...)) //nolint:errorlint // only the chosen cause may match errors.Is
 			}
 		}
 	}
-	return fmt.Errorf("%w (%v)", ErrUnreachable, errors.Join(errs...))
+	return fmt.Errorf("%w (%v)", ErrUnreachable, errors.Join(errs...)) //nolint:errorlint // only the chosen cause may match errors.Is
 }
 
 // classify returns the reason to try another endpoint, or nil when the error is the
@@ -207,25 +208,25 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &tlsErr), errors.As(err, &recordErr), errors.As(err, &unknownAuthority),
 		strings.Contains(msg, "tls: "), strings.Contains(msg, "x509: "):
-		return fmt.Errorf("%w: %v", ErrTLS, err)
-	case errdefs.IsUnavailable(err) || errdefs.IsSystem(err):
+		return fmt.Errorf("%w: %w", ErrTLS, err)
+	case cerrdefs.IsUnavailable(err) || cerrdefs.IsInternal(err):
 		switch {
 		case strings.Contains(msg, "does not have a leader"), strings.Contains(msg, "no leader"):
-			return fmt.Errorf("%w: %v", ErrQuorumLost, err)
+			return fmt.Errorf("%w: %w", ErrQuorumLost, err)
 		case strings.Contains(msg, "not part of a swarm"), strings.Contains(msg, "not a swarm manager") && strings.Contains(msg, "swarm init"):
-			return fmt.Errorf("%w: %v", ErrNotInSwarm, err)
+			return fmt.Errorf("%w: %w", ErrNotInSwarm, err)
 		case strings.Contains(msg, "not a swarm manager"):
-			return fmt.Errorf("%w: %v", ErrNotAManager, err)
+			return fmt.Errorf("%w: %w", ErrNotAManager, err)
 		}
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	case client.IsErrConnectionFailed(err), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	var netErr net.Error
 	var opErr *net.OpError
 	if errors.As(err, &netErr) || errors.As(err, &opErr) || strings.Contains(msg, "connection refused") ||
 		strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") {
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	return nil
 }

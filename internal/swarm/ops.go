@@ -2,10 +2,12 @@ package swarm
 
 import (
 	"context"
+
 	"fmt"
 	"sort"
 
-	"github.com/docker/docker/api/types"
+	cerrdefs "github.com/containerd/errdefs"
+
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -40,7 +42,7 @@ func (c *Conn) Nodes(ctx context.Context) ([]swarm.Node, error) {
 	var nodes []swarm.Node
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		nodes, err = cli.NodeList(ctx, types.NodeListOptions{})
+		nodes, err = cli.NodeList(ctx, swarm.NodeListOptions{})
 		return err
 	})
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Description.Hostname < nodes[j].Description.Hostname })
@@ -69,7 +71,7 @@ func (c *Conn) Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) 
 	var tasks []swarm.Task
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		tasks, err = cli.TaskList(ctx, types.TaskListOptions{Filters: f})
+		tasks, err = cli.TaskList(ctx, swarm.TaskListOptions{Filters: f})
 		return err
 	})
 	return tasks, err
@@ -80,7 +82,7 @@ func (c *Conn) StackServices(ctx context.Context, stack string) ([]swarm.Service
 	var svcs []swarm.Service
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		svcs, err = cli.ServiceList(ctx, types.ServiceListOptions{Filters: stackFilter(stack), Status: true})
+		svcs, err = cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: stackFilter(stack), Status: true})
 		return err
 	})
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].Spec.Name < svcs[j].Spec.Name })
@@ -92,7 +94,7 @@ func (c *Conn) AllServices(ctx context.Context) ([]swarm.Service, error) {
 	var svcs []swarm.Service
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		svcs, err = cli.ServiceList(ctx, types.ServiceListOptions{Status: true})
+		svcs, err = cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
 		return err
 	})
 	return svcs, err
@@ -103,7 +105,7 @@ func (c *Conn) Service(ctx context.Context, id string) (swarm.Service, error) {
 	var svc swarm.Service
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		svc, _, err = cli.ServiceInspectWithRaw(ctx, id, types.ServiceInspectOptions{})
+		svc, _, err = cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 		return err
 	})
 	return svc, err
@@ -113,7 +115,7 @@ func (c *Conn) Service(ctx context.Context, id string) (swarm.Service, error) {
 func (c *Conn) CreateService(ctx context.Context, spec swarm.ServiceSpec, registryAuth string, queryRegistry bool) (string, error) {
 	var id string
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		resp, err := cli.ServiceCreate(ctx, spec, types.ServiceCreateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
+		resp, err := cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
 		id = resp.ID
 		return err
 	})
@@ -123,7 +125,7 @@ func (c *Conn) CreateService(ctx context.Context, spec swarm.ServiceSpec, regist
 // UpdateService writes a new spec for a service at the version it was read at.
 func (c *Conn) UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec, registryAuth string, queryRegistry bool) error {
 	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		_, err := cli.ServiceUpdate(ctx, id, version, spec, types.ServiceUpdateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
+		_, err := cli.ServiceUpdate(ctx, id, version, spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
 		return err
 	})
 }
@@ -131,14 +133,14 @@ func (c *Conn) UpdateService(ctx context.Context, id string, version swarm.Versi
 // RollbackService asks Swarm to put a service back to its previous spec.
 func (c *Conn) RollbackService(ctx context.Context, id string) error {
 	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		svc, _, err := cli.ServiceInspectWithRaw(ctx, id, types.ServiceInspectOptions{})
+		svc, _, err := cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 		if err != nil {
 			return err
 		}
 		if svc.PreviousSpec == nil {
 			return fmt.Errorf("service %s has no previous spec to roll back to", svc.Spec.Name)
 		}
-		_, err = cli.ServiceUpdate(ctx, id, svc.Version, svc.Spec, types.ServiceUpdateOptions{Rollback: "previous"})
+		_, err = cli.ServiceUpdate(ctx, id, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
 		return err
 	})
 }
@@ -194,7 +196,7 @@ func (c *Conn) Secrets(ctx context.Context, f filters.Args) ([]swarm.Secret, err
 	var out []swarm.Secret
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		out, err = cli.SecretList(ctx, types.SecretListOptions{Filters: f})
+		out, err = cli.SecretList(ctx, swarm.SecretListOptions{Filters: f})
 		return err
 	})
 	return out, err
@@ -223,7 +225,7 @@ func (c *Conn) Configs(ctx context.Context, f filters.Args) ([]swarm.Config, err
 	var out []swarm.Config
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
-		out, err = cli.ConfigList(ctx, types.ConfigListOptions{Filters: f})
+		out, err = cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: f})
 		return err
 	})
 	return out, err
@@ -256,7 +258,7 @@ func stackFilter(stack string) filters.Args {
 func StackFilter(stack string) filters.Args { return stackFilter(stack) }
 
 func ignoreNotFound(err error) error {
-	if err != nil && client.IsErrNotFound(err) {
+	if err != nil && cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	return err

@@ -70,7 +70,7 @@ func Start(ctx context.Context, opts Options) (_ *Bed, err error) {
 	}}
 	defer func() {
 		if err != nil {
-			b.Stop()
+			_ = b.Stop()
 		}
 	}()
 	type swarmResult struct {

@@ -51,7 +51,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 				s.Annotations = map[string]string{}
 			}
 			s.Annotations[swarmv1.AnnotationReconcileRequestedAt] = value
-		})
+		}) // not requestReconcile: the value is waited for
 		o, err := w.waitFor(mark, 30*time.Second, func(s *swarmv1.SwarmStack) (bool, error) {
 			return s.Status.LastHandledReconcileAt == value, nil
 		})

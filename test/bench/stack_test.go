@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,10 +100,62 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 	if err := bed.Client.Create(ctx, s); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := w.waitFor(mark, 4*time.Minute, rolledOut(versionOf(0), 1)); err != nil {
-		b.Fatalf("first rollout of %s/%s: %v", ns, name, err)
+	if pokes := settle(b, s, w, mark, versionOf(0), 1, 4*time.Minute); pokes > 0 {
+		b.Logf("stack %s/%s: its first rollout stayed Progressing under Ready=True; a reconcile request finished it (operator issue, see docs/benchmarks.md)", ns, name)
 	}
 	return s, w
+}
+
+// settle waits for the rollout of version to complete. A stack whose services run no
+// tasks can be left with Ready=True while its history still says Progressing: a
+// reconcile on a stale cache patched Ready without the history, and no Swarm event comes
+// to trigger another reconcile before the periodic one (10 min). When that state lasts
+// 15 s, settle requests a reconcile (annotation) and says how often it had to.
+func settle(b *testing.B, s *swarmv1.SwarmStack, w *stackWatch, mark int, version string, gen int64, timeout time.Duration) (pokes int) {
+	b.Helper()
+	end := time.Now().Add(budget(timeout))
+	for {
+		_, err := w.waitFor(mark, 15*time.Second, rolledOut(version, gen))
+		if err == nil {
+			return pokes
+		}
+		if !strings.Contains(err.Error(), "not seen after") || time.Now().After(end) {
+			b.Fatalf("rollout of %s/%s %s: %v", s.Namespace, s.Name, version, err)
+		}
+		if obs := w.since(mark); len(obs) > 0 && stuckProgressing(obs[len(obs)-1].stack, gen) {
+			pokes++
+			requestReconcile(b, s)
+		}
+	}
+}
+
+// stuckProgressing: Ready=True for the generation while the newest rollout is still
+// recorded as in progress.
+func stuckProgressing(s *swarmv1.SwarmStack, gen int64) bool {
+	c := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration >= gen &&
+		len(s.Status.History) > 0 && s.Status.History[0].Outcome == swarmv1.OutcomeProgressing
+}
+
+// readyTooEarly: the status says Ready=True for the generation although the rollout of
+// version has not completed (what `kubectl wait --for=condition=Ready` would believe).
+func readyTooEarly(s *swarmv1.SwarmStack, version string, gen int64) bool {
+	c := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration < gen {
+		return false
+	}
+	h := s.Status.History
+	return len(h) == 0 || h[0].Version != version || h[0].Outcome != swarmv1.OutcomeCompleted
+}
+
+func requestReconcile(b *testing.B, s *swarmv1.SwarmStack) {
+	value := strconv.FormatInt(time.Now().UnixNano(), 10)
+	mutate(b, s, func(s *swarmv1.SwarmStack) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[swarmv1.AnnotationReconcileRequestedAt] = value
+	})
 }
 
 // rolledOut is true once the rollout of version (at generation gen or later) completed
@@ -252,6 +305,9 @@ type changeResult struct {
 	swarm        rollout
 	starts       samples // Swarm's start to the status showing it, per service
 	dones        samples // Swarm's completion to the status showing it, per service
+	// earlyReady: some status showed Ready=True for the new generation before the
+	// rollout had completed (the stale-cache patch of docs/benchmarks.md).
+	earlyReady bool
 }
 
 func operatorChange(b *testing.B, cli *dockerclient.Client, s *swarmv1.SwarmStack, w *stackWatch, sh numbersShape, i int) changeResult {
@@ -270,7 +326,13 @@ func operatorChange(b *testing.B, cli *dockerclient.Client, s *swarmv1.SwarmStac
 	if err != nil {
 		b.Fatalf("change %d of %s: %v", i, s.Name, err)
 	}
-	return changeResult{write: write, ready: o.at, swarm: r, starts: starts, dones: dones}
+	res := changeResult{write: write, ready: o.at, swarm: r, starts: starts, dones: dones}
+	for _, ob := range w.since(mark) {
+		if ob.at.Before(o.at) && readyTooEarly(ob.stack, versionOf(i), gen) {
+			res.earlyReady = true
+		}
+	}
+	return res
 }
 
 func stackName(s *swarmv1.SwarmStack) string {

@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -185,8 +186,10 @@ func serve(h http.Handler) {
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Printf("numbers %s %s listening on %s", os.Args[1], version(), srv.Addr)
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-		log.Fatal(err)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		stop()
+		log.Fatal(err) //nolint:gocritic // stop already ran
+
 	}
 }
 
