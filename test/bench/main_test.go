@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,37 @@ func teardown() bool {
 		ok = false
 	}
 	return ok
+}
+
+// Benchmark logs are cut to about ten lines by the testing package, so the long ones
+// (raw samples of every benchmark, status traces) go to a details file as well:
+// $BENCH_DETAILS, or swarm-operator-bench.log in the temporary directory.
+var (
+	detailsOnce sync.Once
+	detailsMu   sync.Mutex
+	details     *os.File
+)
+
+func detailsPath() string {
+	if p := os.Getenv("BENCH_DETAILS"); p != "" {
+		return p
+	}
+	return filepath.Join(os.TempDir(), "swarm-operator-bench.log")
+}
+
+// detailf appends a line to the details file.
+func detailf(format string, args ...any) {
+	detailsOnce.Do(func() {
+		details, _ = os.Create(detailsPath())
+		if details != nil {
+			fmt.Fprintf(details, "# swarm-operator benchmarks, %s, load %.2f\n", time.Now().Format(time.RFC3339), loadAvg())
+		}
+	})
+	detailsMu.Lock()
+	defer detailsMu.Unlock()
+	if details != nil {
+		fmt.Fprintf(details, format+"\n", args...)
+	}
 }
 
 // missingPrerequisites says why the bed cannot start here ("" when it can).

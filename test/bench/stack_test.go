@@ -101,7 +101,9 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 		b.Fatal(err)
 	}
 	if pokes := settle(b, s, w, mark, versionOf(0), 1, 4*time.Minute); pokes > 0 {
-		b.Logf("stack %s/%s: its first rollout stayed Progressing under Ready=True; a reconcile request finished it (operator issue, see docs/benchmarks.md)", ns, name)
+		b.Logf("stack %s/%s: first rollout left Progressing under Ready=True; a reconcile request finished it (trace in %s)", ns, name, detailsPath())
+		detailf("%s: stack %s/%s, first rollout left Progressing under Ready=True until a reconcile was requested. Status as watched:\n%s",
+			b.Name(), ns, name, trace(w.since(mark)))
 	}
 	return s, w
 }
@@ -332,6 +334,10 @@ func operatorChange(b *testing.B, cli *dockerclient.Client, s *swarmv1.SwarmStac
 			res.earlyReady = true
 		}
 	}
+	if res.earlyReady {
+		detailf("%s: change %d of %s/%s (write at +0ms): Ready=True before the rollout completed. Status as watched:\n%s",
+			b.Name(), i, s.Namespace, s.Name, traceFrom(write, w.since(mark)))
+	}
 	return res
 }
 
@@ -430,4 +436,35 @@ func (c *cliStack) remove() error {
 		return fmt.Errorf("docker stack rm: %v: %s", err, out)
 	}
 	return nil
+}
+
+// trace summarises watched statuses, one line each, for logs.
+func trace(obs []observation) string {
+	if len(obs) == 0 {
+		return ""
+	}
+	return traceFrom(obs[0].at, obs)
+}
+
+func traceFrom(t0 time.Time, obs []observation) string {
+	var b strings.Builder
+	for _, o := range obs {
+		s := o.stack
+		ready := "-"
+		if c := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady); c != nil {
+			ready = fmt.Sprintf("%s/%s", c.Status, c.Reason)
+		}
+		hist := "-"
+		if len(s.Status.History) > 0 {
+			hist = s.Status.History[0].Version + " " + s.Status.History[0].Outcome
+		}
+		svcs := ""
+		for _, st := range s.Status.Services {
+			svcs += fmt.Sprintf(" %s=%s", strings.TrimPrefix(st.Name, stackName(s)+"_"), st.UpdateState)
+		}
+		fmt.Fprintf(&b, "   +%6dms rv %s gen %d/%d Ready %s history[0] %s lastAttempted %.12s lastApplied %.12s services%s\n",
+			o.at.Sub(t0).Milliseconds(), s.ResourceVersion, s.Generation, s.Status.ObservedGeneration, ready, hist,
+			strings.TrimPrefix(s.Status.LastAttemptedRevision, "sha256:"), strings.TrimPrefix(s.Status.LastAppliedRevision, "sha256:"), svcs)
+	}
+	return b.String()
 }
