@@ -31,13 +31,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if err := (&SwarmStackReconciler{
-		Client: mgr.GetClient(), Hub: hub, Renderer: compose.NewCache(256),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Renderer: compose.NewCache(256),
 		Recorder: recorder("swarmstack-controller"), Now: time.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&SwarmNodeMaintenanceReconciler{
-		Client: mgr.GetClient(), Hub: hub, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

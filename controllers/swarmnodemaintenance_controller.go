@@ -80,9 +80,11 @@ var errClusterGone = errors.New("SwarmCluster not found")
 // maxConcurrent (they take no capacity away that is not already gone).
 type SwarmNodeMaintenanceReconciler struct {
 	client.Client
-	Hub      *swarm.Hub
-	Recorder record.EventRecorder
-	Now      func() time.Time
+	// APIReader reads the reconciled object itself, bypassing the cache.
+	APIReader client.Reader
+	Hub       *swarm.Hub
+	Recorder  record.EventRecorder
+	Now       func() time.Time
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmnodemaintenances,verbs=get;list;watch;update;patch
@@ -96,7 +98,9 @@ type SwarmNodeMaintenanceReconciler struct {
 // it after the window, on deletion, or when they leave the selection.
 func (r *SwarmNodeMaintenanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var m swarmv1.SwarmNodeMaintenance
-	if err := r.Get(ctx, req.NamespacedName, &m); err != nil {
+	// Read from the API server, not the cache: a reconcile must see the status the last
+	// one wrote, or it could act twice on a request it already handled.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &m); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !m.DeletionTimestamp.IsZero() {

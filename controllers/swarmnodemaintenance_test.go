@@ -593,8 +593,8 @@ func TestMaintenanceRejectsBadInputWithoutTouchingNodes(t *testing.T) {
 		"unknown-node":     {swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{worker, "no-such-node"}}, swarmv1.ReasonUnknownNode},
 		"invalid-cron":     {swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{worker}, Window: &swarmv1.MaintenanceWindow{Schedule: "0 2 * *", Duration: hour}}, swarmv1.ReasonInvalidWindow},
 		"invalid-timezone": {swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{worker}, Window: &swarmv1.MaintenanceWindow{Schedule: "0 2 * * *", TimeZone: "Asia/Nowhere", Duration: hour}}, swarmv1.ReasonInvalidWindow},
-		"no-duration":      {swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{worker}, Window: oneOff(clock.Now().Add(-time.Minute), 0)}, swarmv1.ReasonInvalidWindow},
-		"empty-selector":   {swarmv1.SwarmNodeMaintenanceSpec{NodeSelector: &swarmv1.NodeSelector{Labels: map[string]string{"maintenance-test": "nobody-has-this"}}}, swarmv1.ReasonNoNodesSelected},
+		// A window without a duration is refused at admission (TestAdmissionRejectsBadSpecs).
+		"empty-selector": {swarmv1.SwarmNodeMaintenanceSpec{NodeSelector: &swarmv1.NodeSelector{Labels: map[string]string{"maintenance-test": "nobody-has-this"}}}, swarmv1.ReasonNoNodesSelected},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -45,10 +45,12 @@ const (
 // SwarmStackReconciler deploys compose stacks and reports their rollouts.
 type SwarmStackReconciler struct {
 	client.Client
-	Hub      *swarm.Hub
-	Renderer *compose.Cache
-	Recorder record.EventRecorder
-	Now      func() time.Time
+	// APIReader reads the reconciled object itself, bypassing the cache.
+	APIReader client.Reader
+	Hub       *swarm.Hub
+	Renderer  *compose.Cache
+	Recorder  record.EventRecorder
+	Now       func() time.Time
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -59,7 +61,9 @@ type SwarmStackReconciler struct {
 // Reconcile brings the stack's services on the swarm to the rendered compose files.
 func (r *SwarmStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s swarmv1.SwarmStack
-	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
+	// Read from the API server, not the cache: a reconcile must see the status the last
+	// one wrote, or it could act twice on a request it already handled.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !s.DeletionTimestamp.IsZero() {
@@ -361,7 +365,10 @@ func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.Swa
 	var rolled []string
 	var errs []error
 	for _, svc := range current {
-		if svc.PreviousSpec == nil || svc.Spec.Labels[swarmv1.LabelOwner] != ownerOf(s) {
+		// Only services still at the revision being rolled back: a second pass over the
+		// same request must not roll them "back" again to the spec they just left.
+		if svc.PreviousSpec == nil || svc.Spec.Labels[swarmv1.LabelOwner] != ownerOf(s) ||
+			svc.Spec.Labels[swarmv1.LabelRevision] != s.Status.LastAttemptedRevision {
 			continue
 		}
 		if err := conn.RollbackService(ctx, svc.ID); err != nil {
@@ -373,6 +380,10 @@ func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.Swa
 	if err := errors.Join(errs...); err != nil {
 		markFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonApplyFailed, "Rollback failed: "+err.Error(), false)
 		return ctrl.Result{}, err
+	}
+	if len(rolled) == 0 {
+		r.Recorder.Event(s, corev1.EventTypeWarning, "RollbackSkipped", "No service of the stack has a previous spec to roll back to")
+		return ctrl.Result{RequeueAfter: startGrace}, nil
 	}
 	s.Status.History = pushHistory(s.Status.History, swarmv1.HistoryEntry{
 		Revision: s.Status.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(now),
@@ -402,10 +413,6 @@ func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1
 		s.Status.LastAppliedRevision = cur.Revision
 		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutCompleted", "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
-	}
-	if cur.Message == rollbackRequested && v.outcome == swarmv1.OutcomeCompleted {
-		// Swarm reports a requested rollback as a completed one; for the stack it is a rollback.
-		cur.Outcome = swarmv1.OutcomeRolledBack
 	}
 	r.Recorder.Eventf(s, corev1.EventTypeWarning, outcomeReason(cur.Outcome), "Revision %s%s %s: %s",
 		shortRev(cur.Revision), versionSuffix(cur.Version), outcomeWords(cur.Outcome), cur.Message)
