@@ -54,6 +54,18 @@ func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluste
 	return hub.Connect(client.ObjectKeyFromObject(cluster), t)
 }
 
+// clusterNotReady says why a SwarmCluster, by its current status, cannot be used. The
+// stack and maintenance controllers then wait for it (the SwarmCluster watch brings
+// them back) instead of each paying the timeouts of an unreachable swarm: a worker busy
+// with a dead cluster serves no other.
+func clusterNotReady(cluster *swarmv1.SwarmCluster) error {
+	c := meta.FindStatusCondition(cluster.Status.Conditions, swarmv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != cluster.Generation {
+		return nil
+	}
+	return fmt.Errorf("SwarmCluster %q is not ready (%s): %s", cluster.Name, c.Reason, c.Message)
+}
+
 // setCondition sets a condition with the object's generation.
 func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})

@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -234,6 +235,9 @@ func (r *SwarmClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&swarmv1.SwarmCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersForSecret)).
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		// An unreachable cluster's reconcile waits for timeouts (tens of seconds): it
+		// must not hold up the health of the others.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("swarmcluster").
 		Complete(r)
 }

@@ -233,6 +233,9 @@ func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1
 		}
 		return nil, err
 	}
+	if err := clusterNotReady(&cluster); err != nil {
+		return nil, err
+	}
 	conn, err := connectCluster(ctx, r.Client, r.Hub, &cluster)
 	if err != nil {
 		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)

@@ -255,6 +255,9 @@ func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStac
 		}
 		return nil, err
 	}
+	if err := clusterNotReady(&cluster); err != nil {
+		return nil, err
+	}
 	conn, err := connectCluster(ctx, r.Client, r.Hub, &cluster)
 	if err != nil {
 		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"go.yaml.in/yaml/v4"
 )
 
 // File is one compose file; Name is what errors call it.
@@ -174,6 +175,9 @@ func load(files []File, opts Options) (*loaded, error) {
 			version = v
 		}
 		ld.srcs = append(ld.srcs, src)
+		if err := checkTotals(ld.srcs); err != nil {
+			return nil, err
+		}
 		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f.Name, Content: src.text})
 	}
 	msgs, err := captureLogs(func() (err error) {
@@ -185,6 +189,35 @@ func load(files []File, opts Options) (*loaded, error) {
 	}
 	ld.warnings = append(ld.warnings, msgs...)
 	return ld, nil
+}
+
+// checkTotals enforces the limits on all files together (see source.go); the last
+// file is the one that went over.
+func checkTotals(srcs []*source) error {
+	last := srcs[len(srcs)-1]
+	docs, nodes := 0, 0
+	services := map[string]bool{}
+	for _, src := range srcs {
+		docs += len(src.docs)
+		nodes += src.nodes
+		for _, doc := range src.docs {
+			if len(doc.Content) == 0 {
+				continue
+			}
+			k, v := lookup(deref(doc.Content[0]), "services")
+			keys(v, func(name string, _, _ *yaml.Node) { services[name] = true })
+			if len(services) > maxServices {
+				return &Error{File: src.name, Line: k.Line, Msg: fmt.Sprintf("more than %d services", maxServices)}
+			}
+		}
+	}
+	switch {
+	case docs > maxDocuments:
+		return &Error{File: last.name, Msg: fmt.Sprintf("more than %d YAML documents in all files", maxDocuments)}
+	case nodes > maxNodes:
+		return &Error{File: last.name, Msg: fmt.Sprintf("more than %d YAML nodes (aliases expanded) in all files", maxNodes)}
+	}
+	return nil
 }
 
 func loaderOptions(stack string) func(*loader.Options) {
@@ -208,7 +241,10 @@ func loaderOptions(stack string) func(*loader.Options) {
 	}
 }
 
-var falseSchemaRe = regexp.MustCompile(`(\S+)\.([^.\s]+) false schema`)
+var (
+	falseSchemaRe = regexp.MustCompile(`(\S+)\.([^.\s]+) false schema`)
+	bracketRe     = regexp.MustCompile(`\[([^\]\s'"]+)\]`)
+)
 
 // attribute turns a compose-go error into an *Error naming the file and,
 // when a model path or YAML line is in the message, the line.
@@ -222,20 +258,36 @@ func attribute(err error, srcs []*source, details types.ConfigDetails, stack str
 			}
 		}
 	}
+	// Errors decoding the merged model into compose-go's types (a duration or
+	// size out of range, a negative count) do not say which file either.
+	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):\n\n")
+	if src == nil && len(srcs) == 1 {
+		src = srcs[0]
+	}
 	if src == nil {
 		// Merge-time errors (interpolation, type casts) do not say which
 		// file they come from: load growing prefixes of the list until one
-		// fails; its last file is the culprit.
-		for i := range srcs {
-			sub := details
-			sub.ConfigFiles = details.ConfigFiles[:i+1]
-			_, perr := captureLogs(func() error {
+		// fails; its last file is the culprit. Decoding errors show only
+		// when the whole project is loaded.
+		for _, load := range []func(types.ConfigDetails) error{
+			func(sub types.ConfigDetails) error {
 				_, err := loader.LoadModelWithContext(context.Background(), sub, loaderOptions(stack))
 				return err
-			})
-			if perr != nil {
-				src = srcs[i]
-				break
+			},
+			func(sub types.ConfigDetails) error {
+				_, err := loader.LoadWithContext(context.Background(), sub, loaderOptions(stack))
+				return err
+			},
+		} {
+			for i := range srcs {
+				if src != nil {
+					break
+				}
+				sub := details
+				sub.ConfigFiles = details.ConfigFiles[:i+1]
+				if _, perr := captureLogs(func() error { return load(sub) }); perr != nil {
+					src = srcs[i]
+				}
 			}
 		}
 	}
@@ -244,7 +296,8 @@ func attribute(err error, srcs []*source, details types.ConfigDetails, stack str
 		return e
 	}
 	e.File = src.name
-	if m := modelPathRe.FindStringSubmatch(msg); m != nil {
+	// Decoding errors write paths as services[web].deploy.
+	if m := modelPathRe.FindStringSubmatch(bracketRe.ReplaceAllString(msg, ".$1")); m != nil {
 		e.Line, _ = src.find(strings.Split(m[1], "."))
 	}
 	if e.Line == 0 {

@@ -57,6 +57,23 @@
 //     output and hooks are swapped out, so messages other goroutines log
 //     through logrus at that very moment are lost.
 //
+// Limits keep a hostile or mistaken input from taking the operator down (each was
+// measured to cost seconds of CPU or gigabytes without it; hostile_test.go holds the
+// corpus). Each breach is an *Error naming the file:
+//
+//   - a file has at most MaxFileSize bytes (1 MiB, what a ConfigMap holds);
+//   - YAML aliases expand a document to at most 8 MiB ("billion laughs", or one
+//     long value aliased thousands of times);
+//   - ${...} nests at most 32 deep in one value;
+//   - all files together hold at most 32 YAML documents, 100,000 YAML nodes
+//     (aliases expanded) and 1000 services;
+//   - a service has at most MaxReplicas replicas (a count too large for an int
+//     wraps around while parsing and is caught too), memory sizes that overflow
+//     are errors, ports lie between 1 and 65535, and service names are what
+//     Swarm accepts (at most 63 letters, digits, '-' and '_'). Stack deploy
+//     leaves these to Swarm;
+//   - an error message is cut at 1 KiB: compose-go quotes offending values.
+//
 // differential_test.go deploys a corpus of compose files with the real
 // `docker stack deploy` and with Render's specs onto a sandbox Swarm and
 // compares what Swarm stores: the differences above are the only ones it

@@ -25,14 +25,27 @@ type Error struct {
 	Msg  string
 }
 
+// maxMessage bounds the message of an Error: compose-go quotes the offending value,
+// which a hostile file makes as long as it likes, and the message ends up in a status
+// condition (at most 32768 characters) and in events.
+const maxMessage = 1024
+
 func (e *Error) Error() string {
+	msg := e.Msg
+	if len(msg) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = fmt.Sprintf("%s... (%d more bytes)", msg[:cut], len(msg)-cut)
+	}
 	switch {
 	case e.File != "" && e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 	case e.File != "":
-		return e.File + ": " + e.Msg
+		return e.File + ": " + msg
 	}
-	return e.Msg
+	return msg
 }
 
 // source is one compose file as UTF-8 text plus its YAML node tree, kept to
@@ -42,9 +55,37 @@ type source struct {
 	name string
 	text []byte
 	docs []*yaml.Node // one per YAML document; compose-go merges them in order
+	// nodes counts the YAML nodes of all documents with aliases expanded (at most
+	// maxNodes+1).
+	nodes int
 }
 
+// Limits that keep a hostile or mistaken compose file from taking the operator down
+// (see the package documentation). Legitimate files are far below them.
+const (
+	// MaxFileSize is the largest compose file accepted, in bytes: what one ConfigMap
+	// can hold.
+	MaxFileSize = 1 << 20
+	// maxExpandedSize bounds what a file's YAML aliases may expand to, counted as
+	// scalar bytes plus one per node: a small file whose aliases repeat a long value
+	// thousands of times ("billion laughs") expands to gigabytes in the loader and
+	// in the rendered specs.
+	maxExpandedSize = 8 << 20
+	// maxInterpolationDepth bounds the nesting of ${...} in one value: compose-go's
+	// interpolation takes time cubic in it.
+	maxInterpolationDepth = 32
+	// The loader's time and memory grow with the YAML nodes (aliases expanded), with
+	// the services (each costs far more than its few nodes) and, more than linearly,
+	// with the documents it merges; these bound all files of one render together.
+	maxNodes     = 100000
+	maxServices  = 1000
+	maxDocuments = 32
+)
+
 func newSource(f File) (*source, error) {
+	if len(f.Content) > MaxFileSize {
+		return nil, &Error{File: f.Name, Msg: fmt.Sprintf("the file has %d bytes; a compose file may have at most %d (1 MiB)", len(f.Content), MaxFileSize)}
+	}
 	text, err := toUTF8(f.Content)
 	if err != nil {
 		return nil, &Error{File: f.Name, Msg: err.Error()}
@@ -61,7 +102,107 @@ func newSource(f File) (*source, error) {
 		}
 		s.docs = append(s.docs, &doc)
 	}
+	if err := s.checkLimits(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// checkLimits refuses documents whose aliases expand beyond maxExpandedSize and values
+// whose ${...} nest deeper than maxInterpolationDepth, before compose-go expands or
+// interpolates anything. Each node is visited once: expansions are memoised.
+func (s *source) checkLimits() error {
+	size := expansion(func(n *yaml.Node) int { return len(n.Value) + 1 }, maxExpandedSize)
+	count := expansion(func(*yaml.Node) int { return 1 }, maxNodes)
+	for _, doc := range s.docs {
+		s.nodes = min(s.nodes+count(doc), maxNodes+1)
+		if size(doc) > maxExpandedSize {
+			// Name the anchor whose aliases cost most.
+			var worst *yaml.Node
+			cost := map[*yaml.Node]int{}
+			eachNode(doc, func(n *yaml.Node) {
+				if n.Kind == yaml.AliasNode && n.Alias != nil {
+					if cost[n.Alias] += size(n.Alias); worst == nil || cost[n.Alias] > cost[worst] {
+						worst = n.Alias
+					}
+				}
+			})
+			e := &Error{File: s.name, Line: doc.Line, Msg: fmt.Sprintf("YAML aliases expand the document to more than %d MiB; write the values out instead", maxExpandedSize>>20)}
+			if worst != nil {
+				e.Line = worst.Line
+				e.Msg = fmt.Sprintf("YAML aliases of &%s expand the document to more than %d MiB; write the values out instead", worst.Anchor, maxExpandedSize>>20)
+			}
+			return e
+		}
+		var err *Error
+		eachNode(doc, func(n *yaml.Node) {
+			if err == nil && n.Kind == yaml.ScalarNode && strings.Count(n.Value, "${") > maxInterpolationDepth &&
+				interpolationDepth(n.Value) > maxInterpolationDepth {
+				err = &Error{File: s.name, Line: n.Line, Msg: fmt.Sprintf("${...} nested more than %d deep", maxInterpolationDepth)}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expansion returns a function that sums weight over a tree with its aliases expanded,
+// saturating above limit; it remembers every node's sum, so that each node costs once
+// however often it is aliased.
+func expansion(weight func(*yaml.Node) int, limit int) func(*yaml.Node) int {
+	memo := map[*yaml.Node]int{}
+	var sum func(n *yaml.Node) int
+	sum = func(n *yaml.Node) int {
+		if n == nil {
+			return 0
+		}
+		if v, ok := memo[n]; ok {
+			return v
+		}
+		memo[n] = 0 // an anchor that contains itself adds nothing more
+		total := weight(n)
+		if n.Kind == yaml.AliasNode {
+			total += sum(n.Alias)
+		}
+		for _, c := range n.Content {
+			if total += sum(c); total > limit {
+				total = limit + 1 // saturate: no overflow, however deep
+				break
+			}
+		}
+		total = min(total, limit+1)
+		memo[n] = total
+		return total
+	}
+	return sum
+}
+
+// eachNode calls fn for every node of the tree once, without following aliases.
+func eachNode(n *yaml.Node, fn func(*yaml.Node)) {
+	fn(n)
+	for _, c := range n.Content {
+		eachNode(c, fn)
+	}
+}
+
+// interpolationDepth is the deepest nesting of ${ in s ($$ escapes a $).
+func interpolationDepth(s string) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '$' && i+1 < len(s) && s[i+1] == '$':
+			i++
+		case s[i] == '$' && i+1 < len(s) && s[i+1] == '{':
+			depth++
+			deepest = max(deepest, depth)
+			i++
+		case s[i] == '}' && depth > 0:
+			depth--
+		}
+	}
+	return deepest
 }
 
 // toUTF8 accepts what editors save: UTF-8 with or without BOM, UTF-16 LE/BE

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -120,14 +121,72 @@ func (b *Bed) Stop() error {
 
 // StartOperator runs the controllers in-process until the returned stop is called.
 func (b *Bed) StartOperator(opts controllers.Options) (stop func(), err error) {
-	mgr, err := ctrl.NewManager(b.Config, ctrl.Options{
+	op, err := b.StartOperatorWith(opts, OperatorOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return op.Stop, nil
+}
+
+// OperatorOptions are the settings of one operator instance beyond the controllers'.
+// The zero value is what StartOperator uses.
+type OperatorOptions struct {
+	// Logger is the instance's logger, which its controllers log through; unset, the
+	// global one (ctrl.Log).
+	Logger logr.Logger
+	// LeaderElection, when set, makes the instance campaign for a Lease and run its
+	// controllers only while it leads, as replicas of a Deployment do.
+	LeaderElection *LeaderElection
+}
+
+// LeaderElection says which Lease instances campaign for, and how fast.
+type LeaderElection struct {
+	// ID names the Lease: every instance of one operator uses the same. Namespace
+	// holds it (default "default").
+	ID, Namespace string
+	// Unset: 4s, 3s and 1s, so that a takeover happens within seconds (the
+	// manager's defaults are 15s, 10s and 2s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// Operator is one running operator instance.
+type Operator struct {
+	mgr    ctrl.Manager
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartOperatorWith runs an operator instance in-process until its Stop is called.
+func (b *Bed) StartOperatorWith(opts controllers.Options, op OperatorOptions) (*Operator, error) {
+	mo := ctrl.Options{
 		Scheme:                 Scheme,
+		Logger:                 op.Logger,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		// Tests restart the operator in one process, as after a crash: the controller
-		// names of the previous manager are still registered.
+		// Tests restart the operator in one process, as after a crash, and run several
+		// instances side by side: the controller names are registered more than once.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if le := op.LeaderElection; le != nil {
+		or := func(d, def time.Duration) *time.Duration {
+			if d == 0 {
+				d = def
+			}
+			return &d
+		}
+		mo.LeaderElection = true
+		mo.LeaderElectionID = le.ID
+		mo.LeaderElectionNamespace = le.Namespace
+		if mo.LeaderElectionNamespace == "" {
+			mo.LeaderElectionNamespace = "default"
+		}
+		mo.LeaseDuration = or(le.LeaseDuration, 4*time.Second)
+		mo.RenewDeadline = or(le.RenewDeadline, 3*time.Second)
+		mo.RetryPeriod = or(le.RetryPeriod, time.Second)
+		// Stop is a crash: the Lease is not handed over, it expires.
+		mo.LeaderElectionReleaseOnCancel = false
+	}
+	mgr, err := ctrl.NewManager(b.Config, mo)
 	if err != nil {
 		return nil, err
 	}
@@ -135,13 +194,23 @@ func (b *Bed) StartOperator(opts controllers.Options) (stop func(), err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	o := &Operator{mgr: mgr, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(o.done)
 		_ = mgr.Start(ctx)
 	}()
-	return func() { cancel(); <-done }, nil
+	return o, nil
 }
+
+// Stop ends the instance and waits for it; safe to call more than once. A leader keeps
+// its Lease until it expires, as after a crash.
+func (o *Operator) Stop() {
+	o.cancel()
+	<-o.done
+}
+
+// Elected is closed once the instance leads (at once without leader election).
+func (o *Operator) Elected() <-chan struct{} { return o.mgr.Elected() }
 
 // CreateCluster creates, in namespace ns, a TLS Secret with the sandbox's client
 // certificate and a SwarmCluster listing the managers' endpoints, exactly as a user would
