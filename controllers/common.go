@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -66,8 +67,15 @@ func clusterNotReady(cluster *swarmv1.SwarmCluster) error {
 	return fmt.Errorf("SwarmCluster %q is not ready (%s): %s", cluster.Name, c.Reason, c.Message)
 }
 
+// maxConditionMessage keeps condition messages far below the API's 32768-character limit;
+// a longer one would make the whole status patch fail.
+const maxConditionMessage = 4096
+
 // setCondition sets a condition with the object's generation.
 func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > maxConditionMessage {
+		msg = strings.ToValidUTF8(msg[:maxConditionMessage-3], "") + "..."
+	}
 	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})
 }
 

@@ -211,8 +211,17 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	plan := planServices(rendered, current, owner, s.Spec.Prune == nil || *s.Spec.Prune, retry)
 	if plan.empty() {
 		if st.LastAttemptedRevision != rendered.Revision {
-			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAttemptedRevision = rendered.Revision
+			if written, ok := revisionWrittenAt(current, rendered.Revision); ok {
+				// An earlier pass wrote this revision but its status was lost (a crash
+				// between the two writes): follow that rollout instead of calling it done.
+				st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+					Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
+				})
+				markReconciling(&st.Conditions, gen, swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
+				return ctrl.Result{RequeueAfter: startGrace}, nil
+			}
+			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAppliedRevision = rendered.Revision
 		}
 		markReady(&st.Conditions, gen, swarmv1.ReasonSucceeded, readyMessage(s, rendered))
@@ -349,6 +358,26 @@ func failedTaskCause(ctx context.Context, conn *swarm.Conn, services []swarmtype
 		}
 	}
 	return ""
+}
+
+// revisionWrittenAt tells whether some service was written at this revision and when its
+// update started (the write time when Swarm has not started it yet).
+func revisionWrittenAt(services []swarmtypes.Service, revision string) (time.Time, bool) {
+	var at time.Time
+	found := false
+	for _, svc := range services {
+		if svc.Spec.Labels[swarmv1.LabelRevision] != revision {
+			continue
+		}
+		t := svc.UpdatedAt
+		if u := svc.UpdateStatus; u != nil && u.StartedAt != nil {
+			t = *u.StartedAt
+		}
+		if !found || t.Before(at) {
+			at, found = t, true
+		}
+	}
+	return at, found
 }
 
 // stillUpdating is true for a service written in this rollout whose update Swarm has not

@@ -13,7 +13,7 @@ func TestClassifyTellsWhyToTryAnotherEndpoint(t *testing.T) {
 		err  error
 		want error // nil: the request's own failure, no fail-over
 	}{
-		"a worker answers": {errdefs.Unavailable(errors.New("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.")), ErrNotAManager},
+		"a worker answers":                 {errdefs.Unavailable(errors.New("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.")), ErrNotAManager},
 		"a node outside any swarm answers": {errdefs.Unavailable(errors.New(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`)), ErrNotInSwarm},
 		"the swarm has no leader":          {errdefs.Unavailable(errors.New("rpc error: code = Unknown desc = The swarm does not have a leader.")), ErrQuorumLost},
 		"nobody listens":                   {fmt.Errorf("dial tcp 192.168.213.11:2376: connect: connection refused"), ErrUnreachable},

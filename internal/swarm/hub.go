@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -172,17 +173,34 @@ func (c *Conn) stream(ctx context.Context, f filters.Args, deliver func(events.M
 		return err
 	}
 	c.mu.Lock()
-	cli = c.clients[c.current]
+	idx := c.current
+	cli = c.clients[idx]
 	c.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: f})
+	// A hung daemon keeps its connection open and sends nothing: when the calls have
+	// failed over to another manager, follow them.
+	check := time.NewTicker(streamCheck)
+	defer check.Stop()
 	for {
 		select {
 		case m := <-msgs:
 			deliver(m)
 		case err := <-errs:
 			return err
+		case <-check.C:
+			c.mu.Lock()
+			moved := c.current != idx
+			c.mu.Unlock()
+			if moved {
+				return errors.New("the calls moved to another endpoint")
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
+
+// streamCheck is how often an event stream checks that its endpoint is still in use.
+const streamCheck = 2 * time.Second

@@ -31,7 +31,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 	load := loadAvg()
 	n := envInt("BENCH_NOOP_RECONCILES", 20)
 	ns, cluster := newCluster(b, "bench-noop", time.Hour)
-	s, w := createNumbersStack(b, ns, cluster, "noop", numbersShape{replicas: 0})
+	s, w, _ := createNumbersStack(b, ns, cluster, "noop", numbersShape{replicas: 0})
 	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
 
 	// Let the first rollout's follow-up reconciles (start grace, events) pass.
@@ -79,7 +79,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 	b.ReportMetric(idle.total()/5, "idle-requests/s")
 	took.report(b, "annotation-to-status", "ms")
 	reportLoad(b, load)
-	b.Logf("%d no-op reconciles of a 2-service stack: %.0f reads, %.0f writes in all; per reconcile %v; annotation to status %v; idle 5 s before: %.0f requests",
+	logBoth(b, "%d no-op reconciles of a 2-service stack: %.0f reads, %.0f writes in all; per reconcile %v; annotation to status %v; idle 5 s before: %.0f requests",
 		n, total.reads, total.writes, per, took, idle.total())
 }
 
@@ -113,9 +113,15 @@ func BenchmarkReaction(b *testing.B) {
 	n := envInt("BENCH_CHANGES", 20)
 	sh := numbersShape{replicas: 1, monitor: "1s"}
 	ns, cluster := newCluster(b, "bench-react", 30*time.Second)
-	s, w := createNumbersStack(b, ns, cluster, "react", sh)
+	s, w, first := createNumbersStack(b, ns, cluster, "react", sh)
 	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
 	cli := swarmClient(b)
+	// The first deploy creates the services: Swarm records no UpdateStatus for them,
+	// so compare with the moment their tasks were running.
+	running, err := tasksRunningAt(cli, stackName(s))
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	b.ResetTimer()
 	var toStart, toLastStart, startShown, doneShown, lag samples
@@ -139,8 +145,12 @@ func BenchmarkReaction(b *testing.B) {
 	doneShown.report(b, "done-to-status", "ms")
 	lag.report(b, "ready-lag", "ms")
 	b.ReportMetric(float64(early), "early-ready")
+	b.ReportMetric(first.ready.Sub(first.created).Seconds(), "create-to-ready-s")
+	b.ReportMetric(first.ready.Sub(running).Seconds(), "tasks-running-to-ready-s")
 	reportLoad(b, load)
-	b.Logf("%d changes (1 replica per service, monitor 1s)\n write to first start %v\n write to last start %v\n swarm start to status (per service) %v\n swarm completion to status (per service) %v\n last completion to Ready %v\n changes where Ready=True showed before the rollout completed: %d",
+	logBoth(b, "first deploy: created at +0, tasks running at +%s, reported complete at +%s",
+		running.Sub(first.created).Round(time.Millisecond), first.ready.Sub(first.created).Round(time.Millisecond))
+	logBoth(b, "%d changes (1 replica per service, monitor 1s)\n write to first start %v\n write to last start %v\n swarm start to status (per service) %v\n swarm completion to status (per service) %v\n last completion to Ready %v\n changes where Ready=True showed before the rollout completed: %d",
 		n, toStart, toLastStart, startShown, doneShown, lag, early)
 }
 
@@ -164,7 +174,7 @@ func BenchmarkConverge(b *testing.B) {
 	n := envInt("BENCH_CONVERGE_CHANGES", 10)
 	sh := numbersShape{replicas: 2}
 	ns, cluster := newCluster(b, "bench-conv", 30*time.Second)
-	s, w := createNumbersStack(b, ns, cluster, "op", sh)
+	s, w, _ := createNumbersStack(b, ns, cluster, "op", sh)
 	cs := newCLIStack(b, docker, "cli")
 	b.Cleanup(func() {
 		if err := cs.remove(); err != nil {
@@ -198,7 +208,7 @@ func BenchmarkConverge(b *testing.B) {
 		if cr, err := swarmRollout(cli, cs.name, start, 2); err == nil {
 			swarmCLI = append(swarmCLI, cr.lastDone.Sub(start))
 		} else {
-			b.Logf("change %d, CLI stack: %v", i, err)
+			detailf("%s: change %d, CLI stack: %v", b.Name(), i, err)
 		}
 	}
 	b.StopTimer()
@@ -210,7 +220,7 @@ func BenchmarkConverge(b *testing.B) {
 	swarmOp.report(b, "swarm", "s")
 	b.ReportMetric(float64(early), "early-ready")
 	reportLoad(b, load)
-	b.Logf("%d changes each way (2 replicas per service, Swarm's default update config)\n operator: write to Ready %v\n swarm: write to last CompletedAt %v\n operator lag (Ready - last CompletedAt) %v\n CLI: docker stack deploy --detach=false %v\n swarm under the CLI: start to last CompletedAt %v\n changes where Ready=True showed before the rollout completed: %d",
+	logBoth(b, "%d changes each way (2 replicas per service, Swarm's default update config)\n operator: write to Ready %v\n swarm: write to last CompletedAt %v\n operator lag (Ready - last CompletedAt) %v\n CLI: docker stack deploy --detach=false %v\n swarm under the CLI: start to last CompletedAt %v\n changes where Ready=True showed before the rollout completed: %d",
 		n, op, swarmOp, lag, viaCLI, swarmCLI, early)
 }
 
@@ -230,7 +240,7 @@ func BenchmarkScale(b *testing.B) {
 	ns, cluster := newCluster(b, "bench-scale", time.Hour)
 	b.Cleanup(func() {
 		took := deleteStacks(b, ns, 15*time.Minute)
-		b.Logf("deleting the %d stacks took %s", stacks, took.Round(time.Second))
+		logBoth(b, "deleting the %d stacks took %s", stacks, took.Round(time.Second))
 		deleteCluster(b, cluster)
 	})
 
@@ -282,7 +292,7 @@ func BenchmarkScale(b *testing.B) {
 		}
 		if time.Since(lastReport) > time.Minute {
 			lastReport = time.Now()
-			b.Logf("%s: %d/%d stacks Ready", time.Since(t0).Round(time.Second), ready, stacks)
+			detailf("%s: %s: %d/%d stacks Ready", b.Name(), time.Since(t0).Round(time.Second), ready, stacks)
 		}
 		time.Sleep(400 * time.Millisecond)
 		return fmt.Sprintf("%d/%d Ready", ready, stacks), nil
@@ -349,7 +359,7 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(float64(stacks*per)/deployed.Seconds(), "services-created/s")
 	b.ReportMetric(float64(stuckCount), "stuck-progressing")
 	reportLoad(b, load)
-	b.Logf("%d stacks x %d services (replicas 0): created the resources in %s, all Ready after %s (%.1f stacks/s); %d of them Ready with the rollout still recorded as Progressing\n"+
+	logBoth(b, "%d stacks x %d services (replicas 0): created the resources in %s, all Ready after %s (%.1f stacks/s); %d of them Ready with the rollout still recorded as Progressing\n"+
 		" restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s), %.0f Docker reads and %.0f writes\n"+
 		" Go heap in use after GC: %.1f MiB with the operator stopped, %.1f MiB running (operator %.1f MiB); RSS %.1f MiB stopped, %.1f MiB running",
 		stacks, per, created.Round(time.Millisecond), deployed.Round(time.Second), float64(stacks)/deployed.Seconds(), stuckCount,
@@ -367,4 +377,11 @@ func waitUntilFast(b *testing.B, timeout time.Duration, what string, cond func()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// logBoth logs to the benchmark (printed under its line) and to the details file.
+func logBoth(b *testing.B, format string, args ...any) {
+	b.Helper()
+	b.Logf(format, args...)
+	detailf("%s: "+format, append([]any{b.Name()}, args...)...)
 }

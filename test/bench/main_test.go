@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func detailf(format string, args ...any) {
 	detailsOnce.Do(func() {
 		details, _ = os.Create(detailsPath())
 		if details != nil {
-			fmt.Fprintf(details, "# swarm-operator benchmarks, %s, load %.2f\n", time.Now().Format(time.RFC3339), loadAvg())
+			fmt.Fprintf(details, "# swarm-operator benchmarks, %s, %d CPUs, load %.2f\n", time.Now().Format(time.RFC3339), runtime.NumCPU(), loadAvg())
 		}
 	})
 	detailsMu.Lock()
@@ -182,6 +183,8 @@ func getBed(b *testing.B) *testbed.Bed {
 		instance = bd.Swarm.Instance
 		bedMu.Unlock()
 		bedStart = time.Since(t0)
+		detailf("test bed (envtest + sandbox swarm of %d managers and %d workers, instance %d) started in %s",
+			len(bd.Swarm.Managers()), len(bd.Swarm.Workers()), instance, bedStart.Round(time.Millisecond))
 		if err := startOperator(); err != nil {
 			bedErr = err
 		}

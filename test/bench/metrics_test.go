@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -15,6 +16,13 @@ import (
 type requestCount struct{ reads, writes float64 }
 
 func (c requestCount) total() float64 { return c.reads + c.writes }
+
+func (c requestCount) String() string {
+	if c.writes == 0 {
+		return fmt.Sprintf("%.0f", c.reads)
+	}
+	return fmt.Sprintf("%.0f+%.0fw", c.reads, c.writes)
+}
 
 func (c requestCount) minus(o requestCount) requestCount {
 	return requestCount{c.reads - o.reads, c.writes - o.writes}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	dockertypes "github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	dockerclient "github.com/docker/docker/client"
@@ -67,9 +66,15 @@ func baseCompose(b *testing.B) []byte {
 
 func versionOf(change int) string { return fmt.Sprintf("c%d", change) }
 
+// firstDeploy is the creation of a stack: when it was created and when its first
+// rollout was reported complete (Ready=True and history Completed).
+type firstDeploy struct {
+	created, ready time.Time
+}
+
 // createNumbersStack creates the stack (the core file from a ConfigMap, as a user keeps
 // it, plus the inline override), starts watching it and waits for its first rollout.
-func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, name string, sh numbersShape) (*swarmv1.SwarmStack, *stackWatch) {
+func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, name string, sh numbersShape) (*swarmv1.SwarmStack, *stackWatch, firstDeploy) {
 	b.Helper()
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{
@@ -97,15 +102,20 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 	}
 	b.Cleanup(w.stop)
 	mark := w.mark()
+	fd := firstDeploy{created: time.Now()}
 	if err := bed.Client.Create(ctx, s); err != nil {
 		b.Fatal(err)
 	}
-	if pokes := settle(b, s, w, mark, versionOf(0), 1, 4*time.Minute); pokes > 0 {
+	o, pokes := settle(b, s, w, mark, versionOf(0), 1, 4*time.Minute)
+	fd.ready = o.at
+	if pokes > 0 {
 		b.Logf("stack %s/%s: first rollout left Progressing under Ready=True; a reconcile request finished it (trace in %s)", ns, name, detailsPath())
 		detailf("%s: stack %s/%s, first rollout left Progressing under Ready=True until a reconcile was requested. Status as watched:\n%s",
 			b.Name(), ns, name, trace(w.since(mark)))
 	}
-	return s, w
+	detailf("%s: stack %s/%s (%d replicas per service) created; first rollout reported complete after %s",
+		b.Name(), ns, name, sh.replicas, fd.ready.Sub(fd.created).Round(time.Millisecond))
+	return s, w, fd
 }
 
 // settle waits for the rollout of version to complete. A stack whose services run no
@@ -113,13 +123,13 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 // reconcile on a stale cache patched Ready without the history, and no Swarm event comes
 // to trigger another reconcile before the periodic one (10 min). When that state lasts
 // 15 s, settle requests a reconcile (annotation) and says how often it had to.
-func settle(b *testing.B, s *swarmv1.SwarmStack, w *stackWatch, mark int, version string, gen int64, timeout time.Duration) (pokes int) {
+func settle(b *testing.B, s *swarmv1.SwarmStack, w *stackWatch, mark int, version string, gen int64, timeout time.Duration) (done observation, pokes int) {
 	b.Helper()
 	end := time.Now().Add(budget(timeout))
 	for {
-		_, err := w.waitFor(mark, 15*time.Second, rolledOut(version, gen))
+		o, err := w.waitFor(mark, 15*time.Second, rolledOut(version, gen))
 		if err == nil {
-			return pokes
+			return o, pokes
 		}
 		if !strings.Contains(err.Error(), "not seen after") || time.Now().After(end) {
 			b.Fatalf("rollout of %s/%s %s: %v", s.Namespace, s.Name, version, err)
@@ -225,9 +235,45 @@ func swarmClient(b *testing.B) *dockerclient.Client {
 func stackServices(cli *dockerclient.Client, stack string) ([]swarmtypes.Service, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return cli.ServiceList(ctx, dockertypes.ServiceListOptions{
+	return cli.ServiceList(ctx, swarmtypes.ServiceListOptions{
 		Filters: filters.NewArgs(filters.Arg("label", swarmv1.LabelStackNamespace+"="+stack)),
 	})
+}
+
+// tasksRunningAt is when the last task of the stack's services reached "running"
+// (Swarm's task status timestamp); every service must have all its tasks running.
+func tasksRunningAt(cli *dockerclient.Client, stack string) (time.Time, error) {
+	svcs, err := stackServices(cli, stack)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var last time.Time
+	for _, svc := range svcs {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		tasks, err := cli.TaskList(ctx, swarmtypes.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("service", svc.ID), filters.Arg("desired-state", "running"))})
+		cancel()
+		if err != nil {
+			return time.Time{}, err
+		}
+		want := 0
+		if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+			want = int(*r.Replicas)
+		}
+		running := 0
+		for _, t := range tasks {
+			if t.Status.State == swarmtypes.TaskStateRunning {
+				running++
+				if t.Status.Timestamp.After(last) {
+					last = t.Status.Timestamp
+				}
+			}
+		}
+		if running != want {
+			return time.Time{}, fmt.Errorf("service %s: %d/%d tasks running", svc.Spec.Name, running, want)
+		}
+	}
+	return last, nil
 }
 
 // rollout is what Swarm says about the update of a stack's services that began after
@@ -424,7 +470,7 @@ func (c *cliStack) deploy(sh numbersShape, i int) (time.Duration, time.Time, err
 	out, err := cmd.CombinedOutput()
 	took := time.Since(t0)
 	if err != nil {
-		return took, t0, fmt.Errorf("docker stack deploy: %v: %s", err, out)
+		return took, t0, fmt.Errorf("docker stack deploy: %w: %s", err, out)
 	}
 	return took, t0, nil
 }
@@ -433,7 +479,7 @@ func (c *cliStack) remove() error {
 	cmd := exec.Command(c.docker, "stack", "rm", c.name)
 	cmd.Env = c.env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("docker stack rm: %v: %s", err, out)
+		return fmt.Errorf("docker stack rm: %w: %s", err, out)
 	}
 	return nil
 }

@@ -27,8 +27,6 @@ func (s samples) percentile(p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-func (s samples) max() time.Duration { return s.percentile(100) }
-
 // report adds "<unit>/p50" and "<unit>/p95" (in milliseconds, or seconds when unit
 // is "s") to the benchmark's line.
 func (s samples) report(b *testing.B, name, unit string) {

@@ -30,7 +30,6 @@ type stackWatch struct {
 	mu     sync.Mutex
 	obs    []observation
 	notify chan struct{} // closed and replaced on each new observation
-	err    error
 }
 
 func watchStack(ns, name string) (*stackWatch, error) {
