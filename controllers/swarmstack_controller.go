@@ -36,8 +36,10 @@ const (
 	stackFinalizer          = "swarm.swarmops.io/stack"
 	defaultStackInterval    = 10 * time.Minute
 	defaultProgressDeadline = 600 * time.Second
-	// rolloutPoll is a safety net while a rollout runs; the swarm's events drive status.
-	rolloutPoll = 10 * time.Second
+	// rolloutPoll re-reads a stack while its rollout runs. Service update states arrive as
+	// events, but Swarm sends none when new tasks start running, which is what ends the
+	// rollout of a new service: without this poll that end would wait for the resync.
+	rolloutPoll = 2 * time.Second
 	// rollbackRequested marks a history entry opened by the rollback annotation.
 	rollbackRequested = "Rollback requested"
 )
@@ -278,7 +280,8 @@ func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStac
 // the same cluster; the oldest one wins, so the outcome does not depend on timing.
 func (r *SwarmStackReconciler) conflictingStack(ctx context.Context, s *swarmv1.SwarmStack, stackName string) (string, error) {
 	var list swarmv1.SwarmStackList
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterRef: s.Spec.ClusterRef.Name}); err != nil {
+	// Read-only: no need to deep-copy every stack of the cluster on each reconcile.
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterRef: s.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return "", err
 	}
 	for _, o := range list.Items {
@@ -606,7 +609,7 @@ type stackKey struct{ ns, name, stack string }
 // stacksOfCluster lists the stacks that deploy onto a cluster, from the informer cache.
 func (r *SwarmStackReconciler) stacksOfCluster(cluster ktypes.NamespacedName) []stackKey {
 	var list swarmv1.SwarmStackList
-	if err := r.List(context.Background(), &list, client.InNamespace(cluster.Namespace), client.MatchingFields{indexClusterRef: cluster.Name}); err != nil {
+	if err := r.List(context.Background(), &list, client.InNamespace(cluster.Namespace), client.MatchingFields{indexClusterRef: cluster.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	out := make([]stackKey, 0, len(list.Items))

@@ -56,6 +56,11 @@ func gather(name string, want map[string]string, add func(labels map[string]stri
 				add(labels, m.GetCounter().GetValue())
 			case m.GetGauge() != nil:
 				add(labels, m.GetGauge().GetValue())
+			case m.GetHistogram() != nil:
+				// Histograms give their sum under the family's name, their count under
+				// name+"_count" (see reconcileTime).
+				labels["__count"] = strconv.FormatUint(m.GetHistogram().GetSampleCount(), 10)
+				add(labels, m.GetHistogram().GetSampleSum())
 			}
 		}
 	}
@@ -83,6 +88,17 @@ func sum(name string, want map[string]string) float64 {
 // stackReconciles is how many reconciles the SwarmStack controller finished (any result).
 func stackReconciles() float64 {
 	return sum("controller_runtime_reconcile_total", map[string]string{"controller": "swarmstack"})
+}
+
+// reconcileTime is the SwarmStack controller's total reconcile time in seconds and the
+// number of reconciles it covers (controller_runtime_reconcile_time_seconds).
+func reconcileTime() (seconds, count float64) {
+	gather("controller_runtime_reconcile_time_seconds", map[string]string{"controller": "swarmstack"}, func(l map[string]string, v float64) {
+		seconds += v
+		n, _ := strconv.ParseFloat(l["__count"], 64)
+		count += n
+	})
+	return seconds, count
 }
 
 // stackQueueIdle is true when the SwarmStack controller has nothing queued or running.

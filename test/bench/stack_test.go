@@ -118,11 +118,12 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 	return s, w, fd
 }
 
-// settle waits for the rollout of version to complete. A stack whose services run no
-// tasks can be left with Ready=True while its history still says Progressing: a
-// reconcile on a stale cache patched Ready without the history, and no Swarm event comes
-// to trigger another reconcile before the periodic one (10 min). When that state lasts
-// 15 s, settle requests a reconcile (annotation) and says how often it had to.
+// settle waits for the rollout of version to complete. Before commit 35f66c6 the
+// operator could leave a new stack with Ready=True while its history still said
+// Progressing: a reconcile that read a stale cache patched Ready without the history,
+// and no Swarm event came to trigger another reconcile before the periodic one (10 min).
+// When that state lasts 15 s, settle requests a reconcile (annotation) and says how
+// often it had to, so the benchmarks still run, and report it, should it come back.
 func settle(b *testing.B, s *swarmv1.SwarmStack, w *stackWatch, mark int, version string, gen int64, timeout time.Duration) (done observation, pokes int) {
 	b.Helper()
 	end := time.Now().Add(budget(timeout))
