@@ -246,13 +246,17 @@ func TestStackDeletionPolicies(t *testing.T) {
 	if _, ok := inspectService(t, "del_a"); ok {
 		t.Error("Delete policy left the service")
 	}
-	nets, err := dockerClient(t).NetworkList(context.Background(), networkListOptions("del_back"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(nets) != 0 {
-		t.Errorf("Delete policy left network %s", nets[0].Name)
-	}
+	// Managers other than the leader see the removal a moment later.
+	eventually(t, 15*time.Second, "Delete policy removes the network", func() string {
+		nets, err := dockerClient(t).NetworkList(context.Background(), networkListOptions("del_back"))
+		if err != nil {
+			return err.Error()
+		}
+		if len(nets) != 0 {
+			return "network " + nets[0].Name + " still exists"
+		}
+		return ""
+	})
 	deleteStack(t, orphan)
 	if _, ok := inspectService(t, "orphan_a"); !ok {
 		t.Error("Orphan policy removed the service")

@@ -115,6 +115,10 @@ func (s *source) checkLimits() error {
 	size := expansion(func(n *yaml.Node) int { return len(n.Value) + 1 }, maxExpandedSize)
 	count := expansion(func(*yaml.Node) int { return 1 }, maxNodes)
 	for _, doc := range s.docs {
+		// An anchor that contains an alias of itself would make the loader recurse forever.
+		if n := selfAlias(doc, map[*yaml.Node]bool{}); n != nil {
+			return &Error{File: s.name, Line: n.Line, Msg: fmt.Sprintf("YAML alias *%s refers to its own anchor: the value would be infinite", n.Value)}
+		}
 		s.nodes = min(s.nodes+count(doc), maxNodes+1)
 		if size(doc) > maxExpandedSize {
 			// Name the anchor whose aliases cost most.
@@ -177,6 +181,23 @@ func expansion(weight func(*yaml.Node) int, limit int) func(*yaml.Node) int {
 		return total
 	}
 	return sum
+}
+
+// selfAlias returns an alias node that refers to one of its ancestors (an anchor that
+// contains itself), or nil. YAML allows aliases only to anchors defined before them, so
+// every cycle passes through such an alias.
+func selfAlias(n *yaml.Node, ancestors map[*yaml.Node]bool) *yaml.Node {
+	if n.Kind == yaml.AliasNode && ancestors[n.Alias] {
+		return n
+	}
+	ancestors[n] = true
+	defer delete(ancestors, n)
+	for _, c := range n.Content {
+		if found := selfAlias(c, ancestors); found != nil {
+			return found
+		}
+	}
+	return nil
 }
 
 // eachNode calls fn for every node of the tree once, without following aliases.
