@@ -109,24 +109,7 @@ func waitSwarmWhole(t *testing.T, through *sandbox.Node) {
 		if err != nil {
 			return err.Error()
 		}
-		leaders := 0
-		for _, n := range nodes {
-			if n.Status.State != swarmtypes.NodeStateReady {
-				return n.Description.Hostname + " is " + string(n.Status.State)
-			}
-			if ms := n.ManagerStatus; ms != nil {
-				if ms.Reachability != swarmtypes.ReachabilityReachable {
-					return n.Description.Hostname + " is " + string(ms.Reachability)
-				}
-				if ms.Leader {
-					leaders++
-				}
-			}
-		}
-		if leaders != 1 {
-			return fmt.Sprintf("%d leaders", leaders)
-		}
-		return ""
+		return swarmHealthProblem(nodes)
 	})
 }
 

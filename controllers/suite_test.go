@@ -257,3 +257,26 @@ func update[T crclient.Object](t *testing.T, obj T, mutate func(T)) {
 		t.Fatal(err)
 	}
 }
+
+// swarmHealthProblem says what keeps the swarm from being whole: a node not ready, a
+// manager unreachable, or not exactly one leader; "" when it is whole.
+func swarmHealthProblem(nodes []swarmtypes.Node) string {
+	leaders := 0
+	for _, n := range nodes {
+		if n.Status.State != swarmtypes.NodeStateReady {
+			return n.Description.Hostname + " is " + string(n.Status.State)
+		}
+		if ms := n.ManagerStatus; ms != nil {
+			if ms.Reachability != swarmtypes.ReachabilityReachable {
+				return n.Description.Hostname + " is " + string(ms.Reachability)
+			}
+			if ms.Leader {
+				leaders++
+			}
+		}
+	}
+	if leaders != 1 {
+		return fmt.Sprintf("%d leaders", leaders)
+	}
+	return ""
+}
