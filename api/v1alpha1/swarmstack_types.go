@@ -18,7 +18,6 @@ const (
 	ReasonClusterNotReady  = "ClusterNotReady"
 	ReasonSourceNotFound   = "SourceNotFound"
 	ReasonApplyFailed      = "ApplyFailed"
-	ReasonSuspended        = "Suspended"
 	ReasonRollingBack      = "RollingBack"
 )
 
