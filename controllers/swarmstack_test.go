@@ -17,21 +17,8 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/testbed"
 )
-
-// speedOverride keeps the scenario fast: short monitors and health intervals. It goes last
-// and changes no behaviour the scenario checks (parallelism, order, failure actions).
-const speedOverride = `services:
-  numbers-api:
-    deploy:
-      update_config: {monitor: 1s}
-      rollback_config: {monitor: 1s}
-  numbers-web:
-    healthcheck: {interval: 1s, start_period: 1s}
-    deploy:
-      update_config: {monitor: 1s}
-      rollback_config: {monitor: 1s}
-`
 
 // numbersConfigMap holds the numbers compose files of config/samples.
 func numbersConfigMap(t *testing.T, ns string) *corev1.ConfigMap {
@@ -64,7 +51,7 @@ func composeFiles(cm string, names ...string) []swarmv1.ComposeFile {
 	for _, n := range names {
 		files = append(files, swarmv1.ComposeFile{Name: n, ConfigMapRef: &swarmv1.KeySelector{Name: cm, Key: n}})
 	}
-	speed := speedOverride
+	speed := testbed.FastRolloutOverride
 	return append(files, swarmv1.ComposeFile{Name: "test-speed.yml", Inline: &speed})
 }
 

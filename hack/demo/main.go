@@ -41,20 +41,6 @@ var interactive = func() bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }()
 
-// fastOverride shortens monitors and health intervals so the demo takes minutes, not a
-// quarter of an hour; parallelism, order and failure actions stay as in the samples.
-const fastOverride = `services:
-  numbers-api:
-    deploy:
-      update_config: {monitor: 2s}
-      rollback_config: {monitor: 2s}
-  numbers-web:
-    healthcheck: {interval: 2s, start_period: 2s}
-    deploy:
-      update_config: {monitor: 2s}
-      rollback_config: {monitor: 2s}
-`
-
 type demo struct {
 	bed   *testbed.Bed
 	c     crclient.Client
@@ -270,7 +256,7 @@ func (d *demo) release(ctx context.Context, version string, files []string) erro
 	for _, f := range files {
 		s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: f, ConfigMapRef: &swarmv1.KeySelector{Name: "numbers-compose", Key: f}})
 	}
-	fast := fastOverride
+	fast := testbed.FastRolloutOverride
 	s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: "demo-fast.yml", Inline: &fast})
 	fmt.Printf("  compose files: %s + demo-fast.yml (short monitors)\n", strings.Join(files, " + "))
 	if create {

@@ -37,6 +37,21 @@ var Scheme = func() *runtime.Scheme {
 	return s
 }()
 
+// FastRolloutOverride is a compose override for the numbers stack that the tests and the
+// demo add last: short monitors and health intervals keep a rollout to seconds, and
+// parallelism, order and failure actions stay as the other files say.
+const FastRolloutOverride = `services:
+  numbers-api:
+    deploy:
+      update_config: {monitor: 1s}
+      rollback_config: {monitor: 1s}
+  numbers-web:
+    healthcheck: {interval: 1s, start_period: 1s}
+    deploy:
+      update_config: {monitor: 1s}
+      rollback_config: {monitor: 1s}
+`
+
 // Options size the test bed.
 type Options struct {
 	Managers, Workers int
