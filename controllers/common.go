@@ -33,8 +33,26 @@ const (
 	indexTLSSecret  = ".spec.tlsSecretRef.name"
 )
 
-// connectCluster returns the pooled connection to the cluster's swarm, reading the TLS
-// Secret it names. Every controller goes through here, so all share one connection.
+// Swarms opens the Swarm that a SwarmCluster names. Production uses the Hub's pooled
+// connections; tests give an in-memory Swarm.
+type Swarms interface {
+	Open(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error)
+	// Forget drops what is kept for a SwarmCluster that is gone or changed.
+	Forget(cluster ktypes.NamespacedName)
+}
+
+// HubSwarms opens Swarms through the Hub's connection pool.
+type HubSwarms struct{ Hub *swarm.Hub }
+
+// Open returns the pooled connection to the cluster's swarm, reading the TLS Secret it
+// names. Every controller goes through here, so all share one connection.
+func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error) {
+	return connectCluster(ctx, c, h.Hub, cluster)
+}
+
+// Forget closes the connection of a SwarmCluster.
+func (h HubSwarms) Forget(cluster ktypes.NamespacedName) { h.Hub.Forget(cluster) }
+
 func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluster *swarmv1.SwarmCluster) (*swarm.Conn, error) {
 	t := swarm.Target{Endpoints: cluster.Spec.Endpoints, Insecure: cluster.Spec.Insecure}
 	if ref := cluster.Spec.TLSSecretRef; ref != nil {

@@ -22,22 +22,23 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		opts.Now = time.Now
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
+	swarms := HubSwarms{Hub: hub}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
 	if err := (&SwarmClusterReconciler{
-		Client: mgr.GetClient(), Hub: hub, Recorder: recorder("swarmcluster-controller"),
+		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"),
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&SwarmStackReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Renderer: compose.NewCache(256),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256),
 		Recorder: recorder("swarmstack-controller"), Now: time.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&SwarmNodeMaintenanceReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

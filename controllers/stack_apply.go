@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
@@ -77,7 +76,7 @@ func drifted(svc swarmtypes.Service) bool {
 }
 
 // applyStack writes the plan: networks, secrets and configs first, then services.
-func applyStack(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, in *stackInputs, plan servicePlan,
+func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, in *stackInputs, plan servicePlan,
 	current []swarmtypes.Service, owner, revision string, queryRegistry bool) error {
 	if len(plan.create)+len(plan.update) > 0 {
 		if err := ensureNetworks(ctx, conn, rendered, owner); err != nil {
@@ -102,10 +101,10 @@ func applyStack(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, 
 				auth = in.encodedAuthFor(spec.TaskTemplate.ContainerSpec.Image)
 			}
 			if cur, ok := byName[svc.Name]; ok {
-				if err := conn.UpdateService(ctx, cur.ID, cur.Version, spec, auth, queryRegistry); err != nil {
+				if _, err := conn.UpdateService(ctx, swarm.ServiceWrite{ID: cur.ID, Version: cur.Version, Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}); err != nil {
 					return fmt.Errorf("updating service %s: %w", svc.Name, err)
 				}
-			} else if _, err := conn.CreateService(ctx, spec, auth, queryRegistry); err != nil {
+			} else if _, err := conn.CreateService(ctx, swarm.ServiceWrite{Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}); err != nil {
 				return fmt.Errorf("creating service %s: %w", svc.Name, err)
 			}
 		}
@@ -155,7 +154,7 @@ func serviceSpecForWrite(svc compose.Service, secretIDs, configIDs map[string]st
 	return spec, nil
 }
 
-func ensureNetworks(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, owner string) error {
+func ensureNetworks(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, owner string) error {
 	var have map[string]bool
 	for _, n := range rendered.Networks {
 		if n.External {
@@ -192,15 +191,15 @@ func ensureNetworks(ctx context.Context, conn *swarm.Conn, rendered *compose.Sta
 
 // ensureSecretsAndConfigs creates the stack's missing secrets and configs and returns the
 // IDs of every one the services use, external ones included.
-func ensureSecretsAndConfigs(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, owner string) (map[string]string, map[string]string, error) {
+func ensureSecretsAndConfigs(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, owner string) (map[string]string, map[string]string, error) {
 	secretIDs, configIDs := map[string]string{}, map[string]string{}
 	if len(rendered.Secrets) > 0 {
-		existing, err := conn.Secrets(ctx, filters.Args{})
+		existing, err := conn.Secrets(ctx, "")
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, s := range existing {
-			secretIDs[s.Spec.Name] = s.ID
+			secretIDs[s.Name] = s.ID
 		}
 		for _, s := range rendered.Secrets {
 			if _, ok := secretIDs[s.Name]; ok {
@@ -219,12 +218,12 @@ func ensureSecretsAndConfigs(ctx context.Context, conn *swarm.Conn, rendered *co
 		}
 	}
 	if len(rendered.Configs) > 0 {
-		existing, err := conn.Configs(ctx, filters.Args{})
+		existing, err := conn.Configs(ctx, "")
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, c := range existing {
-			configIDs[c.Spec.Name] = c.ID
+			configIDs[c.Name] = c.ID
 		}
 		for _, c := range rendered.Configs {
 			if _, ok := configIDs[c.Name]; ok {
@@ -248,8 +247,7 @@ func ensureSecretsAndConfigs(ctx context.Context, conn *swarm.Conn, rendered *co
 // pruneUnused removes the networks, secrets and configs this stack owns that neither the
 // rendered stack nor any service's current or previous spec uses: a Swarm rollback must
 // still find the secret versions it goes back to.
-func pruneUnused(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
-	ownerFilter := filters.NewArgs(filters.Arg("label", swarmv1.LabelOwner+"="+owner))
+func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
 	inUseSecrets, inUseConfigs, inUseNets := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, s := range rendered.Secrets {
 		inUseSecrets[s.Name] = true
@@ -274,21 +272,21 @@ func pruneUnused(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack,
 		}
 	}
 	var errs []error
-	secrets, err := conn.Secrets(ctx, ownerFilter)
+	secrets, err := conn.Secrets(ctx, owner)
 	if err != nil {
 		return err
 	}
 	for _, s := range secrets {
-		if !inUseSecrets[s.Spec.Name] {
+		if !inUseSecrets[s.Name] {
 			errs = append(errs, conn.RemoveSecret(ctx, s.ID))
 		}
 	}
-	configs, err := conn.Configs(ctx, ownerFilter)
+	configs, err := conn.Configs(ctx, owner)
 	if err != nil {
 		return err
 	}
 	for _, c := range configs {
-		if !inUseConfigs[c.Spec.Name] {
+		if !inUseConfigs[c.Name] {
 			errs = append(errs, conn.RemoveConfig(ctx, c.ID))
 		}
 	}
@@ -306,7 +304,7 @@ func pruneUnused(ctx context.Context, conn *swarm.Conn, rendered *compose.Stack,
 
 // removeStack deletes everything the stack owns: services first, then what they used.
 // It reports whether something is still left (networks stay busy until tasks are gone).
-func removeStack(ctx context.Context, conn *swarm.Conn, stackName, owner string) (remaining int, err error) {
+func removeStack(ctx context.Context, conn swarm.Swarm, stackName, owner string) (remaining int, err error) {
 	svcs, err := conn.StackServices(ctx, stackName)
 	if err != nil {
 		return 0, err
@@ -321,7 +319,6 @@ func removeStack(ctx context.Context, conn *swarm.Conn, stackName, owner string)
 	if remaining > 0 {
 		return remaining, errors.Join(errs...)
 	}
-	ownerFilter := filters.NewArgs(filters.Arg("label", swarmv1.LabelOwner+"="+owner))
 	nets, err := conn.StackNetworks(ctx, stackName)
 	if err != nil {
 		return 0, err
@@ -333,7 +330,7 @@ func removeStack(ctx context.Context, conn *swarm.Conn, stackName, owner string)
 			}
 		}
 	}
-	secrets, err := conn.Secrets(ctx, ownerFilter)
+	secrets, err := conn.Secrets(ctx, owner)
 	if err != nil {
 		return 0, err
 	}
@@ -342,7 +339,7 @@ func removeStack(ctx context.Context, conn *swarm.Conn, stackName, owner string)
 			remaining++
 		}
 	}
-	configs, err := conn.Configs(ctx, ownerFilter)
+	configs, err := conn.Configs(ctx, owner)
 	if err != nil {
 		return 0, err
 	}

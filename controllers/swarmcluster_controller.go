@@ -34,7 +34,9 @@ const defaultClusterInterval = 30 * time.Second
 // SwarmClusterReconciler keeps a SwarmCluster's connection and health status.
 type SwarmClusterReconciler struct {
 	client.Client
+	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub      *swarm.Hub
+	Swarms   Swarms
 	Recorder record.EventRecorder
 }
 
@@ -48,7 +50,7 @@ func (r *SwarmClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	var cluster swarmv1.SwarmCluster
 	if err := r.Get(ctx, req.NamespacedName, &cluster); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Hub.Forget(req.NamespacedName)
+			r.Swarms.Forget(req.NamespacedName)
 			labels := prometheus.Labels{"namespace": req.Namespace, "cluster": req.Name}
 			metrics.ClusterReachable.Delete(labels)
 			metrics.ManagersReachable.Delete(labels)
@@ -74,7 +76,7 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 	st := &cluster.Status
 	gen := cluster.Generation
 	wasReady := isReady(st.Conditions)
-	conn, err := connectCluster(ctx, r.Client, r.Hub, cluster)
+	conn, err := r.Swarms.Open(ctx, r.Client, cluster)
 	if err != nil {
 		reason := swarmv1.ReasonInvalidSpec
 		switch {

@@ -82,7 +82,9 @@ type SwarmNodeMaintenanceReconciler struct {
 	client.Client
 	// APIReader reads the reconciled object itself, bypassing the cache.
 	APIReader client.Reader
+	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub       *swarm.Hub
+	Swarms    Swarms
 	Recorder  record.EventRecorder
 	Now       func() time.Time
 }
@@ -225,7 +227,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	return ctrl.Result{}, true, nil
 }
 
-func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (*swarm.Conn, error) {
+func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (swarm.Swarm, error) {
 	var cluster swarmv1.SwarmCluster
 	if err := r.Get(ctx, ktypes.NamespacedName{Namespace: m.Namespace, Name: m.Spec.ClusterRef.Name}, &cluster); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -236,7 +238,7 @@ func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1
 	if err := clusterNotReady(&cluster); err != nil {
 		return nil, err
 	}
-	conn, err := connectCluster(ctx, r.Client, r.Hub, &cluster)
+	conn, err := r.Swarms.Open(ctx, r.Client, &cluster)
 	if err != nil {
 		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
 	}
@@ -382,7 +384,7 @@ func strictness(a swarmtypes.NodeAvailability) int {
 type maintenancePass struct {
 	m      *swarmv1.SwarmNodeMaintenance
 	rec    record.EventRecorder
-	conn   *swarm.Conn
+	conn   swarm.Swarm
 	now    time.Time
 	nodes  []swarmtypes.Node
 	byID   map[string]swarmtypes.Node
@@ -406,7 +408,7 @@ type maintenancePass struct {
 
 type blockedNode struct{ reason, message string }
 
-func (r *SwarmNodeMaintenanceReconciler) newPass(m *swarmv1.SwarmNodeMaintenance, conn *swarm.Conn, nodes []swarmtypes.Node, now time.Time) *maintenancePass {
+func (r *SwarmNodeMaintenanceReconciler) newPass(m *swarmv1.SwarmNodeMaintenance, conn swarm.Swarm, nodes []swarmtypes.Node, now time.Time) *maintenancePass {
 	p := &maintenancePass{m: m, rec: r.Recorder, conn: conn, now: now, nodes: nodes, byID: map[string]swarmtypes.Node{},
 		target: swarmtypes.NodeAvailabilityDrain, justDrained: map[string]bool{}}
 	if m.Spec.Availability == string(swarmtypes.NodeAvailabilityPause) {

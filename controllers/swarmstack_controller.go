@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -49,7 +48,9 @@ type SwarmStackReconciler struct {
 	client.Client
 	// APIReader reads the reconciled object itself, bypassing the cache.
 	APIReader client.Reader
+	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub       *swarm.Hub
+	Swarms    Swarms
 	Renderer  *compose.Cache
 	Recorder  record.EventRecorder
 	Now       func() time.Time
@@ -258,7 +259,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	return ctrl.Result{RequeueAfter: startGrace}, nil
 }
 
-func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (*swarm.Conn, error) {
+func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (swarm.Swarm, error) {
 	var cluster swarmv1.SwarmCluster
 	if err := r.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Spec.ClusterRef.Name}, &cluster); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -269,7 +270,7 @@ func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStac
 	if err := clusterNotReady(&cluster); err != nil {
 		return nil, err
 	}
-	conn, err := connectCluster(ctx, r.Client, r.Hub, &cluster)
+	conn, err := r.Swarms.Open(ctx, r.Client, &cluster)
 	if err != nil {
 		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
 	}
@@ -310,14 +311,14 @@ func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool) st
 }
 
 // onDeadline applies onProgressDeadline to a rollout that ran too long.
-func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmStack, conn *swarm.Conn, current []swarmtypes.Service, revision string, deadline time.Duration) rolloutVerdict {
+func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmStack, conn swarm.Swarm, current []swarmtypes.Service, revision string, deadline time.Duration) rolloutVerdict {
 	msg := fmt.Sprintf("Rollout still running after %s", deadline)
 	switch s.Spec.OnProgressDeadline {
 	case "", "Rollback":
 		var rolled []string
 		for _, svc := range current {
 			if stillUpdating(svc, revision) {
-				if err := conn.RollbackService(ctx, svc.ID); err != nil {
+				if err := conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
 				}
@@ -337,12 +338,12 @@ func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmS
 
 // failedTaskCause names why the newest failed task of a rolled back service failed:
 // Swarm's own message ("rollback completed") no longer says.
-func failedTaskCause(ctx context.Context, conn *swarm.Conn, services []swarmtypes.Service, since time.Time) string {
+func failedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtypes.Service, since time.Time) string {
 	for _, svc := range services {
 		if svc.UpdateStatus == nil || svc.UpdateStatus.State != swarmtypes.UpdateStateRollbackCompleted {
 			continue
 		}
-		tasks, err := conn.Tasks(ctx, filters.NewArgs(filters.Arg("service", svc.ID)))
+		tasks, err := conn.ServiceTasks(ctx, svc.ID)
 		if err != nil {
 			return ""
 		}
@@ -396,7 +397,7 @@ func stillUpdating(svc swarmtypes.Service, revision string) bool {
 }
 
 // rollbackStack asks Swarm to put every owned service back to its previous spec.
-func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.SwarmStack, conn *swarm.Conn, current []swarmtypes.Service, now time.Time) (ctrl.Result, error) {
+func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.SwarmStack, conn swarm.Swarm, current []swarmtypes.Service, now time.Time) (ctrl.Result, error) {
 	var rolled []string
 	var errs []error
 	for _, svc := range current {
@@ -406,7 +407,7 @@ func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.Swa
 			svc.Spec.Labels[swarmv1.LabelRevision] != s.Status.LastAttemptedRevision {
 			continue
 		}
-		if err := conn.RollbackService(ctx, svc.ID); err != nil {
+		if err := conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 			errs = append(errs, err)
 			continue
 		}

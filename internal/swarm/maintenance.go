@@ -33,7 +33,7 @@ func (c *Conn) SwapNodeAvailability(ctx context.Context, nodeID string, from, to
 		}
 		spec := node.Spec
 		spec.Availability = to
-		return cli.NodeUpdate(ctx, node.ID, node.Version, spec)
+		return versionConflict(cli.NodeUpdate(ctx, node.ID, node.Version, spec))
 	})
 }
 
@@ -47,5 +47,5 @@ func (c *Conn) TasksOnNodes(ctx context.Context, nodeIDs []string) ([]swarm.Task
 	for _, id := range nodeIDs {
 		f.Add("node", id)
 	}
-	return c.Tasks(ctx, f)
+	return c.tasks(ctx, f)
 }

@@ -2,9 +2,11 @@ package swarm
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
+	"reflect"
 	"sort"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 
@@ -49,25 +51,7 @@ func (c *Conn) Nodes(ctx context.Context) ([]swarm.Node, error) {
 	return nodes, err
 }
 
-// SetNodeAvailability changes one node's availability, re-reading the node so the write
-// is made against its current version.
-func (c *Conn) SetNodeAvailability(ctx context.Context, nodeID string, availability swarm.NodeAvailability) error {
-	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		node, _, err := cli.NodeInspectWithRaw(ctx, nodeID)
-		if err != nil {
-			return err
-		}
-		if node.Spec.Availability == availability {
-			return nil
-		}
-		spec := node.Spec
-		spec.Availability = availability
-		return cli.NodeUpdate(ctx, node.ID, node.Version, spec)
-	})
-}
-
-// Tasks lists tasks matching the filters (for example node=<id>, desired-state=running).
-func (c *Conn) Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) {
+func (c *Conn) tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) {
 	var tasks []swarm.Task
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
@@ -75,6 +59,11 @@ func (c *Conn) Tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) 
 		return err
 	})
 	return tasks, err
+}
+
+// ServiceTasks lists the tasks of one service, in every state.
+func (c *Conn) ServiceTasks(ctx context.Context, serviceID string) ([]swarm.Task, error) {
+	return c.tasks(ctx, filters.NewArgs(filters.Arg("service", serviceID)))
 }
 
 // StackServices lists the services labelled with the stack, with their task counts.
@@ -100,8 +89,7 @@ func (c *Conn) AllServices(ctx context.Context) ([]swarm.Service, error) {
 	return svcs, err
 }
 
-// Service reads one service by ID or name.
-func (c *Conn) Service(ctx context.Context, id string) (swarm.Service, error) {
+func (c *Conn) inspectService(ctx context.Context, id string) (swarm.Service, error) {
 	var svc swarm.Service
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
@@ -111,38 +99,70 @@ func (c *Conn) Service(ctx context.Context, id string) (swarm.Service, error) {
 	return svc, err
 }
 
-// CreateService creates a service and returns its ID.
-func (c *Conn) CreateService(ctx context.Context, spec swarm.ServiceSpec, registryAuth string, queryRegistry bool) (string, error) {
-	var id string
+// CreateService creates a service and returns its ID and Docker's warnings.
+func (c *Conn) CreateService(ctx context.Context, w ServiceWrite) (WriteResult, error) {
+	var res WriteResult
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		resp, err := cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
-		id = resp.ID
+		resp, err := cli.ServiceCreate(ctx, w.Spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: w.RegistryAuth, QueryRegistry: w.QueryRegistry})
+		res = WriteResult{ID: resp.ID, Warnings: resp.Warnings}
 		return err
 	})
-	return id, err
+	return res, err
 }
 
 // UpdateService writes a new spec for a service at the version it was read at.
-func (c *Conn) UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec, registryAuth string, queryRegistry bool) error {
-	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		_, err := cli.ServiceUpdate(ctx, id, version, spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: registryAuth, QueryRegistry: queryRegistry})
-		return err
+func (c *Conn) UpdateService(ctx context.Context, w ServiceWrite) (WriteResult, error) {
+	var res WriteResult
+	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+		resp, err := cli.ServiceUpdate(ctx, w.ID, w.Version, w.Spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: w.RegistryAuth, QueryRegistry: w.QueryRegistry})
+		res = WriteResult{ID: w.ID, Warnings: resp.Warnings}
+		return versionConflict(err)
 	})
+	return res, err
 }
 
-// RollbackService asks Swarm to put a service back to its previous spec.
-func (c *Conn) RollbackService(ctx context.Context, id string) error {
-	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		svc, _, err := cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
-		if err != nil {
-			return err
-		}
-		if svc.PreviousSpec == nil {
-			return fmt.Errorf("service %s has no previous spec to roll back to", svc.Spec.Name)
-		}
-		_, err = cli.ServiceUpdate(ctx, id, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
+// RollbackService asks Swarm to put a service back to its previous spec. The service is
+// read once, outside the fail-over loop: a retry on the next manager after the first one
+// applied the rollback and its answer was lost then meets a version conflict, and the
+// re-read tells that our own rollback is in force, instead of swapping the specs back.
+func (c *Conn) RollbackService(ctx context.Context, id string, at swarm.Version) error {
+	svc, err := c.inspectService(ctx, id)
+	if err != nil {
 		return err
+	}
+	if svc.Version.Index != at.Index {
+		return fmt.Errorf("%w: service %s is at version %d, not %d", ErrVersionConflict, svc.Spec.Name, svc.Version.Index, at.Index)
+	}
+	if svc.PreviousSpec == nil {
+		return fmt.Errorf("%w: %s", ErrNoPreviousSpec, svc.Spec.Name)
+	}
+	err = c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+		_, err := cli.ServiceUpdate(ctx, id, at, svc.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
+		return versionConflict(err)
 	})
+	if !errors.Is(err, ErrVersionConflict) {
+		return err
+	}
+	now, rerr := c.inspectService(ctx, id)
+	if rerr == nil && rolledBackFrom(svc, now) {
+		return nil
+	}
+	return err
+}
+
+// rolledBackFrom tells whether `after` is `before` rolled back once: Swarm swaps the two
+// specs as they are.
+func rolledBackFrom(before, after swarm.Service) bool {
+	return after.PreviousSpec != nil && before.PreviousSpec != nil &&
+		reflect.DeepEqual(after.Spec, *before.PreviousSpec) && reflect.DeepEqual(*after.PreviousSpec, before.Spec)
+}
+
+// versionConflict types Swarm's "update out of sequence", which Docker passes on as text.
+func versionConflict(err error) error {
+	if err != nil && strings.Contains(err.Error(), "update out of sequence") {
+		return fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	}
+	return err
 }
 
 // RemoveService removes a service.
@@ -153,14 +173,17 @@ func (c *Conn) RemoveService(ctx context.Context, id string) error {
 }
 
 // StackNetworks lists the networks labelled with the stack.
-func (c *Conn) StackNetworks(ctx context.Context, stack string) ([]network.Summary, error) {
-	var nets []network.Summary
+func (c *Conn) StackNetworks(ctx context.Context, stack string) ([]Object, error) {
+	var out []Object
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		var err error
-		nets, err = cli.NetworkList(ctx, network.ListOptions{Filters: stackFilter(stack)})
+		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: stackFilter(stack)})
+		out = out[:0]
+		for _, n := range nets {
+			out = append(out, Object{ID: n.ID, Name: n.Name, Labels: n.Labels, Driver: n.Driver})
+		}
 		return err
 	})
-	return nets, err
+	return out, err
 }
 
 // NetworkExists tells whether a swarm-scoped network of that name exists.
@@ -191,12 +214,15 @@ func (c *Conn) RemoveNetwork(ctx context.Context, id string) error {
 	})
 }
 
-// Secrets lists secrets matching the filters.
-func (c *Conn) Secrets(ctx context.Context, f filters.Args) ([]swarm.Secret, error) {
-	var out []swarm.Secret
+// Secrets lists the secrets the owner label names, or all of them for "".
+func (c *Conn) Secrets(ctx context.Context, ownedBy string) ([]Object, error) {
+	var out []Object
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		var err error
-		out, err = cli.SecretList(ctx, swarm.SecretListOptions{Filters: f})
+		list, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: ownerFilter(ownedBy)})
+		out = out[:0]
+		for _, s := range list {
+			out = append(out, Object{ID: s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels})
+		}
 		return err
 	})
 	return out, err
@@ -220,12 +246,15 @@ func (c *Conn) RemoveSecret(ctx context.Context, id string) error {
 	})
 }
 
-// Configs lists configs matching the filters.
-func (c *Conn) Configs(ctx context.Context, f filters.Args) ([]swarm.Config, error) {
-	var out []swarm.Config
+// Configs lists the configs the owner label names, or all of them for "".
+func (c *Conn) Configs(ctx context.Context, ownedBy string) ([]Object, error) {
+	var out []Object
 	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
-		var err error
-		out, err = cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: f})
+		list, err := cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(ownedBy)})
+		out = out[:0]
+		for _, s := range list {
+			out = append(out, Object{ID: s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels})
+		}
 		return err
 	})
 	return out, err
@@ -249,13 +278,17 @@ func (c *Conn) RemoveConfig(ctx context.Context, id string) error {
 	})
 }
 
-// StackFilter selects the objects docker stack deploy labelled with the stack.
+// stackFilter selects the objects docker stack deploy labelled with the stack.
 func stackFilter(stack string) filters.Args {
 	return filters.NewArgs(filters.Arg("label", "com.docker.stack.namespace="+stack))
 }
 
-// StackFilter is exported for callers that list secrets or configs of a stack.
-func StackFilter(stack string) filters.Args { return stackFilter(stack) }
+func ownerFilter(owner string) filters.Args {
+	if owner == "" {
+		return filters.Args{}
+	}
+	return filters.NewArgs(filters.Arg("label", LabelOwner+"="+owner))
+}
 
 func ignoreNotFound(err error) error {
 	if err != nil && cerrdefs.IsNotFound(err) {
