@@ -83,10 +83,10 @@ type SwarmNodeMaintenanceReconciler struct {
 	// APIReader reads the reconciled object itself, bypassing the cache.
 	APIReader client.Reader
 	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
-	Hub       *swarm.Hub
-	Swarms    Swarms
-	Recorder  record.EventRecorder
-	Now       func() time.Time
+	Hub      *swarm.Hub
+	Swarms   Swarms
+	Recorder record.EventRecorder
+	Now      func() time.Time
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmnodemaintenances,verbs=get;list;watch;update;patch

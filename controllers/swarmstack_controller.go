@@ -49,11 +49,11 @@ type SwarmStackReconciler struct {
 	// APIReader reads the reconciled object itself, bypassing the cache.
 	APIReader client.Reader
 	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
-	Hub       *swarm.Hub
-	Swarms    Swarms
-	Renderer  *compose.Cache
-	Recorder  record.EventRecorder
-	Now       func() time.Time
+	Hub      *swarm.Hub
+	Swarms   Swarms
+	Renderer *compose.Cache
+	Recorder record.EventRecorder
+	Now      func() time.Time
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
