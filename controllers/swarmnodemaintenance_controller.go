@@ -19,7 +19,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -99,36 +98,26 @@ type SwarmNodeMaintenanceReconciler struct {
 // Reconcile moves the selected nodes into maintenance inside the window and back out of
 // it after the window, on deletion, or when they leave the selection.
 func (r *SwarmNodeMaintenanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var m swarmv1.SwarmNodeMaintenance
-	// Read from the API server, not the cache: a reconcile must see the status the last
-	// one wrote, or it could act twice on a request it already handled.
-	if err := r.APIReader.Get(ctx, req.NamespacedName, &m); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !m.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, &m)
-	}
-	if controllerutil.AddFinalizer(&m, maintenanceFinalizer) {
-		if err := r.Update(ctx, &m); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := m.DeepCopy()
-	result, err := r.reconcileNormal(ctx, &m)
-	if err == nil || errors.Is(err, reconcile.TerminalError(nil)) {
-		m.Status.ObservedGeneration = m.Generation
-	}
-	r.recordTransition(&before.Status, &m)
+	return lifecycle[*swarmv1.SwarmNodeMaintenance]{
+		client: r.Client, apiReader: r.APIReader, finalizer: maintenanceFinalizer,
+		newObject: func() *swarmv1.SwarmNodeMaintenance { return &swarmv1.SwarmNodeMaintenance{} },
+		status:    func(m *swarmv1.SwarmNodeMaintenance) any { return m.Status },
+		observed:  func(m *swarmv1.SwarmNodeMaintenance) { m.Status.ObservedGeneration = m.Generation },
+		normal:    r.reconcileNormal,
+		remove:    r.reconcileDelete,
+		afterPass: r.afterPass,
+	}.reconcile(ctx, req)
+}
+
+// afterPass announces what changed and exports the maintenance's gauges.
+func (r *SwarmNodeMaintenanceReconciler) afterPass(before, m *swarmv1.SwarmNodeMaintenance) {
+	r.recordTransition(&before.Status, m)
 	metrics.NodesInMaintenance.WithLabelValues(m.Namespace, m.Name).Set(float64(len(heldNodes(m.Status.Nodes))))
 	inWindow := 0.0
 	if meta.IsStatusConditionTrue(m.Status.Conditions, swarmv1.ConditionInWindow) {
 		inWindow = 1
 	}
 	metrics.MaintenanceInWindow.WithLabelValues(m.Namespace, m.Name).Set(inWindow)
-	if perr := patchStatus(ctx, r.Client, &m, before, statusChanged(before.Status, m.Status)); perr != nil {
-		return ctrl.Result{}, errors.Join(err, perr)
-	}
-	return result, err
 }
 
 func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, error) {
@@ -172,23 +161,13 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 }
 
 // reconcileDelete puts every held node back before letting the resource go.
-func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(m, maintenanceFinalizer) {
-		return ctrl.Result{}, nil
-	}
-	before := m.DeepCopy()
+func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, bool, error) {
 	result, done, err := r.restoreForDeletion(ctx, m)
 	if done {
 		metrics.NodesInMaintenance.DeleteLabelValues(m.Namespace, m.Name)
 		metrics.MaintenanceInWindow.DeleteLabelValues(m.Namespace, m.Name)
-		controllerutil.RemoveFinalizer(m, maintenanceFinalizer)
-		// NotFound: a stale cache showed the finalizer again after an earlier pass removed it.
-		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, m))
 	}
-	if perr := patchStatus(ctx, r.Client, m, before, statusChanged(before.Status, m.Status)); client.IgnoreNotFound(perr) != nil {
-		return ctrl.Result{}, errors.Join(err, perr)
-	}
-	return result, err
+	return result, done, err
 }
 
 func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, bool, error) {
