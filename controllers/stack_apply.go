@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -75,16 +76,18 @@ func drifted(svc swarmtypes.Service) bool {
 	return !reflect.DeepEqual(a, b)
 }
 
-// applyStack writes the plan: networks, secrets and configs first, then services.
+// applyStack writes the plan: networks, secrets and configs first, then services. It
+// returns the warnings Docker gave about the writes.
 func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, in *stackInputs, plan servicePlan,
-	current []swarmtypes.Service, owner, revision string, queryRegistry bool) error {
+	current []swarmtypes.Service, owner, revision string, queryRegistry bool) ([]string, error) {
+	var warnings []string
 	if len(plan.create)+len(plan.update) > 0 {
 		if err := ensureNetworks(ctx, conn, rendered, owner); err != nil {
-			return err
+			return nil, err
 		}
 		secretIDs, configIDs, err := ensureSecretsAndConfigs(ctx, conn, rendered, owner)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		byName := map[string]swarmtypes.Service{}
 		for _, svc := range current {
@@ -94,27 +97,33 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 		for _, svc := range append(append([]compose.Service{}, plan.create...), plan.update...) {
 			spec, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, writeID)
 			if err != nil {
-				return err
+				return warnings, err
 			}
 			auth := ""
 			if spec.TaskTemplate.ContainerSpec != nil {
 				auth = in.encodedAuthFor(spec.TaskTemplate.ContainerSpec.Image)
 			}
+			w := swarm.ServiceWrite{Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}
+			verb, write := "creating", conn.CreateService
 			if cur, ok := byName[svc.Name]; ok {
-				if _, err := conn.UpdateService(ctx, swarm.ServiceWrite{ID: cur.ID, Version: cur.Version, Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}); err != nil {
-					return fmt.Errorf("updating service %s: %w", svc.Name, err)
-				}
-			} else if _, err := conn.CreateService(ctx, swarm.ServiceWrite{Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}); err != nil {
-				return fmt.Errorf("creating service %s: %w", svc.Name, err)
+				w.ID, w.Version = cur.ID, cur.Version
+				verb, write = "updating", conn.UpdateService
+			}
+			res, err := write(ctx, w)
+			for _, msg := range res.Warnings {
+				warnings = append(warnings, fmt.Sprintf("service %s: %s", svc.Name, msg))
+			}
+			if err != nil {
+				return warnings, fmt.Errorf("%s service %s: %w", verb, svc.Name, err)
 			}
 		}
 	}
 	for _, svc := range plan.prune {
 		if err := conn.RemoveService(ctx, svc.ID); err != nil {
-			return fmt.Errorf("removing service %s: %w", svc.Spec.Name, err)
+			return warnings, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err)
 		}
 	}
-	return nil
+	return warnings, nil
 }
 
 // serviceSpecForWrite copies the rendered spec (the render cache shares it), resolves the
@@ -270,6 +279,16 @@ func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack,
 				inUseConfigs[ref.ConfigName] = true
 			}
 		}
+		// Swarm keeps a service's networks by ID or name; a rollback needs the ones of
+		// the previous spec too.
+		for _, spec := range []*swarmtypes.ServiceSpec{&svc.Spec, svc.PreviousSpec} {
+			if spec == nil {
+				continue
+			}
+			for _, n := range append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...) { //nolint:staticcheck // old specs may still use the deprecated field
+				inUseNets[n.Target] = true
+			}
+		}
 	}
 	var errs []error
 	secrets, err := conn.Secrets(ctx, owner)
@@ -295,7 +314,7 @@ func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack,
 		return err
 	}
 	for _, n := range nets {
-		if n.Labels[swarmv1.LabelOwner] == owner && !inUseNets[n.Name] {
+		if n.Labels[swarmv1.LabelOwner] == owner && !inUseNets[n.Name] && !inUseNets[n.ID] {
 			errs = append(errs, conn.RemoveNetwork(ctx, n.ID))
 		}
 	}

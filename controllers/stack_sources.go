@@ -26,6 +26,8 @@ type stackInputs struct {
 	files        []compose.File
 	opts         compose.Options
 	registryAuth map[string]registry.AuthConfig // by registry host
+	// sensitive holds every value read from a Secret, to be redacted from messages.
+	sensitive []string
 }
 
 // gatherInputs reads the compose files, variables, secrets, configs and registry
@@ -107,6 +109,7 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 			}
 			for k, v := range sec.Data {
 				in.opts.Variables[k] = string(v)
+				in.sensitive = append(in.sensitive, string(v))
 			}
 		default:
 			return nil, fmt.Errorf("spec.compose.variablesFrom[%d]: set configMapRef or secretRef", i)
@@ -128,6 +131,7 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 			return nil, fmt.Errorf("%w: Secret %q has no key %q", errSourceMissing, ref.SecretRef.Name, ref.SecretRef.Key)
 		}
 		in.opts.SecretData[ref.Name] = v
+		in.sensitive = append(in.sensitive, string(v))
 	}
 	if len(s.Spec.Configs) > 0 {
 		in.opts.ConfigData = map[string][]byte{}
@@ -150,6 +154,9 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 			return nil, fmt.Errorf("registryAuth Secret %q: %w", ra.SecretRef.Name, err)
 		}
 		in.registryAuth = auths
+		for _, a := range auths {
+			in.sensitive = append(in.sensitive, a.Password, a.IdentityToken, a.RegistryToken)
+		}
 	}
 	return in, nil
 }

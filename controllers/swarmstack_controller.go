@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +20,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -52,8 +53,11 @@ type SwarmStackReconciler struct {
 	Hub      *swarm.Hub
 	Swarms   Swarms
 	Renderer *compose.Cache
-	Recorder record.EventRecorder
-	Now      func() time.Time
+	// NamingKey keys the hashes in secret and config names and in revisions, so that
+	// names listed on the swarm do not let anyone confirm guesses of the data offline.
+	NamingKey []byte
+	Recorder  record.EventRecorder
+	Now       func() time.Time
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -63,29 +67,14 @@ type SwarmStackReconciler struct {
 
 // Reconcile brings the stack's services on the swarm to the rendered compose files.
 func (r *SwarmStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var s swarmv1.SwarmStack
-	// Read from the API server, not the cache: a reconcile must see the status the last
-	// one wrote, or it could act twice on a request it already handled.
-	if err := r.APIReader.Get(ctx, req.NamespacedName, &s); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !s.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, &s)
-	}
-	if controllerutil.AddFinalizer(&s, stackFinalizer) {
-		if err := r.Update(ctx, &s); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := s.DeepCopy()
-	result, err := r.reconcileNormal(ctx, &s)
-	if err == nil || errors.Is(err, reconcile.TerminalError(nil)) {
-		s.Status.ObservedGeneration = s.Generation
-	}
-	if perr := patchStatus(ctx, r.Client, &s, before, statusChanged(before.Status, s.Status)); perr != nil {
-		return ctrl.Result{}, errors.Join(err, perr)
-	}
-	return result, err
+	return lifecycle[*swarmv1.SwarmStack]{
+		client: r.Client, apiReader: r.APIReader, finalizer: stackFinalizer,
+		newObject: func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
+		status:    func(s *swarmv1.SwarmStack) any { return s.Status },
+		observed:  func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
+		normal:    r.reconcileNormal,
+		remove:    r.reconcileDelete,
+	}.reconcile(ctx, req)
 }
 
 func stackNameOf(s *swarmv1.SwarmStack) string {
@@ -97,173 +86,363 @@ func stackNameOf(s *swarmv1.SwarmStack) string {
 
 func ownerOf(s *swarmv1.SwarmStack) string { return s.Namespace + "." + s.Name }
 
+// stackScope is the state of one reconcile of one SwarmStack; it lives for that pass
+// only (the reconciler is shared by concurrent workers). Phases read what earlier phases
+// found and decide before anything is written.
+type stackScope struct {
+	r         *SwarmStackReconciler
+	s         *swarmv1.SwarmStack
+	log       logr.Logger
+	stackName string
+	owner     string
+	now       time.Time
+	interval  time.Duration
+
+	conn     swarm.Swarm
+	in       *stackInputs
+	rendered *compose.Stack
+	current  []swarmtypes.Service
+	redact   *redactor
+
+	// Requests found on the object, acted on by later phases.
+	rollbackRequest string // a new value of the rollback annotation
+	retryRequest    string // a new value of the retry annotation
+	// rolloutEnded is the outcome of a rollout this pass saw end.
+	rolloutEnded string
+
+	result ctrl.Result
+}
+
+// stackPhase is one step of a pass; stop ends the pass after it.
+type stackPhase func(ctx context.Context, sc *stackScope) (stop bool, err error)
+
+// stackPhases run in this order: observe the stack and the swarm; take the requests and
+// suspend into account; follow the rollout in flight; apply the revision; clean up.
+var stackPhases = []stackPhase{observeStack, takeRequests, followRollout, rollBackOnRequest, applyRevision, cleanUpStack}
+
 func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-	st := &s.Status
-	gen := s.Generation
-	stackName := stackNameOf(s)
-	owner := ownerOf(s)
-	interval := durationOr(s.Spec.Interval, defaultStackInterval)
-
-	if winner, err := r.conflictingStack(ctx, s, stackName); err != nil {
-		return ctrl.Result{}, err
-	} else if winner != "" {
-		markFailed(&st.Conditions, gen, swarmv1.ReasonConflict,
-			fmt.Sprintf("SwarmStack %s already manages stack %q on cluster %q", winner, stackName, s.Spec.ClusterRef.Name), true)
-		return ctrl.Result{}, nil
+	sc := &stackScope{
+		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stackNameOf(s), owner: ownerOf(s), now: r.Now(),
+		interval: durationOr(s.Spec.Interval, defaultStackInterval), redact: &redactor{},
 	}
+	var err error
+	for _, phase := range stackPhases {
+		var stop bool
+		if stop, err = phase(ctx, sc); stop || err != nil {
+			break
+		}
+	}
+	// Whatever a phase wrote into status, events or the returned error went through here.
+	sc.redact.status(&s.Status)
+	return sc.result, sc.redact.err(err)
+}
 
-	conn, err := r.connect(ctx, s)
+func (sc *stackScope) requeue(d time.Duration) {
+	if sc.result.RequeueAfter == 0 || d < sc.result.RequeueAfter {
+		sc.result.RequeueAfter = d
+	}
+}
+
+func (sc *stackScope) event(typ, reason, format string, args ...any) {
+	sc.r.Recorder.Event(sc.s, typ, reason, sc.redact.text(fmt.Sprintf(format, args...)))
+}
+
+func (sc *stackScope) failed(reason, msg string, stalled bool) {
+	markFailed(&sc.s.Status.Conditions, sc.s.Generation, reason, msg, stalled)
+}
+
+func (sc *stackScope) reconciling(reason, msg string) {
+	markReconciling(&sc.s.Status.Conditions, sc.s.Generation, reason, msg)
+}
+
+// observeStack reads everything the pass decides on: the cluster, the inputs, the
+// rendered revision and the stack's services. It writes nothing.
+func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
+	s, st := sc.s, &sc.s.Status
+	newer, older, err := sc.r.rivals(ctx, s, sc.stackName)
 	if err != nil {
-		markFailed(&st.Conditions, gen, swarmv1.ReasonClusterNotReady, err.Error(), false)
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil //nolint:nilerr // reported in status; the cluster watch brings us back
+		return true, err
 	}
-
-	in, err := gatherInputs(ctx, r.Client, s, stackName)
+	if older != "" {
+		sc.failed(swarmv1.ReasonConflict,
+			fmt.Sprintf("SwarmStack %s already manages stack %q on cluster %q", older, sc.stackName, s.Spec.ClusterRef.Name), true)
+		return true, nil
+	}
+	if sc.conn, err = sc.r.connect(ctx, s); err != nil {
+		sc.failed(swarmv1.ReasonClusterNotReady, err.Error(), false)
+		sc.requeue(30 * time.Second) // the cluster watch usually brings us back first
+		return true, nil
+	}
+	sc.in, err = gatherInputs(ctx, sc.r.Client, s, sc.stackName)
+	if sc.in != nil {
+		sc.redact.add(sc.in.sensitive...)
+	}
 	if err != nil {
 		if errors.Is(err, errSourceMissing) {
 			// The ConfigMap and Secret watches bring us back when it appears.
-			markFailed(&st.Conditions, gen, swarmv1.ReasonSourceNotFound, err.Error(), false)
-			return ctrl.Result{}, nil
+			sc.failed(swarmv1.ReasonSourceNotFound, err.Error(), false)
+			return true, nil
 		}
-		markFailed(&st.Conditions, gen, swarmv1.ReasonComposeInvalid, err.Error(), true)
-		return ctrl.Result{}, nil
+		sc.failed(swarmv1.ReasonComposeInvalid, err.Error(), true)
+		return true, nil
 	}
-	rendered, err := r.Renderer.Render(in.files, in.opts)
-	if err != nil {
-		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, err.Error()) {
-			r.Recorder.Event(s, corev1.EventTypeWarning, swarmv1.ReasonComposeInvalid, err.Error())
+	if sc.rendered, err = sc.r.Renderer.Render(sc.in.files, sc.in.opts); err != nil {
+		msg := sc.redact.text(err.Error())
+		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonComposeInvalid, "%s", msg)
 		}
-		markFailed(&st.Conditions, gen, swarmv1.ReasonComposeInvalid, err.Error(), true)
-		return ctrl.Result{}, reconcile.TerminalError(err)
+		sc.failed(swarmv1.ReasonComposeInvalid, msg, true)
+		return true, reconcile.TerminalError(errors.New(msg))
 	}
-
-	current, err := conn.StackServices(ctx, stackName)
-	if err != nil {
-		markFailed(&st.Conditions, gen, swarmv1.ReasonClusterNotReady, "Reading the stack's services: "+err.Error(), false)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil //nolint:nilerr // reported in status; retried on a timer
+	sc.noteWarnings(sc.rendered.Warnings)
+	if sc.current, err = sc.conn.StackServices(ctx, sc.stackName); err != nil {
+		sc.failed(swarmv1.ReasonClusterNotReady, "Reading the stack's services: "+err.Error(), false)
+		sc.requeue(10 * time.Second)
+		return true, nil
 	}
-	if msg := ownershipProblem(current, owner, s.Spec.Adopt); msg != "" {
-		reason := swarmv1.ReasonNotOwned
-		if strings.Contains(msg, "SwarmStack") {
-			reason = swarmv1.ReasonConflict
-		}
-		markFailed(&st.Conditions, gen, reason, msg, true)
-		return ctrl.Result{}, nil
+	if reason, msg := ownershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
+		sc.failed(reason, msg, true)
+		return true, nil
 	}
-	st.Services = serviceStatuses(current)
+	st.Services = serviceStatuses(sc.current)
 	recordServiceStates(s, st.Services)
+	return false, nil
+}
 
-	now := r.Now()
-	// Follow the rollout in flight to its end.
-	if cur := inFlight(st.History); cur != nil {
-		verdict := judgeRollout(current, cur.StartedAt.Time, now)
-		deadline := defaultProgressDeadline
-		if s.Spec.ProgressDeadlineSeconds != nil {
-			deadline = time.Duration(*s.Spec.ProgressDeadlineSeconds) * time.Second
-		}
-		if verdict.outcome == "" && now.Sub(cur.StartedAt.Time) > deadline {
-			verdict = r.onDeadline(ctx, s, conn, current, cur.Revision, deadline)
-		}
-		if verdict.outcome == "" {
-			if verdict.rollbackCause != "" {
-				// Swarm says why it rolls back only while it does; keep it for history.
-				cur.Message = verdict.rollbackCause
-			}
-			markReconciling(&st.Conditions, gen, verdict.reason,
-				fmt.Sprintf("Rolling out revision %s: %s", shortRev(cur.Revision), verdict.message))
-			return ctrl.Result{RequeueAfter: rolloutPoll}, nil
-		}
-		if verdict.outcome == swarmv1.OutcomeRolledBack {
-			verdict.message += failedTaskCause(ctx, conn, current, cur.StartedAt.Time)
-		}
-		r.finishRollout(s, cur, verdict, now)
-		if verdict.outcome == swarmv1.OutcomeCompleted {
-			if err := pruneUnused(ctx, conn, rendered, current, owner); err != nil {
-				log.Info("Pruning unused stack objects failed, will retry", "error", err.Error())
-			}
-		}
+// noteWarnings keeps the revision's warnings in status and announces new ones once.
+func (sc *stackScope) noteWarnings(ws []string) {
+	st := &sc.s.Status
+	ws = capWarnings(ws)
+	if slices.Equal(ws, st.Warnings) {
+		return
 	}
+	st.Warnings = ws
+	if len(ws) > 0 {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventWarnings, "%s", strings.Join(ws, "; "))
+	}
+}
 
-	if s.Spec.Suspend {
-		log.V(1).Info("Suspended: leaving the swarm as it is")
-		return ctrl.Result{RequeueAfter: jitter(interval)}, nil
+func (sc *stackScope) addWarnings(ws []string) {
+	if len(ws) > 0 {
+		sc.noteWarnings(append(slices.Clone(sc.s.Status.Warnings), ws...))
 	}
+}
 
-	// Imperative requests, each handled once per new value.
-	if v := s.Annotations[swarmv1.AnnotationRollback]; v != "" && v != st.LastHandledRollback {
-		st.LastHandledRollback = v
-		return r.rollbackStack(ctx, s, conn, current, now)
-	}
-	retry := false
-	if v := s.Annotations[swarmv1.AnnotationRetry]; v != "" && v != st.LastHandledRetry {
-		st.LastHandledRetry = v
-		retry = true
-	}
+// takeRequests notes the imperative requests; with suspend set it only follows the
+// rollout in flight, read-only, and ends the pass: nothing is written.
+func takeRequests(ctx context.Context, sc *stackScope) (bool, error) {
+	s, st := sc.s, &sc.s.Status
 	if v := s.Annotations[swarmv1.AnnotationReconcileRequestedAt]; v != "" {
 		st.LastHandledReconcileAt = v
 	}
+	if s.Spec.Suspend {
+		sc.log.V(1).Info("Suspended: leaving the swarm as it is")
+		if cur := inFlight(st.History); cur != nil {
+			if v := judgeRollout(sc.current, cur.StartedAt.Time, sc.now); v.outcome != "" {
+				sc.finishRollout(cur, v)
+			}
+		}
+		sc.requeue(jitter(sc.interval))
+		return true, nil
+	}
+	if v := s.Annotations[swarmv1.AnnotationRollback]; v != "" && v != st.LastHandledRollback {
+		sc.rollbackRequest = v
+	}
+	if v := s.Annotations[swarmv1.AnnotationRetry]; v != "" && v != st.LastHandledRetry {
+		sc.retryRequest = v
+	}
+	return false, nil
+}
 
+// followRollout judges the rollout in flight. A new revision or a rollback request
+// supersedes it at once, as kubectl apply does to a Deployment mid-rollout; otherwise
+// the pass waits for it to end.
+func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
+	st := &sc.s.Status
+	cur := inFlight(st.History)
+	if cur == nil {
+		return false, nil
+	}
+	if sc.rollbackRequest != "" || sc.rendered.Revision != cur.Revision || sc.retryRequest != "" {
+		sc.finishRollout(cur, rolloutVerdict{outcome: swarmv1.OutcomeSuperseded, reason: swarmv1.ReasonProgressing, message: supersededBy(sc)})
+		return false, nil
+	}
+	verdict := judgeRollout(sc.current, cur.StartedAt.Time, sc.now)
+	deadline := defaultProgressDeadline
+	if sc.s.Spec.ProgressDeadlineSeconds != nil {
+		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
+	}
+	if verdict.outcome == "" && sc.now.Sub(cur.StartedAt.Time) > deadline {
+		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
+	}
+	if verdict.outcome == "" {
+		if verdict.rollbackCause != "" {
+			// Swarm says why it rolls back only while it does; keep it for history.
+			cur.Message = verdict.rollbackCause
+		}
+		sc.reconciling(verdict.reason, fmt.Sprintf("Rolling out revision %s: %s", shortRev(cur.Revision), verdict.message))
+		sc.requeue(rolloutPoll)
+		return true, nil
+	}
+	if verdict.outcome == swarmv1.OutcomeRolledBack {
+		verdict.message += failedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
+	}
+	sc.finishRollout(cur, verdict)
+	return false, nil
+}
+
+func supersededBy(sc *stackScope) string {
+	switch {
+	case sc.rollbackRequest != "":
+		return "Superseded by a rollback request"
+	case sc.retryRequest != "":
+		return "Superseded by a retry request"
+	}
+	return "Superseded by revision " + shortRev(sc.rendered.Revision)
+}
+
+// rollBackOnRequest acts on a new rollback annotation. The request counts as handled
+// only once every service's rollback was written; the others are retried, so a partly
+// failed rollback never lets the next pass write the new spec back.
+func rollBackOnRequest(ctx context.Context, sc *stackScope) (bool, error) {
+	if sc.rollbackRequest == "" {
+		return false, nil
+	}
+	s, st := sc.s, &sc.s.Status
+	var rolled []string
+	var errs []error
+	for _, svc := range sc.current {
+		// Only services still at the revision being rolled back: a second pass over the
+		// same request must not roll them "back" again to the spec they just left.
+		if svc.PreviousSpec == nil || svc.Spec.Labels[swarmv1.LabelOwner] != sc.owner ||
+			svc.Spec.Labels[swarmv1.LabelRevision] != st.LastAttemptedRevision {
+			continue
+		}
+		if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", svc.Spec.Name, err))
+			continue
+		}
+		rolled = append(rolled, svc.Spec.Name)
+	}
+	if len(rolled) > 0 {
+		if cur := inFlight(st.History); cur == nil || cur.Message != rollbackRequested {
+			st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+				Revision: st.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(sc.now),
+				Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
+			})
+		}
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRollbackRequested, "Rolling back %s to their previous specs", strings.Join(rolled, ", "))
+	}
+	if err := errors.Join(errs...); err != nil {
+		sc.failed(swarmv1.ReasonRollbackFailed, "Rollback failed, retrying: "+err.Error(), false)
+		return true, err
+	}
+	st.LastHandledRollback = sc.rollbackRequest
+	if len(rolled) == 0 && inFlight(st.History) == nil {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventRollbackSkipped, "No service of the stack has a previous spec to roll back to")
+		sc.requeue(startGrace)
+		return true, nil
+	}
+	sc.reconciling(swarmv1.ReasonRollingBack, "Rolling back "+strings.Join(rolled, ", "))
+	sc.requeue(startGrace)
+	return true, nil
+}
+
+// applyRevision writes what differs between the rendered revision and the swarm.
+func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
+	s, st, gen, rendered := sc.s, &sc.s.Status, sc.s.Generation, sc.rendered
+	retry := sc.retryRequest != ""
 	// No rollback loop: a revision that failed is not written again by itself.
 	if last := lastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && failedOutcome(last.Outcome) {
-		markFailed(&st.Conditions, gen, outcomeReason(last.Outcome),
+		sc.failed(outcomeReason(last.Outcome),
 			fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message), true)
-		return ctrl.Result{RequeueAfter: jitter(interval)}, nil
+		sc.requeue(jitter(sc.interval))
+		return true, nil
 	}
-
-	plan := planServices(rendered, current, owner, s.Spec.Prune == nil || *s.Spec.Prune, retry)
+	plan := planServices(rendered, sc.current, sc.owner, pruneEnabled(s), retry)
 	if plan.empty() {
+		if retry {
+			st.LastHandledRetry = sc.retryRequest
+		}
 		if st.LastAttemptedRevision != rendered.Revision {
 			st.LastAttemptedRevision = rendered.Revision
-			if written, ok := revisionWrittenAt(current, rendered.Revision); ok {
+			if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok {
 				// An earlier pass wrote this revision but its status was lost (a crash
 				// between the two writes): follow that rollout instead of calling it done.
 				st.History = pushHistory(st.History, swarmv1.HistoryEntry{
 					Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
 				})
-				markReconciling(&st.Conditions, gen, swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
-				return ctrl.Result{RequeueAfter: startGrace}, nil
+				sc.reconciling(swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
+				sc.requeue(startGrace)
+				return true, nil
 			}
 			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAppliedRevision = rendered.Revision
 		}
 		markReady(&st.Conditions, gen, swarmv1.ReasonSucceeded, readyMessage(s, rendered))
-		return ctrl.Result{RequeueAfter: jitter(interval)}, nil
+		sc.requeue(jitter(sc.interval))
+		return false, nil
 	}
 
 	for _, name := range plan.drifted {
-		r.Recorder.Eventf(s, corev1.EventTypeWarning, "DriftCorrected", "Service %s was changed outside the operator; restoring revision %s", name, shortRev(rendered.Revision))
+		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, shortRev(rendered.Revision))
 	}
 	queryRegistry := s.Spec.ResolveImage == "always" ||
 		(s.Spec.ResolveImage == "changed" && rendered.Revision != st.LastAttemptedRevision)
-	log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.create), "update", len(plan.update), "remove", len(plan.prune))
-	if err := applyStack(ctx, conn, rendered, in, plan, current, owner, rendered.Revision, queryRegistry); err != nil {
-		r.Recorder.Event(s, corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, err.Error())
-		markFailed(&st.Conditions, gen, swarmv1.ReasonApplyFailed, err.Error(), false)
-		return ctrl.Result{}, err
+	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.create), "update", len(plan.update), "remove", len(plan.prune))
+	warnings, err := applyStack(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
+	sc.addWarnings(warnings)
+	if err != nil {
+		sc.event(corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, "%s", err.Error())
+		sc.failed(swarmv1.ReasonApplyFailed, err.Error(), false)
+		return true, err
 	}
 	newRollout := rendered.Revision != st.LastAttemptedRevision || retry
 	st.LastAttemptedRevision = rendered.Revision
+	if retry {
+		st.LastHandledRetry = sc.retryRequest
+	}
 	if newRollout || len(plan.create)+len(plan.update) > 0 && inFlight(st.History) == nil {
+		started := sc.now
+		// A revision partly written by an earlier pass (a refused write, a restart) started
+		// then: its services' update states since that write belong to this rollout.
+		if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
+			started = written
+		}
 		st.History = pushHistory(st.History, swarmv1.HistoryEntry{
-			Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(now), Outcome: swarmv1.OutcomeProgressing,
+			Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), Outcome: swarmv1.OutcomeProgressing,
 		})
 		metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
-		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutStarted", "Rolling out revision %s%s: %d created, %d updated, %d removed",
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
 			shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(plan.create), len(plan.update), len(plan.prune))
 	}
-	if after, err := conn.StackServices(ctx, stackName); err == nil {
+	if after, err := sc.conn.StackServices(ctx, sc.stackName); err == nil {
 		st.Services = serviceStatuses(after)
 	}
-	markReconciling(&st.Conditions, gen, swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
-	return ctrl.Result{RequeueAfter: startGrace}, nil
+	sc.reconciling(swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
+	sc.requeue(startGrace)
+	return true, nil
 }
+
+// cleanUpStack removes the networks, secrets and configs the stack no longer uses, once
+// its revision completed and prune is on.
+func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
+	if !pruneEnabled(sc.s) || sc.s.Status.LastAppliedRevision != sc.rendered.Revision || inFlight(sc.s.Status.History) != nil {
+		return false, nil
+	}
+	if err := pruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
+		sc.log.Info("Pruning unused stack objects failed, will retry", "error", sc.redact.text(err.Error()))
+	}
+	return false, nil
+}
+
+func pruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
 
 func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (swarm.Swarm, error) {
 	var cluster swarmv1.SwarmCluster
 	if err := r.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Spec.ClusterRef.Name}, &cluster); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("SwarmCluster %q does not exist", s.Spec.ClusterRef.Name)
+			return nil, fmt.Errorf("%w: %q", errClusterGone, s.Spec.ClusterRef.Name)
 		}
 		return nil, err
 	}
@@ -277,48 +456,67 @@ func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStac
 	return conn, nil
 }
 
-// conflictingStack returns the name of an older SwarmStack that targets the same stack on
-// the same cluster; the oldest one wins, so the outcome does not depend on timing.
-func (r *SwarmStackReconciler) conflictingStack(ctx context.Context, s *swarmv1.SwarmStack, stackName string) (string, error) {
+// rivals lists the other SwarmStacks that target the same stack on the same cluster:
+// older is the oldest one older than s (it wins, so the outcome does not depend on which
+// reconciles first), newer the owner values of the younger ones, whose services s may take
+// back.
+func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack, stackName string) (newer map[string]bool, older string, err error) {
 	var list swarmv1.SwarmStackList
 	// Read-only: no need to deep-copy every stack of the cluster on each reconcile.
 	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterRef: s.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return "", err
+		return nil, "", err
 	}
-	for _, o := range list.Items {
-		if o.Name == s.Name || stackNameOf(&o) != stackName || !o.DeletionTimestamp.IsZero() {
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == s.Name || stackNameOf(o) != stackName {
 			continue
 		}
-		if o.CreationTimestamp.Before(&s.CreationTimestamp) || o.CreationTimestamp.Equal(&s.CreationTimestamp) && o.Name < s.Name {
-			return o.Name, nil
+		if olderStack(o, s) {
+			if o.DeletionTimestamp.IsZero() && (older == "" || o.Name < older) {
+				older = o.Name
+			}
+			continue
 		}
+		if newer == nil {
+			newer = map[string]bool{}
+		}
+		newer[ownerOf(o)] = true
 	}
-	return "", nil
+	return newer, older, nil
 }
 
-// ownershipProblem explains why the stack's existing services may not be touched.
-func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool) string {
+func olderStack(a, b *swarmv1.SwarmStack) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// ownershipProblem explains why the stack's existing services may not be touched. The
+// services of a younger SwarmStack for the same stack are taken back: it is refused
+// anyway, and otherwise the two would refuse each other forever.
+func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool, newer map[string]bool) (reason, msg string) {
 	for _, svc := range current {
 		switch o := svc.Spec.Labels[swarmv1.LabelOwner]; {
-		case o == owner:
+		case o == owner, newer[o]:
 		case o != "":
-			return fmt.Sprintf("Service %s belongs to SwarmStack %s", svc.Spec.Name, o)
+			return swarmv1.ReasonConflict, fmt.Sprintf("Service %s belongs to SwarmStack %s", svc.Spec.Name, o)
 		case !adopt:
-			return fmt.Sprintf("Service %s exists and was not created by the operator: set spec.adopt to take the stack over", svc.Spec.Name)
+			return swarmv1.ReasonNotOwned, fmt.Sprintf("Service %s exists and was not created by the operator: set spec.adopt to take the stack over", svc.Spec.Name)
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // onDeadline applies onProgressDeadline to a rollout that ran too long.
-func (r *SwarmStackReconciler) onDeadline(ctx context.Context, s *swarmv1.SwarmStack, conn swarm.Swarm, current []swarmtypes.Service, revision string, deadline time.Duration) rolloutVerdict {
+func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline time.Duration) rolloutVerdict {
 	msg := fmt.Sprintf("Rollout still running after %s", deadline)
-	switch s.Spec.OnProgressDeadline {
+	switch sc.s.Spec.OnProgressDeadline {
 	case "", "Rollback":
 		var rolled []string
-		for _, svc := range current {
+		for _, svc := range sc.current {
 			if stillUpdating(svc, revision) {
-				if err := conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
+				if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
 				}
@@ -396,42 +594,10 @@ func stillUpdating(svc swarmtypes.Service, revision string) bool {
 	return svc.UpdateStatus.State == swarmtypes.UpdateStateUpdating
 }
 
-// rollbackStack asks Swarm to put every owned service back to its previous spec.
-func (r *SwarmStackReconciler) rollbackStack(ctx context.Context, s *swarmv1.SwarmStack, conn swarm.Swarm, current []swarmtypes.Service, now time.Time) (ctrl.Result, error) {
-	var rolled []string
-	var errs []error
-	for _, svc := range current {
-		// Only services still at the revision being rolled back: a second pass over the
-		// same request must not roll them "back" again to the spec they just left.
-		if svc.PreviousSpec == nil || svc.Spec.Labels[swarmv1.LabelOwner] != ownerOf(s) ||
-			svc.Spec.Labels[swarmv1.LabelRevision] != s.Status.LastAttemptedRevision {
-			continue
-		}
-		if err := conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rolled = append(rolled, svc.Spec.Name)
-	}
-	if err := errors.Join(errs...); err != nil {
-		markFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonApplyFailed, "Rollback failed: "+err.Error(), false)
-		return ctrl.Result{}, err
-	}
-	if len(rolled) == 0 {
-		r.Recorder.Event(s, corev1.EventTypeWarning, "RollbackSkipped", "No service of the stack has a previous spec to roll back to")
-		return ctrl.Result{RequeueAfter: startGrace}, nil
-	}
-	s.Status.History = pushHistory(s.Status.History, swarmv1.HistoryEntry{
-		Revision: s.Status.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(now),
-		Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
-	})
-	r.Recorder.Eventf(s, corev1.EventTypeNormal, "RollbackRequested", "Rolling back %s to their previous specs", strings.Join(rolled, ", "))
-	markReconciling(&s.Status.Conditions, s.Generation, swarmv1.ReasonRollingBack, "Rolling back "+strings.Join(rolled, ", "))
-	return ctrl.Result{RequeueAfter: startGrace}, nil
-}
-
 // finishRollout records a rollout's end in history, conditions and events.
-func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1.HistoryEntry, v rolloutVerdict, now time.Time) {
+func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict) {
+	s, now := sc.s, sc.now
+	sc.rolloutEnded = v.outcome
 	t := metav1.NewTime(now)
 	cur.FinishedAt = &t
 	cur.Outcome = v.outcome
@@ -447,10 +613,14 @@ func (r *SwarmStackReconciler) finishRollout(s *swarmv1.SwarmStack, cur *swarmv1
 	}()
 	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
-		r.Recorder.Eventf(s, corev1.EventTypeNormal, "RolloutCompleted", "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
 	}
-	r.Recorder.Eventf(s, corev1.EventTypeWarning, outcomeReason(cur.Outcome), "Revision %s%s %s: %s",
+	if v.outcome == swarmv1.OutcomeSuperseded {
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutSuperseded, "Revision %s%s: %s", shortRev(cur.Revision), versionSuffix(cur.Version), cur.Message)
+		return
+	}
+	sc.event(corev1.EventTypeWarning, outcomeReason(cur.Outcome), "Revision %s%s %s: %s",
 		shortRev(cur.Revision), versionSuffix(cur.Version), outcomeWords(cur.Outcome), cur.Message)
 }
 
@@ -485,6 +655,8 @@ func outcomeWords(outcome string) string {
 		return "exceeded its progress deadline"
 	case swarmv1.OutcomeFailed:
 		return "failed"
+	case swarmv1.OutcomeSuperseded:
+		return "was superseded"
 	}
 	return "completed"
 }
@@ -509,28 +681,43 @@ func isReadyWithReason(conds []metav1.Condition, reason, msg string) bool {
 	return false
 }
 
-func (r *SwarmStackReconciler) reconcileDelete(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(s, stackFinalizer) {
-		return ctrl.Result{}, nil
+// reconcileDelete removes what the stack owns from the swarm. When the SwarmCluster or
+// its TLS Secret is gone (a namespace being deleted removes them too), nothing can reach
+// that swarm any more: the stack is orphaned, loudly, instead of blocking the deletion
+// forever. A cluster that exists but does not answer is waited for; deletionPolicy
+// Orphan lets the resource go at once.
+func (r *SwarmStackReconciler) reconcileDelete(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, bool, error) {
+	result, done, err := r.removeFromSwarm(ctx, s)
+	if done {
+		metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
 	}
-	if s.Spec.DeletionPolicy != "Orphan" {
-		conn, err := r.connect(ctx, s)
-		if err != nil {
-			// Keep the finalizer: removing it would orphan the stack without saying so.
-			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil //nolint:nilerr // retried on a timer
-		}
-		remaining, err := removeStack(ctx, conn, stackNameOf(s), ownerOf(s))
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if remaining > 0 {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		}
-		r.Recorder.Eventf(s, corev1.EventTypeNormal, "StackRemoved", "Removed stack %s from the swarm", stackNameOf(s))
+	return result, done, err
+}
+
+func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, bool, error) {
+	if s.Spec.DeletionPolicy == "Orphan" {
+		return ctrl.Result{}, true, nil
 	}
-	metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
-	controllerutil.RemoveFinalizer(s, stackFinalizer)
-	return ctrl.Result{}, r.Update(ctx, s)
+	conn, err := r.connect(ctx, s)
+	if errors.Is(err, errClusterGone) || errors.Is(err, errSecretNotFound) {
+		r.Recorder.Eventf(s, corev1.EventTypeWarning, swarmv1.EventStackOrphaned,
+			"Stack %s stays on the swarm as it is: %v", stackNameOf(s), err)
+		return ctrl.Result{}, true, nil
+	}
+	if err != nil {
+		markFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonClusterNotReady,
+			"Removing the stack: "+err.Error()+"; set spec.deletionPolicy to Orphan to leave it on the swarm", false)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil
+	}
+	remaining, err := removeStack(ctx, conn, stackNameOf(s), ownerOf(s))
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if remaining > 0 {
+		return ctrl.Result{RequeueAfter: time.Second}, false, nil
+	}
+	r.Recorder.Eventf(s, corev1.EventTypeNormal, swarmv1.EventStackRemoved, "Removed stack %s from the swarm", stackNameOf(s))
+	return ctrl.Result{}, true, nil
 }
 
 // SetupWithManager watches SwarmStacks, what they reference, and the swarm's events.

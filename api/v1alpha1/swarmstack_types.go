@@ -19,6 +19,26 @@ const (
 	ReasonSourceNotFound   = "SourceNotFound"
 	ReasonApplyFailed      = "ApplyFailed"
 	ReasonRollingBack      = "RollingBack"
+	// ReasonSuspended: spec.suspend is set; the operator writes nothing to the Swarm.
+	ReasonSuspended = "Suspended"
+	// ReasonRollbackFailed: a requested or deadline rollback could not be written.
+	ReasonRollbackFailed = "RollbackFailed"
+)
+
+// Event reasons of SwarmStacks (conditions use the reasons above).
+const (
+	EventRolloutStarted    = "RolloutStarted"
+	EventRolloutCompleted  = "RolloutCompleted"
+	EventRolloutSuperseded = "RolloutSuperseded"
+	EventDriftCorrected    = "DriftCorrected"
+	EventRollbackRequested = "RollbackRequested"
+	EventRollbackSkipped   = "RollbackSkipped"
+	EventStackRemoved      = "StackRemoved"
+	// EventStackOrphaned: the stack was deleted while its SwarmCluster (or the cluster's
+	// TLS Secret) was gone: nothing could be removed from the Swarm.
+	EventStackOrphaned = "StackOrphaned"
+	// EventWarnings carries compose and Docker warnings about the revision.
+	EventWarnings = "Warnings"
 )
 
 // Rollout outcomes recorded in SwarmStack history.
@@ -30,6 +50,9 @@ const (
 	OutcomeRollbackPaused   = "RollbackPaused"
 	OutcomeDeadlineExceeded = "DeadlineExceeded"
 	OutcomeFailed           = "Failed"
+	// OutcomeSuperseded: a new revision or a rollback request was written while this
+	// rollout ran, as kubectl apply does to a Deployment mid-rollout.
+	OutcomeSuperseded = "Superseded"
 )
 
 // ComposeFile is one compose file of the stack, inline or from a ConfigMap key.
@@ -152,7 +175,9 @@ type SwarmStackSpec struct {
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 
 	// OnProgressDeadline: Rollback (ask Swarm to roll the updating services back), Pause
-	// (pause their update) or Report (only record it). Default Rollback.
+	// (the operator stops writing to the stack until its spec changes or a retry is
+	// requested; Swarm has no call that pauses an update in flight, so the update Swarm
+	// runs goes on) or Report (only record it). Default Rollback.
 	// +optional
 	// +kubebuilder:validation:Enum=Rollback;Pause;Report
 	// +kubebuilder:default=Rollback
@@ -213,7 +238,7 @@ type HistoryEntry struct {
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest entry), Completed, RolledBack, Paused,
-	// RollbackPaused, DeadlineExceeded or Failed.
+	// RollbackPaused, DeadlineExceeded, Failed or Superseded.
 	Outcome string `json:"outcome"`
 	// +optional
 	Message string `json:"message,omitempty"`
@@ -247,6 +272,12 @@ type SwarmStackStatus struct {
 	// LastHandledReconcileAt is the value of the reconcile-requested-at annotation last acted on.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// Warnings about the last rendered revision: compose warnings (an unset variable, an
+	// ignored key) and the warnings Docker returned when the services were written. At
+	// most 20, each cut to 512 characters; Secret values are redacted.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SwarmStack is one compose stack deployed onto one Swarm.

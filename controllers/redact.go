@@ -1,0 +1,101 @@
+package controllers
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+)
+
+// minRedacted is the shortest Secret value that is redacted: shorter ones ("1", "yes")
+// would blank out ordinary words of every message, and tell little about the Secret.
+const minRedacted = 4
+
+const redactedMark = "[redacted]"
+
+// redactor removes Secret-sourced values from what the operator says: conditions,
+// history, warnings, events, logs and returned errors. Compose and Docker quote values
+// in their errors (an invalid port, image or mount), and a value may come from a Secret.
+type redactor struct{ values []string }
+
+func (r *redactor) add(values ...string) {
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if len(v) < minRedacted {
+			continue
+		}
+		r.values = append(r.values, v)
+		// The forms a value takes once quoted by %q or JSON.
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			r.values = append(r.values, q[1:len(q)-1])
+		}
+	}
+	// Longest first, so a value that contains another is removed whole.
+	slices.SortFunc(r.values, func(a, b string) int { return len(b) - len(a) })
+	r.values = slices.Compact(r.values)
+}
+
+func (r *redactor) text(s string) string {
+	for _, v := range r.values {
+		s = strings.ReplaceAll(s, v, redactedMark)
+	}
+	return s
+}
+
+func (r *redactor) err(err error) error {
+	if err == nil || len(r.values) == 0 {
+		return err
+	}
+	if msg := r.text(err.Error()); msg != err.Error() {
+		return redactedError{msg: msg, cause: err}
+	}
+	return err
+}
+
+// redactedError keeps errors.Is working on the cause while printing only the redacted text.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.cause }
+
+// status redacts every message a pass may have written into the stack's status.
+func (r *redactor) status(st *swarmv1.SwarmStackStatus) {
+	if len(r.values) == 0 {
+		return
+	}
+	for i := range st.Conditions {
+		st.Conditions[i].Message = r.text(st.Conditions[i].Message)
+	}
+	for i := range st.History {
+		st.History[i].Message = r.text(st.History[i].Message)
+	}
+	for i := range st.Warnings {
+		st.Warnings[i] = r.text(st.Warnings[i])
+	}
+	for i := range st.Services {
+		st.Services[i].UpdateMessage = r.text(st.Services[i].UpdateMessage)
+	}
+}
+
+// capWarnings keeps status.warnings within the API's bounds.
+func capWarnings(ws []string) []string {
+	const maxWarnings, maxLen = 20, 512
+	out := make([]string, 0, min(len(ws), maxWarnings))
+	for _, w := range ws {
+		if len(out) == maxWarnings {
+			break
+		}
+		if len(w) > maxLen {
+			w = strings.ToValidUTF8(w[:maxLen-3], "") + "..."
+		}
+		out = append(out, w)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
