@@ -88,6 +88,13 @@ func inputKey(files []File, opts Options) [32]byte {
 	putMap(put, opts.Variables)
 	putMap(put, opts.SecretData)
 	putMap(put, opts.ConfigData)
+	// The sensitivity changes the warnings, the key the names and revision.
+	sensitive := map[string]string{}
+	for _, k := range opts.SensitiveVariables {
+		sensitive[k] = ""
+	}
+	putMap(put, sensitive)
+	put(opts.NameKey)
 	if opts.ReadFile != nil {
 		put([]byte{1}) // with and without ReadFile, the same files can differ in outcome
 	} else {

@@ -2,7 +2,6 @@ package compose
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -41,6 +40,20 @@ type Options struct {
 	// entries, with the path as written in the compose file. When nil such
 	// references are errors (unless SecretData/ConfigData has the key).
 	ReadFile func(path string) ([]byte, error)
+	// SensitiveVariables names the Variables whose values must never appear
+	// in an error or warning that Render, Cache.Render or MergedYAML returns:
+	// those that come from a Kubernetes Secret. Every occurrence of such a
+	// value (and of a secret's data, wherever it comes from) is replaced by
+	// "[redacted]"; values shorter than 4 characters are left alone. Names
+	// without a variable are ignored.
+	SensitiveVariables []string
+	// NameKey keys the hash that ends the names of the secrets and configs
+	// the stack creates, and the revision: HMAC-SHA256 with this key, so that
+	// who can list the swarm's secrets cannot confirm a guess of their data.
+	// The operator always passes its own key. When empty, the hash is the
+	// plain SHA-256 of the data (what `swarm-operator render` prints unless
+	// given the key), which anyone can recompute.
+	NameKey []byte
 }
 
 // Stack is the rendered stack. It is shared by Cache: treat it as immutable.
@@ -104,25 +117,32 @@ func Render(files []File, opts Options) (*Stack, error) {
 // context, ...). Rendering it as a single file gives the same Stack, except
 // for inline secret content, which compose-go never prints.
 func MergedYAML(files []File, opts Options) (out []byte, err error) {
+	red := newRedactor(opts)
+	defer func() { err = red.err(err) }()
 	defer guard(&err)
 	ld, err := load(files, opts)
 	if err != nil {
+		red.addSecretEnvironment(ld.srcs, opts.Variables)
 		return nil, err
 	}
 	return ld.project.MarshalYAML()
 }
 
 func render(files []File, opts Options) (st *Stack, reads map[string]fileRead, err error) {
+	red := newRedactor(opts)
+	defer func() { err = red.err(err) }()
 	defer guard(&err)
 	ld, err := load(files, opts)
 	if err != nil {
+		red.addSecretEnvironment(ld.srcs, opts.Variables)
 		return nil, nil, err
 	}
-	c := &converter{stack: opts.StackName, p: ld.project, srcs: ld.srcs, opts: opts, warnings: ld.warnings}
+	c := &converter{stack: opts.StackName, p: ld.project, srcs: ld.srcs, opts: opts, warnings: ld.warnings, red: red}
 	st, err = c.convert()
 	if err != nil {
 		return nil, nil, err
 	}
+	st.Warnings = red.strings(st.Warnings)
 	return st, c.reads, nil
 }
 
@@ -140,14 +160,16 @@ type loaded struct {
 	warnings []string
 }
 
+// load returns the loaded files even with an error: the sources read so far
+// tell what an error must not quote.
 func load(files []File, opts Options) (*loaded, error) {
+	ld := &loaded{}
 	if len(files) == 0 {
-		return nil, &Error{Msg: "no compose files"}
+		return ld, &Error{Msg: "no compose files"}
 	}
 	if opts.StackName == "" || loader.NormalizeProjectName(opts.StackName) != opts.StackName {
-		return nil, &Error{Msg: fmt.Sprintf("invalid stack name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", opts.StackName)}
+		return ld, &Error{Msg: fmt.Sprintf("invalid stack name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", opts.StackName)}
 	}
-	ld := &loaded{}
 	warn := func(w string) { ld.warnings = append(ld.warnings, w) }
 	var version string
 	details := types.ConfigDetails{WorkingDir: "/", Environment: types.Mapping{}}
@@ -160,34 +182,40 @@ func load(files []File, opts Options) (*loaded, error) {
 		}
 		src, err := newSource(f)
 		if err != nil {
-			return nil, err
+			return ld, err
 		}
 		v, err := src.scan(warn)
 		if err != nil {
-			return nil, err
+			return ld, err
 		}
 		if v != "" {
 			warn(fmt.Sprintf("%s: the top-level key \"version\" is obsolete and ignored", f.Name))
 			if version != "" && v != version {
 				line, _ := src.find([]string{"version"})
-				return nil, &Error{File: f.Name, Line: line, Msg: fmt.Sprintf("version %q differs from version %q of an earlier file; docker stack deploy refuses that", v, version)}
+				return ld, &Error{File: f.Name, Line: line, Msg: fmt.Sprintf("version %q differs from version %q of an earlier file; docker stack deploy refuses that", v, version)}
 			}
 			version = v
 		}
 		ld.srcs = append(ld.srcs, src)
 		if err := checkTotals(ld.srcs); err != nil {
-			return nil, err
+			return ld, err
 		}
 		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f.Name, Content: src.text})
 	}
-	msgs, err := captureLogs(func() (err error) {
+	var unset []string
+	var unsetNames map[string]bool
+	msgs, err := captureLogsWith(func(h *captureHook) (err error) {
 		ld.project, err = loader.LoadWithContext(context.Background(), details, loaderOptions(opts.StackName))
+		if err == nil {
+			unset, unsetNames = warnUnset(h, ld.srcs, opts.Variables)
+		}
 		return err
 	})
 	if err != nil {
-		return nil, attribute(err, ld.srcs, details, opts.StackName)
+		return ld, attribute(err, ld.srcs, details, opts.StackName)
 	}
-	ld.warnings = append(ld.warnings, msgs...)
+	ld.warnings = append(ld.warnings, dropUnset(msgs, unsetNames)...)
+	ld.warnings = append(ld.warnings, unset...)
 	return ld, nil
 }
 
@@ -306,13 +334,16 @@ func attribute(err error, srcs []*source, details types.ConfigDetails, stack str
 	return e
 }
 
-func digest(v any) string {
+func digest(v any) string { return keyedDigest(nil, v) }
+
+// keyedDigest is "sha256:<hex>" of v's JSON: HMAC-SHA256 with key, or plain
+// SHA-256 when key is empty (the prefix stays: both are SHA-256 based).
+func keyedDigest(key []byte, v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only plain data structures are hashed
 	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return "sha256:" + hex.EncodeToString(keyedSum(key, b))
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {

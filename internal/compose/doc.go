@@ -11,12 +11,19 @@
 // What is deliberately different from `docker stack deploy`:
 //
 //   - Secrets and configs created by the stack are named
-//     `<name>-<first 10 hex digits of sha256(data)>`, where <name> is the name
-//     stack deploy would use (`<stack>_<key>` or the explicit `name:`).
-//     Swarm secrets and configs are immutable, so stack deploy fails (or
-//     silently keeps stale data) when their content changes; a content-derived
-//     name creates a new object and rolls the services that use it. Each such
-//     object also carries the label swarm.swarmops.io/compose-key=<key>.
+//     `<name>-<first 10 hex digits of HMAC-SHA256(Options.NameKey, data)>`,
+//     where <name> is the name stack deploy would use (`<stack>_<key>` or the
+//     explicit `name:`). Swarm secrets and configs are immutable, so stack
+//     deploy fails (or silently keeps stale data) when their content changes;
+//     a content-derived name creates a new object and rolls the services that
+//     use it. Each such object also carries the label
+//     swarm.swarmops.io/compose-key=<key>. The hash is keyed because anyone
+//     who can `docker secret ls` sees the names: with a plain hash they could
+//     confirm a guess of a secret offline. The same key and data always give
+//     the same name. Stack.Revision, which covers the secret data, is keyed
+//     the same way. The operator always passes its key; with an empty
+//     NameKey (the `swarm-operator render` CLI unless given the key) the
+//     hash is plain SHA-256, which anyone can recompute.
 //   - Nothing is read from the machine: no OS environment, no files. Variables
 //     come from Options.Variables, secret and config data from
 //     Options.SecretData/ConfigData or Options.ReadFile. Relative bind-mount
@@ -50,7 +57,8 @@
 //     volumes_from, mem_limit, ...) and `include` are errors. Two files
 //     declaring different `version:` values are an error, as in stack deploy,
 //     but a file without `version:` never conflicts. Unset variables are
-//     replaced by an empty string with a warning, as in stack deploy;
+//     replaced by an empty string with a warning, as in stack deploy, that
+//     names the variable and the file and line using it;
 //     `${VAR:?message}` is an error.
 //   - compose-go logs through the global logrus logger. Render captures those
 //     messages into Stack.Warnings; while it loads, the standard logger's
@@ -73,6 +81,18 @@
 //     Swarm accepts (at most 63 letters, digits, '-' and '_'). Stack deploy
 //     leaves these to Swarm;
 //   - an error message is cut at 1 KiB: compose-go quotes offending values.
+//
+// Errors and warnings never quote secret values: they reach status conditions,
+// events and logs. Render, Cache.Render and MergedYAML replace with
+// "[redacted]" every occurrence of the value of a variable named in
+// Options.SensitiveVariables (the controller names those read from a
+// Kubernetes Secret) and of the data of every secret (Options.SecretData, or
+// what a secret's file:, environment: or content: holds), written as it is,
+// trimmed, line by line or quoted as Go (%q, %+q) and JSON quote it; quoted
+// text that is a piece of such a value (a parser may quote only what it read)
+// is redacted too. Values shorter than 4 characters are not redacted: that
+// would cut "1" or "yes" out of every message, and so short a value is no
+// secret. The file, line and field stay in the message.
 //
 // differential_test.go deploys a corpus of compose files with the real
 // `docker stack deploy` and with Render's specs onto a sandbox Swarm and

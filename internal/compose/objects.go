@@ -2,6 +2,7 @@ package compose
 
 import (
 	"cmp"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +31,8 @@ type converter struct {
 	reads map[string]fileRead
 	// compose key -> Swarm name
 	secretNames, configNames map[string]string
+	// red learns each secret's data, which no error or warning may quote.
+	red *redactor
 }
 
 func (c *converter) convert() (*Stack, error) {
@@ -52,7 +55,8 @@ func (c *converter) convert() (*Stack, error) {
 		st.Services = append(st.Services, svc)
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
-	st.Revision = digest(struct {
+	// The revision covers the secret data: keyed like the names.
+	st.Revision = keyedDigest(c.opts.NameKey, struct {
 		Name     string
 		Networks []Network
 		Secrets  []Secret
@@ -169,11 +173,12 @@ func (c *converter) secrets() ([]Secret, error) {
 				return nil, err
 			}
 			spec.Data, hashed = data, data
+			c.red.add(string(data))
 		}
 		if s.TemplateDriver != "" {
 			spec.Templating = &swarm.Driver{Name: s.TemplateDriver}
 		}
-		c.secretNames[key] = contentName(cmp.Or(s.Name, c.scope(key)), hashed)
+		c.secretNames[key] = contentName(c.opts.NameKey, cmp.Or(s.Name, c.scope(key)), hashed)
 		spec.Annotations = swarm.Annotations{Name: c.secretNames[key], Labels: c.objectLabels(s.Labels, key)}
 		out = append(out, Secret{Key: key, Name: spec.Name, Spec: spec})
 	}
@@ -194,7 +199,7 @@ func (c *converter) configs() ([]Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.configNames[key] = contentName(cmp.Or(s.Name, c.scope(key)), data)
+		c.configNames[key] = contentName(c.opts.NameKey, cmp.Or(s.Name, c.scope(key)), data)
 		spec := swarm.ConfigSpec{
 			Annotations: swarm.Annotations{Name: c.configNames[key], Labels: c.objectLabels(s.Labels, key)},
 			Data:        data,
@@ -215,9 +220,21 @@ func (c *converter) objectLabels(in map[string]string, key string) map[string]st
 
 // contentName appends a hash of the data: Swarm secrets and configs cannot
 // change, so new data must be a new object, which also rolls the services.
-func contentName(name string, data []byte) string {
-	sum := sha256.Sum256(data)
-	return name + "-" + hex.EncodeToString(sum[:])[:10]
+// The hash is HMAC-SHA256 with key (plain SHA-256 without one), cut to 10 hex
+// digits: the name stays within Swarm's 64 characters as before.
+func contentName(key []byte, name string, data []byte) string {
+	return name + "-" + hex.EncodeToString(keyedSum(key, data))[:10]
+}
+
+// keyedSum is HMAC-SHA256(key, data), or SHA-256(data) when key is empty.
+func keyedSum(key, data []byte) []byte {
+	if len(key) == 0 {
+		sum := sha256.Sum256(data)
+		return sum[:]
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // objectData finds a secret's or config's data: the caller's data first,

@@ -123,7 +123,7 @@ configs:
 		func(o *Options) { o.SecretData = map[string][]byte{"db_password": []byte("s3cret")} },
 	}
 	st := stackOf(t, yml, opts...)
-	h := func(s string) string { return contentName("", []byte(s)) }
+	h := func(s string) string { return contentName(nil, "", []byte(s)) }
 	nsKey := func(key string, extra ...string) map[string]string {
 		m := map[string]string{"com.docker.stack.namespace": "st", "swarm.swarmops.io/compose-key": key}
 		for i := 0; i+1 < len(extra); i += 2 {
