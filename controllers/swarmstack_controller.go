@@ -724,48 +724,10 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, indexClusterRef, func(o client.Object) []string {
-		return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, indexConfigMaps, func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		var names []string
-		for _, f := range s.Spec.Compose.Files {
-			if f.ConfigMapRef != nil {
-				names = append(names, f.ConfigMapRef.Name)
-			}
+	for name, fn := range stackIndexes {
+		if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, name, fn); err != nil {
+			return err
 		}
-		for _, v := range s.Spec.Compose.VariablesFrom {
-			if v.ConfigMapRef != nil {
-				names = append(names, v.ConfigMapRef.Name)
-			}
-		}
-		for _, c := range s.Spec.Configs {
-			names = append(names, c.ConfigMapRef.Name)
-		}
-		return names
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, indexSecrets, func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		var names []string
-		for _, v := range s.Spec.Compose.VariablesFrom {
-			if v.SecretRef != nil {
-				names = append(names, v.SecretRef.Name)
-			}
-		}
-		for _, sec := range s.Spec.Secrets {
-			names = append(names, sec.SecretRef.Name)
-		}
-		if s.Spec.RegistryAuth != nil {
-			names = append(names, s.Spec.RegistryAuth.SecretRef.Name)
-		}
-		return names
-	}); err != nil {
-		return err
 	}
 
 	swarmEvents := make(chan event.GenericEvent, 4096)
@@ -790,6 +752,46 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		Named("swarmstack").
 		Complete(r)
+}
+
+// stackIndexes map a SwarmStack to what it references, so that a change to a cluster,
+// ConfigMap or Secret finds its users without a scan.
+var stackIndexes = map[string]client.IndexerFunc{
+	indexClusterRef: func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
+	indexConfigMaps: func(o client.Object) []string {
+		s := o.(*swarmv1.SwarmStack)
+		var names []string
+		for _, f := range s.Spec.Compose.Files {
+			if f.ConfigMapRef != nil {
+				names = append(names, f.ConfigMapRef.Name)
+			}
+		}
+		for _, v := range s.Spec.Compose.VariablesFrom {
+			if v.ConfigMapRef != nil {
+				names = append(names, v.ConfigMapRef.Name)
+			}
+		}
+		for _, c := range s.Spec.Configs {
+			names = append(names, c.ConfigMapRef.Name)
+		}
+		return names
+	},
+	indexSecrets: func(o client.Object) []string {
+		s := o.(*swarmv1.SwarmStack)
+		var names []string
+		for _, v := range s.Spec.Compose.VariablesFrom {
+			if v.SecretRef != nil {
+				names = append(names, v.SecretRef.Name)
+			}
+		}
+		for _, sec := range s.Spec.Secrets {
+			names = append(names, sec.SecretRef.Name)
+		}
+		if s.Spec.RegistryAuth != nil {
+			names = append(names, s.Spec.RegistryAuth.SecretRef.Name)
+		}
+		return names
+	},
 }
 
 type stackKey struct{ ns, name, stack string }
