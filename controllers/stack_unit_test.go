@@ -467,7 +467,7 @@ func TestSecretValuesNeverReachStatusEventsOrErrors(t *testing.T) {
 
 func TestWarningsReachStatusAndEvents(t *testing.T) {
 	e := newStackEnv(t)
-	text := "services:\n  api:\n    image: numbers-api:v1\n    environment: [GREETING=${GREETING}]\n"
+	text := "services:\n  api:\n    image: numbers-api:v1\n    environment:\n      - GREETING=${GREETING}\n"
 	e.createStack("numbers", text)
 	e.passes("numbers", 2)
 	s := e.stack("numbers")
