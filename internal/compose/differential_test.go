@@ -511,7 +511,7 @@ func snapshot(ctx context.Context, c *client.Client, stack string, unhash map[st
 	for _, n := range nets {
 		d.ids[n.ID] = d.name(n.Name)
 		if n.Labels[labelNamespace] == stack {
-			full, err := c.NetworkInspect(ctx, n.ID, network.InspectOptions{})
+			full, err := allocatedNetwork(ctx, c, n.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -546,6 +546,26 @@ func snapshot(ctx context.Context, c *client.Client, stack string, unhash map[st
 		d.services[d.name(full.Spec.Name)] = full.Spec
 	}
 	return d, nil
+}
+
+// allocatedNetwork inspects a swarm network once the manager's allocator has
+// allocated it. Until then Swarm's answer has no driver, driver options or
+// IPAM (the engine reads them from the allocated state, not from the spec), so
+// a network read right after its creation compares as Driver "overlay" | "".
+func allocatedNetwork(ctx context.Context, c *client.Client, id string) (network.Inspect, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		n, err := c.NetworkInspect(ctx, id, network.InspectOptions{})
+		if err != nil || n.Driver != "" || n.Scope != "swarm" {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("network %s (%s): not allocated by the swarm: %w", n.Name, id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // teardown removes a stack's objects, services first; networks can stay in
@@ -779,8 +799,24 @@ func (d *deployment) service(s swarm.ServiceSpec) swarm.ServiceSpec {
 			r.File.Name = "/" + r.File.Name
 		}
 	}
-	sort.SliceStable(cs.Secrets, func(i, j int) bool { return cs.Secrets[i].SecretName < cs.Secrets[j].SecretName })
-	sort.SliceStable(cs.Configs, func(i, j int) bool { return cs.Configs[i].ConfigName < cs.Configs[j].ConfigName })
+	// The same secret or config can be referenced twice (two targets): stack
+	// deploy collects the references in a map, so their order varies from one
+	// deploy to the next. Sort by name, then target.
+	target := func(f *swarm.SecretReferenceFileTarget) string {
+		if f == nil {
+			return ""
+		}
+		return f.Name
+	}
+	sort.SliceStable(cs.Secrets, func(i, j int) bool {
+		a, b := cs.Secrets[i], cs.Secrets[j]
+		return a.SecretName < b.SecretName || a.SecretName == b.SecretName && target(a.File) < target(b.File)
+	})
+	sort.SliceStable(cs.Configs, func(i, j int) bool {
+		a, b := cs.Configs[i], cs.Configs[j]
+		return a.ConfigName < b.ConfigName || a.ConfigName == b.ConfigName &&
+			target((*swarm.SecretReferenceFileTarget)(a.File)) < target((*swarm.SecretReferenceFileTarget)(b.File))
+	})
 	for i, m := range cs.Mounts {
 		if m.Type == "volume" && m.Source != "" {
 			cs.Mounts[i].Source = d.name(m.Source)
