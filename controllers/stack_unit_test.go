@@ -572,3 +572,149 @@ func mustService(t *testing.T, sw *memswarm.Swarm, name string) swarmtypes.Servi
 	}
 	return svc
 }
+
+const threeObjects = `
+services:
+  api:
+    image: numbers-api:v1
+    deploy: {replicas: 2}
+    networks: [back]
+    secrets: [db]
+    configs: [settings]
+  web:
+    image: numbers-web:v1
+    networks: [back]
+networks:
+  back: {}
+secrets:
+  db: {environment: DB_PASSWORD}
+configs:
+  settings: {content: "mode=${MODE}"}
+`
+
+// swarmUpdater plays Swarm's updater after each pass: services move to where their spec
+// leads, and numbers-api:v2 always fails its update and is rolled back, as Swarm's
+// failure_action: rollback does.
+func (e *stackEnv) swarmUpdater() {
+	ctx := context.Background()
+	svcs, _ := e.sw.AllServices(ctx)
+	for _, svc := range svcs {
+		u := svc.UpdateStatus
+		switch {
+		case svc.Spec.TaskTemplate.ContainerSpec.Image == "numbers-api:v2" && u != nil && u.State == swarmtypes.UpdateStateUpdating:
+			if err := e.sw.RollbackService(ctx, svc.ID, svc.Version); err == nil {
+				e.sw.SetUpdateState(svc.Spec.Name, swarmtypes.UpdateStateRollbackCompleted, "rollback completed")
+			}
+			e.sw.SetRunning(svc.Spec.Name, svc.ServiceStatus.DesiredTasks)
+		default:
+			e.sw.Converge(svc.Spec.Name)
+		}
+	}
+}
+
+// TestStackRolloutScenarioMatrix injects one fault at each step of a stack's life
+// (create, update, Swarm's rollback, prune) and checks what must hold whatever happens:
+// no success claimed for a revision Swarm did not complete, a rolled-back revision never
+// written again by itself, nothing removed that the stack does not own.
+func TestStackRolloutScenarioMatrix(t *testing.T) {
+	type fault struct {
+		name  string
+		apply func(e *stackEnv, op memswarm.Op, nth int)
+	}
+	faults := []fault{
+		{"error", func(e *stackEnv, op memswarm.Op, nth int) { e.sw.Fail(op, nth, errors.New("injected failure")) }},
+		{"lost answer", func(e *stackEnv, op memswarm.Op, nth int) { e.sw.LoseAnswer(op, nth) }},
+		{"retried elsewhere", func(e *stackEnv, op memswarm.Op, nth int) { e.sw.RetryElsewhere(op, nth) }},
+	}
+	steps := []struct {
+		name string
+		op   memswarm.Op
+		nth  int
+	}{
+		{"create network", memswarm.OpCreateNetwork, 1},
+		{"create secret", memswarm.OpCreateSecret, 1},
+		{"create config", memswarm.OpCreateConfig, 1},
+		{"create first service", memswarm.OpCreateService, 1},
+		{"create second service", memswarm.OpCreateService, 2},
+		{"read services", memswarm.OpStackServices, 3},
+		{"update first service", memswarm.OpUpdateService, 1},
+		{"update second service", memswarm.OpUpdateService, 2},
+		{"create rotated secret", memswarm.OpCreateSecret, 2},
+		{"remove unused config", memswarm.OpRemoveConfig, 1},
+	}
+	for _, step := range steps {
+		for _, f := range faults {
+			for _, restart := range []bool{false, true} {
+				name := step.name + "/" + f.name
+				if restart {
+					name += "/then restart"
+				}
+				t.Run(name, func(t *testing.T) { runStackScenario(t, step.op, step.nth, f.apply, restart) })
+			}
+		}
+	}
+}
+
+func runStackScenario(t *testing.T, op memswarm.Op, nth int, inject func(*stackEnv, memswarm.Op, int), restart bool) {
+	e := newStackEnv(t)
+	e.sw.AddNode("manager2", swarmtypes.NodeRoleManager)
+	ctx := context.Background()
+	if err := e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "env"}, Data: map[string][]byte{"DB_PASSWORD": []byte("first-password")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Not the stack's: it carries the stack's label but no owner label.
+	if _, err := e.sw.CreateSecret(ctx, swarmtypes.SecretSpec{Annotations: swarmtypes.Annotations{Name: "numbers_manual", Labels: map[string]string{memswarm.StackLabel: "numbers"}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.createStack("numbers", threeObjects, func(s *swarmv1.SwarmStack) {
+		s.Spec.Compose.VariablesFrom = []swarmv1.VariablesSource{{SecretRef: &swarmv1.LocalObjectReference{Name: "env"}}}
+		s.Spec.Compose.Variables = map[string]string{"MODE": "a"}
+	})
+	inject(e, op, nth)
+	if restart {
+		e.loseStatusPatches = 1
+	}
+	run := func(n int) {
+		for range n {
+			_, _ = e.pass("numbers")
+			e.assertNoFalseSuccess("numbers")
+			e.swarmUpdater()
+			e.clk.Advance(3 * time.Second)
+		}
+	}
+	run(6)
+	if r := e.ready("numbers"); r.Status != metav1.ConditionTrue {
+		t.Fatalf("revision 1 never became ready: %s %s", r.Reason, r.Message)
+	}
+	// Revision 2: a new password (secret rotation), a new config, and an api that fails.
+	e.edit("numbers", func(s *swarmv1.SwarmStack) {
+		v2 := strings.ReplaceAll(threeObjects, "numbers-api:v1", "numbers-api:v2")
+		s.Spec.Compose.Files[0].Inline = &v2
+		s.Spec.Compose.Variables = map[string]string{"MODE": "b"}
+	})
+	secret := &corev1.Secret{}
+	if err := e.c.Get(ctx, ktypes.NamespacedName{Namespace: stackNS, Name: "env"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	secret.Data["DB_PASSWORD"] = []byte("second-password")
+	if err := e.c.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	run(8)
+	s := e.stack("numbers")
+	if r := e.ready("numbers"); r.Status == metav1.ConditionTrue || r.Reason != swarmv1.ReasonRolledBack {
+		t.Fatalf("revision 2 failed on Swarm, yet Ready=%s %s: %s", r.Status, r.Reason, r.Message)
+	}
+	// Nothing writes revision 2 again by itself.
+	writesBefore := e.writes()
+	e.clk.Advance(time.Hour)
+	run(4)
+	for _, w := range e.sw.Writes()[writesBefore:] {
+		if w.Op == memswarm.OpUpdateService || w.Op == memswarm.OpCreateService {
+			t.Fatalf("the rolled-back revision %s was written again: %+v", shortRev(s.Status.LastAttemptedRevision), w)
+		}
+	}
+	if !strings.Contains(strings.Join(e.sw.SecretNames(), ","), "numbers_manual") {
+		t.Fatalf("a secret the stack does not own was removed: %v", e.sw.SecretNames())
+	}
+}
