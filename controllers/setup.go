@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"context"
 	"time"
 
+	ktypes "k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/swarmops/swarm-operator/internal/compose"
@@ -14,12 +16,29 @@ type Options struct {
 	// Now is the clock of maintenance windows (tests move it). Rollouts use real time:
 	// they are compared with the swarm's own timestamps.
 	Now func() time.Time
+	// NamingKey keys the hashes in the names of secrets and configs; when empty it is
+	// read from (or created as) the Secret NamingKeySecret, by default
+	// swarm-operator-naming-key in POD_NAMESPACE.
+	NamingKey       []byte
+	NamingKeySecret ktypes.NamespacedName
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if len(opts.NamingKey) == 0 {
+		at := opts.NamingKeySecret
+		if at.Name == "" {
+			at = defaultNamingKeySecret()
+		}
+		// The manager's cache is not started yet: read and write the API directly.
+		key, err := ensureNamingKey(context.Background(), mgr.GetClient(), mgr.GetAPIReader(), at)
+		if err != nil {
+			return err
+		}
+		opts.NamingKey = key
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
 	swarms := HubSwarms{Hub: hub}
@@ -32,7 +51,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if err := (&SwarmStackReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err

@@ -109,6 +109,7 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 			}
 			for k, v := range sec.Data {
 				in.opts.Variables[k] = string(v)
+				in.opts.SensitiveVariables = append(in.opts.SensitiveVariables, k)
 				in.sensitive = append(in.sensitive, string(v))
 			}
 		default:

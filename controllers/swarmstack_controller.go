@@ -186,6 +186,7 @@ func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.failed(swarmv1.ReasonComposeInvalid, err.Error(), true)
 		return true, nil
 	}
+	sc.in.opts.NameKey = sc.r.NamingKey
 	if sc.rendered, err = sc.r.Renderer.Render(sc.in.files, sc.in.opts); err != nil {
 		msg := sc.redact.text(err.Error())
 		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {
