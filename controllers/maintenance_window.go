@@ -79,7 +79,7 @@ func oneOff(s span, now time.Time) windows {
 
 // parseSchedule parses a 5-field cron expression read in the IANA time zone tz (UTC when
 // empty).
-func parseSchedule(expr, tz string) (*cron.SpecSchedule, error) {
+func parseSchedule(expr, tz string) (*wallSchedule, error) {
 	// The time zone has its own field; cron's own TZ= prefix would compete with it (and
 	// robfig/cron panics on a prefix without a schedule).
 	if t := strings.TrimSpace(expr); strings.HasPrefix(t, "TZ=") || strings.HasPrefix(t, "CRON_TZ=") {
@@ -97,8 +97,64 @@ func parseSchedule(expr, tz string) (*cron.SpecSchedule, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression", errInvalidWindow, expr)
 	}
-	spec.Location = loc
-	return spec, nil
+	// robfig/cron steps through real time in loc, so a time in a daylight saving gap
+	// never matches (the activation is skipped) and one in the repeated hour matches
+	// twice. It reads wall clocks instead, in UTC, where each exists once.
+	spec.Location = time.UTC
+	return &wallSchedule{spec: spec, loc: loc}, nil
+}
+
+// wallSchedule is a cron schedule over the wall clock of loc. A scheduled wall time
+// that does not exist (spring forward) fires at the first instant after it, when the
+// clock jumps (03:00 in Europe/Paris); several such times fire once. One that exists
+// twice (fall back) fires at its first occurrence only. Durations are real elapsed
+// time: a window is [activation, activation+duration).
+type wallSchedule struct {
+	spec *cron.SpecSchedule // read in UTC, standing for loc's wall clock
+	loc  *time.Location
+}
+
+// Next returns the first activation strictly after t (at whole seconds), or zero.
+func (s *wallSchedule) Next(t time.Time) time.Time {
+	wall := asWall(t.In(s.loc))
+	for i := 0; i < 1000; i++ { // each round passes one activation that fired already
+		wall = s.spec.Next(wall)
+		if wall.IsZero() {
+			return time.Time{}
+		}
+		if a := s.instant(wall); a.After(t) {
+			return a
+		}
+	}
+	return time.Time{}
+}
+
+// instant is the first instant at which loc's clock shows wall, or, when it never
+// does (a gap), the instant the clock jumps over it.
+func (s *wallSchedule) instant(wall time.Time) time.Time {
+	a := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, s.loc)
+	switch shown := asWall(a); {
+	case shown.After(wall): // a is past the jump: it starts the zone after it
+		start, _ := a.ZoneBounds()
+		return start
+	case shown.Before(wall): // a is before the jump, which ends its zone
+		_, end := a.ZoneBounds()
+		return end
+	}
+	// An earlier instant shows wall too when the clock was set back over it.
+	if start, _ := a.ZoneBounds(); !start.IsZero() {
+		_, before := start.Add(-time.Nanosecond).Zone()
+		_, after := a.Zone()
+		if earlier := a.Add(time.Duration(after-before) * time.Second); earlier.Before(start) && asWall(earlier).Equal(wall) {
+			return earlier
+		}
+	}
+	return a
+}
+
+// asWall is t's wall clock as a UTC time.
+func asWall(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
 }
 
 // loadZone loads an IANA zone. "Local" is refused: it would depend on where the operator
@@ -121,7 +177,7 @@ func loadZone(tz string) (*time.Location, error) {
 // (a schedule every minute with a 1-week duration is about 10,000).
 const maxMergedActivations = 20000
 
-func recurring(sched *cron.SpecSchedule, d time.Duration, now time.Time) (windows, error) {
+func recurring(sched *wallSchedule, d time.Duration, now time.Time) (windows, error) {
 	// A window [a, a+d) contains now when a is in (now-d, now]. cron's Next is strictly
 	// after its argument, at whole seconds, which is exactly that lower bound.
 	first := sched.Next(now.Add(-d))

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,105 @@ func spanString(s *span) string {
 		return "[" + s.start.UTC().Format(time.RFC3339) + ", until deleted)"
 	}
 	return "[" + s.start.UTC().Format(time.RFC3339) + ", " + s.end.UTC().Format(time.RFC3339) + ")"
+}
+
+// Daylight saving time in Europe/Paris, 2025: on 30 March 02:00-03:00 does not
+// exist (CET to CEST at 01:00 UTC); on 26 October 02:00-03:00 happens twice (CEST
+// to CET at 01:00 UTC).
+func utc(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func parisWindow(schedule string, d time.Duration) *swarmv1.MaintenanceWindow {
+	return &swarmv1.MaintenanceWindow{Schedule: schedule, TimeZone: "Europe/Paris", Duration: metav1.Duration{Duration: d}}
+}
+
+func checkWindows(t *testing.T, w *swarmv1.MaintenanceWindow, now time.Time, wantCurrent, wantNext *span) {
+	t.Helper()
+	got, err := computeWindows(w, time.Time{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSpan(got.current, wantCurrent) {
+		t.Errorf("at %s: current window = %s, want %s", now.Format(time.RFC3339), spanString(got.current), spanString(wantCurrent))
+	}
+	if !sameSpan(got.next, wantNext) {
+		t.Errorf("at %s: next window = %s, want %s", now.Format(time.RFC3339), spanString(got.next), spanString(wantNext))
+	}
+}
+
+// TestWindowInDSTGapFiresAtFirstValidInstant: a scheduled time that does not exist
+// (spring forward) fires at the first instant after it, 03:00 local, once.
+func TestWindowInDSTGapFiresAtFirstValidInstant(t *testing.T) {
+	sunday := parisWindow("0 2 * * 0", time.Hour)
+	gapWindow := &span{start: utc(t, "2025-03-30T01:00:00Z"), end: utc(t, "2025-03-30T02:00:00Z")} // 03:00-04:00 CEST
+	weekLater := &span{start: utc(t, "2025-04-06T00:00:00Z"), end: utc(t, "2025-04-06T01:00:00Z")} // 02:00 CEST
+	checkWindows(t, sunday, utc(t, "2025-03-29T12:00:00Z"), nil, gapWindow)
+	checkWindows(t, sunday, utc(t, "2025-03-30T01:30:00Z"), gapWindow, weekLater)
+	checkWindows(t, sunday, utc(t, "2025-03-30T02:00:00Z"), nil, weekLater)
+
+	// Several times inside the gap fire once, at 03:00.
+	quarters := parisWindow("*/15 2 * * *", 10*time.Minute)
+	at3 := &span{start: utc(t, "2025-03-30T01:00:00Z"), end: utc(t, "2025-03-30T01:10:00Z")}
+	nextDay := &span{start: utc(t, "2025-03-31T00:00:00Z"), end: utc(t, "2025-03-31T00:10:00Z")}
+	checkWindows(t, quarters, utc(t, "2025-03-30T00:50:00Z"), nil, at3)
+	checkWindows(t, quarters, utc(t, "2025-03-30T01:05:00Z"), at3, nextDay)
+	checkWindows(t, quarters, utc(t, "2025-03-30T01:10:00Z"), nil, nextDay)
+}
+
+// TestWindowAcrossFallBackLastsItsDuration: a 1h window at 02:30 on the day 02:30
+// happens twice lasts 1h of real time.
+func TestWindowAcrossFallBackLastsItsDuration(t *testing.T) {
+	w := parisWindow("30 2 * * *", time.Hour)
+	first := &span{start: utc(t, "2025-10-26T00:30:00Z"), end: utc(t, "2025-10-26T01:30:00Z")}    // 02:30 CEST - 02:30 CET
+	tomorrow := &span{start: utc(t, "2025-10-27T01:30:00Z"), end: utc(t, "2025-10-27T02:30:00Z")} // 02:30 CET
+	checkWindows(t, w, utc(t, "2025-10-25T12:00:00Z"), nil, first)
+	checkWindows(t, w, utc(t, "2025-10-26T01:00:00Z"), first, tomorrow)
+	checkWindows(t, w, utc(t, "2025-10-26T01:30:00Z"), nil, tomorrow)
+	checkWindows(t, w, utc(t, "2025-10-26T02:00:00Z"), nil, tomorrow)
+
+	// A window that starts before the change and spans it lasts its duration too.
+	long := parisWindow("0 1 * * *", 3*time.Hour)
+	span3h := &span{start: utc(t, "2025-10-25T23:00:00Z"), end: utc(t, "2025-10-26T02:00:00Z")} // 01:00 CEST - 03:00 CET
+	checkWindows(t, long, utc(t, "2025-10-26T01:45:00Z"), span3h, &span{start: utc(t, "2025-10-27T00:00:00Z"), end: utc(t, "2025-10-27T03:00:00Z")})
+}
+
+// TestRepeatedHourFiresOnce: each scheduled time in the repeated hour fires once, at
+// its first occurrence (CEST).
+func TestRepeatedHourFiresOnce(t *testing.T) {
+	w := parisWindow("*/20 2 * * *", 5*time.Minute)
+	starts := map[string]bool{} // RFC 3339 in UTC: time.Time is no map key
+	for now := utc(t, "2025-10-25T22:00:00Z"); now.Before(utc(t, "2025-10-26T04:00:00Z")); now = now.Add(time.Minute) {
+		got, err := computeWindows(w, time.Time{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*span{got.current, got.next} {
+			if s != nil && s.start.Before(utc(t, "2025-10-26T04:00:00Z")) {
+				starts[s.start.UTC().Format(time.RFC3339)] = true
+				if s.end.Sub(s.start) != 5*time.Minute {
+					t.Errorf("window %s does not last 5m", spanString(s))
+				}
+			}
+		}
+	}
+	want := []string{"2025-10-26T00:00:00Z", "2025-10-26T00:20:00Z", "2025-10-26T00:40:00Z"}
+	if len(starts) != len(want) {
+		var got []string
+		for s := range starts {
+			got = append(got, s)
+		}
+		sort.Strings(got)
+		t.Errorf("windows start at %v, want %v", got, want)
+	}
+	for _, s := range want {
+		if !starts[s] {
+			t.Errorf("no window at %s", s)
+		}
+	}
 }
