@@ -32,6 +32,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	stack := fs.String("stack", "", "stack name (default: the first file's directory name)")
 	output := fs.String("output", "swarm", "what to print: compose (the merged file) or swarm (the objects; secret data is left out)")
 	format := fs.String("format", "yaml", "yaml or json")
+	nameKeyFile := fs.String("name-key-file", "", "file whose bytes are the operator's name key: secret and config names and the revision are then the operator's (without it they carry a plain sha256, which anyone can recompute)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -60,6 +61,18 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		opts.Variables[k] = v
+	}
+	if *nameKeyFile != "" {
+		key, err := os.ReadFile(*nameKeyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "render: --name-key-file: %v\n", err)
+			return 1
+		}
+		if len(key) == 0 {
+			fmt.Fprintf(stderr, "render: --name-key-file %s is empty\n", *nameKeyFile)
+			return 1
+		}
+		opts.NameKey = key
 	}
 	base := filepath.Dir(files[0])
 	opts.ReadFile = func(p string) ([]byte, error) {
@@ -103,7 +116,8 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		// The output ends up in CI logs: never print secret data. A secret's
-		// name ends in a hash of its data, which shows when it changes.
+		// name ends in a hash of its data (keyed with --name-key-file), which
+		// shows when it changes.
 		redacted := *st
 		redacted.Secrets = slices.Clone(st.Secrets)
 		for i := range redacted.Secrets {

@@ -290,3 +290,33 @@ func TestRenderErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderNameKeyFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"stack.yml": "services:\n  web:\n    image: numbers-web:v1\n    secrets: [pw]\nsecrets:\n  pw:\n    file: ./pw.txt\n",
+		"pw.txt":    "hunter2",
+		"key":       "operator-key",
+	})
+	secretName := func(t *testing.T, args ...string) (string, string) {
+		t.Helper()
+		r := render(t, append([]string{"-f", filepath.Join(dir, "stack.yml"), "--stack", "demo", "--format", "json"}, args...)...)
+		r.want(t, 0)
+		var st compose.Stack
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("%v:\n%s", err, r.stdout)
+		}
+		return st.Secrets[0].Name, st.Revision
+	}
+	plain, plainRev := secretName(t)
+	keyed, keyedRev := secretName(t, "--name-key-file", filepath.Join(dir, "key"))
+	want, err := compose.Render([]compose.File{{Name: "stack.yml", Content: []byte("services:\n  web:\n    image: numbers-web:v1\n    secrets: [pw]\nsecrets:\n  pw:\n    file: ./pw.txt\n")}},
+		compose.Options{StackName: "demo", SecretData: map[string][]byte{"pw": []byte("hunter2")}, NameKey: []byte("operator-key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyed == plain || keyedRev == plainRev || keyed != want.Secrets[0].Name {
+		t.Errorf("keyed name %s (revision %s), unkeyed %s (%s), the library with the key: %s", keyed, keyedRev, plain, plainRev, want.Secrets[0].Name)
+	}
+	r := render(t, "-f", filepath.Join(dir, "stack.yml"), "--name-key-file", filepath.Join(dir, "absent"))
+	r.want(t, 1, "--name-key-file")
+}
