@@ -17,8 +17,9 @@ import (
 // selectNodes resolves spec.nodes (hostnames or IDs) and spec.nodeSelector against the
 // swarm's nodes. The result is sorted by hostname and has no duplicates. A reason is
 // returned (UnknownNode, NoNodesSelected) when the spec names a node the swarm does not
-// have or its selector matches nothing: the user must fix the spec, and nothing is
-// touched meanwhile.
+// have or its selector matches nothing: the user must fix the spec, and no new node is
+// taken meanwhile. The nodes that could be resolved are still returned then, so that a
+// held node that is still selected is not let go before its window ends.
 func selectNodes(spec swarmv1.SwarmNodeMaintenanceSpec, nodes []swarmtypes.Node) (selected []swarmtypes.Node, reason, msg string) {
 	picked := map[string]swarmtypes.Node{}
 	var unknown []string
@@ -30,28 +31,28 @@ func selectNodes(spec swarmv1.SwarmNodeMaintenanceSpec, nodes []swarmtypes.Node)
 		}
 		picked[n.ID] = n
 	}
-	if len(unknown) > 0 {
-		return nil, swarmv1.ReasonUnknownNode, fmt.Sprintf("The swarm has no node %s (nodes: %s)", strings.Join(unknown, ", "), strings.Join(hostnames(nodes), ", "))
-	}
+	matched := -1
 	if sel := spec.NodeSelector; sel != nil {
-		matched := 0
+		matched = 0
 		for _, n := range nodes {
 			if selectorMatches(sel, n) {
 				picked[n.ID] = n
 				matched++
 			}
 		}
-		if matched == 0 {
-			return nil, swarmv1.ReasonNoNodesSelected, fmt.Sprintf("nodeSelector %s matches no node of the swarm", describeSelector(sel))
-		}
-	}
-	if len(picked) == 0 {
-		return nil, swarmv1.ReasonNoNodesSelected, "Neither nodes nor nodeSelector selects a node"
 	}
 	for _, n := range picked {
 		selected = append(selected, n)
 	}
 	sort.Slice(selected, func(i, j int) bool { return hostname(selected[i]) < hostname(selected[j]) })
+	switch {
+	case len(unknown) > 0:
+		return selected, swarmv1.ReasonUnknownNode, fmt.Sprintf("The swarm has no node %s (nodes: %s)", strings.Join(unknown, ", "), strings.Join(hostnames(nodes), ", "))
+	case matched == 0:
+		return selected, swarmv1.ReasonNoNodesSelected, fmt.Sprintf("nodeSelector %s matches no node of the swarm", describeSelector(spec.NodeSelector))
+	case len(selected) == 0:
+		return nil, swarmv1.ReasonNoNodesSelected, "Neither nodes nor nodeSelector selects a node"
+	}
 	return selected, "", ""
 }
 
@@ -140,10 +141,12 @@ func managerReachable(n swarmtypes.Node) bool {
 }
 
 // quorumGuard says why the manager cand may not enter maintenance, or "". down holds the
-// IDs of the nodes already in maintenance (by this resource, another one, or by hand).
-// Draining keeps a manager in Raft, but maintenance usually means a reboot: the guard
-// counts a manager in maintenance as one Raft may lose. A swarm of N managers tolerates
-// (N-1)/2 of them down, and only while the others are all reachable.
+// IDs of the nodes held for maintenance (by this resource or another one). Draining keeps
+// a manager in Raft, but maintenance usually means a reboot: the guard counts a held
+// manager as one Raft may lose, whatever its availability. A manager drained by design
+// and held by no maintenance still votes, so it is not in down; if it is unreachable the
+// guard sees that by itself. A swarm of N managers tolerates (N-1)/2 of them down, and
+// only while the others are all reachable.
 func quorumGuard(cand swarmtypes.Node, nodes []swarmtypes.Node, down map[string]bool) string {
 	if !isManager(cand) {
 		return ""

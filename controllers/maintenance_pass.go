@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/swarm"
@@ -33,10 +34,12 @@ func held(e *swarmv1.MaintenanceNodeStatus) bool {
 // writePending: the previous availability is recorded, the new one not yet written.
 func writePending(e *swarmv1.MaintenanceNodeStatus) bool { return held(e) && e.DrainedAt == nil }
 
-// usesSlot: a node the operator takes capacity from counts against maxConcurrent; a node
-// that was already out before the window does not.
+// usesSlot: a node the operator takes capacity from counts against maxConcurrent; a
+// worker that was already out before the window does not. A manager always does, even
+// one taken as it was: its reboot, not its availability, is what endangers quorum.
 func usesSlot(e *swarmv1.MaintenanceNodeStatus) bool {
-	return held(e) && (e.DrainedAt == nil || e.Availability != e.PreviousAvailability)
+	return held(e) && (e.DrainedAt == nil || e.Availability != e.PreviousAvailability ||
+		e.Role == string(swarmtypes.NodeRoleManager))
 }
 
 func heldNodes(entries []swarmv1.MaintenanceNodeStatus) []string {
@@ -70,7 +73,14 @@ type maintenancePass struct {
 	nodes  []swarmtypes.Node
 	byID   map[string]swarmtypes.Node
 	target swarmtypes.NodeAvailability
-	others []swarmv1.SwarmNodeMaintenance
+	// admitNew is false when the selection or the window failed: held nodes are still
+	// looked after and restored, but no new node is taken.
+	admitNew bool
+
+	// reader reads the other maintenances from the API server (see freshOthers).
+	reader     client.Reader
+	others     []swarmv1.SwarmNodeMaintenance
+	othersRead bool
 
 	services     []swarmtypes.Service
 	servicesRead bool
@@ -91,7 +101,7 @@ type blockedNode struct{ reason, message string }
 
 func (r *SwarmNodeMaintenanceReconciler) newPass(m *swarmv1.SwarmNodeMaintenance, conn swarm.Swarm, nodes []swarmtypes.Node, now time.Time) *maintenancePass {
 	p := &maintenancePass{m: m, rec: r.Recorder, conn: conn, now: now, nodes: nodes, byID: map[string]swarmtypes.Node{},
-		target: swarmtypes.NodeAvailabilityDrain, justDrained: map[string]bool{}}
+		target: swarmtypes.NodeAvailabilityDrain, admitNew: true, reader: r.APIReader, justDrained: map[string]bool{}}
 	if m.Spec.Availability == string(swarmtypes.NodeAvailabilityPause) {
 		p.target = swarmtypes.NodeAvailabilityPause
 	}
@@ -131,7 +141,7 @@ func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w
 			}
 		}
 	}
-	if windowStart != nil {
+	if windowStart != nil && p.admitNew {
 		p.admit(ctx, wanted)
 	}
 	p.followDrains(ctx, draining)
@@ -195,6 +205,22 @@ func (p *maintenancePass) progress(ctx context.Context, e *swarmv1.MaintenanceNo
 func (p *maintenancePass) write(ctx context.Context, e *swarmv1.MaintenanceNodeStatus, observed swarmtypes.NodeAvailability) bool {
 	log := ctrl.LoggerFrom(ctx).WithValues("node", e.Name)
 	to := p.target
+	// Right before the write (or before taking a drain found in place as ours), ask the
+	// API server, not the cache, whether another maintenance holds the node.
+	o, oe, err := p.heldElsewhere(ctx, e.ID)
+	if err != nil {
+		e.Message = "Checking other maintenances failed, retrying: " + err.Error()
+		p.errs = append(p.errs, fmt.Errorf("node %s: %w", e.Name, err))
+		p.soon(writeSoon)
+		return false
+	}
+	if o != nil && (string(observed) != e.PreviousAvailability || oe.DrainedAt != nil || olderThan(o, p.m)) {
+		// A drain found in place while another maintenance holds the node is theirs, not
+		// a write of ours whose status patch was lost; and when both recorded the node
+		// (a lagging cache), the one that wrote, or else the older one, keeps it.
+		p.drop(e, observed, fmt.Sprintf("node %s is in maintenance by SwarmNodeMaintenance %s/%s", e.Name, o.Namespace, o.Name))
+		return false
+	}
 	switch {
 	case observed == to:
 		// Written before a restart, whose status patch was lost: previousAvailability
@@ -232,6 +258,17 @@ func (p *maintenancePass) write(ctx context.Context, e *swarmv1.MaintenanceNodeS
 	return false
 }
 
+// drop gives up a claim that never became a write: the node is someone else's. The
+// entry becomes a candidate again, which admit then finds blocked by the overlap.
+func (p *maintenancePass) drop(e *swarmv1.MaintenanceNodeStatus, observed swarmtypes.NodeAvailability, why string) {
+	e.PreviousAvailability = ""
+	e.DrainedAt = nil
+	e.Availability = string(observed)
+	e.TasksRemaining = 0
+	e.Message = "Blocked: " + why
+	p.rec.Eventf(p.m, corev1.EventTypeWarning, swarmv1.ReasonOverlap, "Node %s: %s; not taken", e.Name, why)
+}
+
 // release lets go of a node whose availability someone else changed during the window:
 // the operator does not fight them, and will not restore it.
 func (p *maintenancePass) release(e *swarmv1.MaintenanceNodeStatus, observed swarmtypes.NodeAvailability) {
@@ -259,7 +296,22 @@ func (p *maintenancePass) restore(ctx context.Context, e *swarmv1.MaintenanceNod
 	prev := swarmtypes.NodeAvailability(e.PreviousAvailability)
 	ours := swarmtypes.NodeAvailability(e.Availability)
 	if writePending(e) && strictness(observed) > strictness(prev) {
-		// The write may have happened right before a restart lost its status patch.
+		// The write may have happened right before a restart lost its status patch;
+		// unless another maintenance holds the node: then the drain is theirs.
+		o, _, err := p.heldElsewhere(ctx, e.ID)
+		if err != nil {
+			e.Message = "Checking other maintenances failed, retrying: " + err.Error()
+			p.errs = append(p.errs, fmt.Errorf("node %s: %w", e.Name, err))
+			p.soon(writeSoon)
+			return
+		}
+		if o != nil {
+			e.RestoredAt = &now
+			e.Availability = string(observed)
+			e.TasksRemaining = 0
+			e.Message = fmt.Sprintf("Not restored: never set by this maintenance; it is %s by SwarmNodeMaintenance %s/%s", observed, o.Namespace, o.Name)
+			return
+		}
 		ours = observed
 	}
 	switch { //nolint:staticcheck // the cases compare observed with different values
@@ -298,6 +350,11 @@ func (p *maintenancePass) restore(ctx context.Context, e *swarmv1.MaintenanceNod
 
 // admit takes the nodes the window wants and that are not yet taken, as far as slots and
 // guards allow. It only records their previous availability: the next reconcile writes.
+//
+// A worker already as far out as the window wants is taken as it is, before the guards
+// and without a slot: it takes no capacity away that is not already gone. A manager
+// taken as it is goes through the slots and the quorum guard like any other: what
+// endangers quorum is its reboot during the window, not its availability.
 func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 	st := &p.m.Status
 	slots := int(max(p.m.Spec.MaxConcurrent, 1))
@@ -311,8 +368,17 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 			candidates = append(candidates, e)
 		}
 	}
+	if len(candidates) == 0 {
+		return
+	}
+	// Overlaps and the quorum count read the other maintenances from the API server.
+	if _, err := p.freshOthers(ctx); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("listing the other maintenances: %w", err))
+		p.soon(writeSoon)
+		return
+	}
 	p.orderCandidates(candidates)
-	down := p.downSet()
+	held := p.heldSet()
 	managerWaiting := false
 	for _, e := range candidates {
 		node := p.byID[e.ID]
@@ -324,7 +390,8 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 			managerWaiting = managerWaiting || isManager(node)
 			continue
 		}
-		if strictness(observed) >= strictness(p.target) {
+		asIs := strictness(observed) >= strictness(p.target)
+		if asIs && !isManager(node) {
 			p.takeAsIs(e, observed)
 			continue
 		}
@@ -335,7 +402,7 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 			continue
 		}
 		if p.preserveQuorum() {
-			if msg := quorumGuard(node, p.nodes, down); msg != "" {
+			if msg := quorumGuard(node, p.nodes, held); msg != "" {
 				p.block(e, swarmv1.ReasonQuorumGuard, msg)
 				managerWaiting = managerWaiting || isManager(node)
 				continue
@@ -346,7 +413,15 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 				continue
 			}
 		}
-		if stops := p.servicesStopping(ctx, node, down); len(stops) > 0 {
+		held[e.ID] = true
+		slots--
+		if asIs {
+			p.takeAsIs(e, observed)
+			continue
+		}
+		if stops := p.servicesStopping(ctx, node, held); len(stops) > 0 {
+			delete(held, e.ID)
+			slots++
 			p.block(e, swarmv1.ReasonServiceGuard, fmt.Sprintf("%s of node %s would stop services: %s", p.target, e.Name, strings.Join(stops, "; ")))
 			managerWaiting = managerWaiting || isManager(node)
 			continue
@@ -354,8 +429,6 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 		e.PreviousAvailability = string(observed)
 		e.DrainedAt = nil
 		e.Message = fmt.Sprintf("Previous availability %s recorded: setting %s", observed, p.target)
-		down[e.ID] = true
-		slots--
 		p.soon(writeSoon)
 	}
 }
@@ -401,28 +474,67 @@ func (p *maintenancePass) preserveQuorum() bool {
 	return p.m.Spec.PreserveQuorum == nil || *p.m.Spec.PreserveQuorum
 }
 
-// downSet is every node in maintenance: not active on the swarm, or held by this or any
-// other maintenance (a held node may still be active for a moment before its write).
-func (p *maintenancePass) downSet() map[string]bool {
-	down := map[string]bool{}
-	for _, n := range p.nodes {
-		if n.Spec.Availability != swarmtypes.NodeAvailabilityActive {
-			down[n.ID] = true
-		}
-	}
+// heldSet is every node held by this or any other maintenance, written or about to be.
+// It is what "down" means to the guards. For quorum: a held manager is about to reboot
+// whatever its availability was, while a manager drained by design (drained, and held by
+// no maintenance) that Raft still reaches votes like any other, so it is not down; an
+// unreachable one the quorum guard sees by itself. The service guard skips nodes that
+// are not active by itself.
+func (p *maintenancePass) heldSet() map[string]bool {
+	set := map[string]bool{}
 	for i := range p.m.Status.Nodes {
 		if held(&p.m.Status.Nodes[i]) {
-			down[p.m.Status.Nodes[i].ID] = true
+			set[p.m.Status.Nodes[i].ID] = true
 		}
 	}
 	for _, o := range p.others {
 		for i := range o.Status.Nodes {
 			if held(&o.Status.Nodes[i]) {
-				down[o.Status.Nodes[i].ID] = true
+				set[o.Status.Nodes[i].ID] = true
 			}
 		}
 	}
-	return down
+	return set
+}
+
+// freshOthers lists every other SwarmNodeMaintenance, in all namespaces (two
+// SwarmClusters can name the same swarm, and node IDs are unique across swarms), from
+// the API server rather than the cache: a cache that lags behind a status another
+// maintenance has just written would let both hold one node. Read once per pass, and
+// only by a pass about to record or write a node.
+func (p *maintenancePass) freshOthers(ctx context.Context) ([]swarmv1.SwarmNodeMaintenance, error) {
+	if p.othersRead {
+		return p.others, nil
+	}
+	var list swarmv1.SwarmNodeMaintenanceList
+	if err := p.reader.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	p.others = make([]swarmv1.SwarmNodeMaintenance, 0, len(list.Items))
+	for _, o := range list.Items {
+		if o.UID != p.m.UID {
+			p.others = append(p.others, o)
+		}
+	}
+	p.othersRead = true
+	return p.others, nil
+}
+
+// heldElsewhere returns the other maintenance that holds the node, and its entry, if any,
+// as the API server has it now.
+func (p *maintenancePass) heldElsewhere(ctx context.Context, nodeID string) (*swarmv1.SwarmNodeMaintenance, *swarmv1.MaintenanceNodeStatus, error) {
+	others, err := p.freshOthers(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the other maintenances: %w", err)
+	}
+	for i := range others {
+		for j := range others[i].Status.Nodes {
+			if oe := &others[i].Status.Nodes[j]; oe.ID == nodeID && held(oe) {
+				return &others[i], oe, nil
+			}
+		}
+	}
+	return nil, nil, nil
 }
 
 // overlap says why another maintenance has the node: it holds it, or it is older and in

@@ -16,12 +16,13 @@ import (
 // the Ready, Stalled, Blocked and InWindow conditions, the events that announce changes,
 // and when to look again.
 
-// stall reports input only the user can fix. Nothing is touched: nodes already held stay
-// in maintenance rather than come back in the middle of someone's work.
+// stall reports input only the user can fix. It blocks only taking new nodes: the pass
+// has already restored held nodes whose window is over or that left the selection, and
+// keeps the others until their window ends.
 func stall(m *swarmv1.SwarmNodeMaintenance, reason, msg string) {
 	st := &m.Status
 	if held := heldNodes(st.Nodes); len(held) > 0 {
-		msg += fmt.Sprintf("; %s stay in maintenance until the spec is fixed or the resource is deleted", strings.Join(held, ", "))
+		msg += fmt.Sprintf("; no new node is taken until the spec is fixed, and %s stay in maintenance until their window ends", strings.Join(held, ", "))
 	}
 	st.Phase = swarmv1.PhaseFailed
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionBlocked)

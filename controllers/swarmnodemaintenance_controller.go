@@ -122,15 +122,21 @@ func (r *SwarmNodeMaintenanceReconciler) afterPass(before, m *swarmv1.SwarmNodeM
 func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, error) {
 	st := &m.Status
 	now := r.Now()
-	w, err := computeWindows(m.Spec.Window, m.CreationTimestamp.Time, now)
-	if err != nil {
+	// A window that cannot be read is no open window for the nodes already held: they
+	// are restored, and only taking new nodes waits until the spec is fixed.
+	w, windowErr := computeWindows(m.Spec.Window, m.CreationTimestamp.Time, now)
+	if windowErr != nil {
+		w = windows{}
 		st.CurrentWindow, st.NextWindow = nil, nil
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionUnknown, swarmv1.ReasonInvalidWindow, err.Error())
-		stall(m, swarmv1.ReasonInvalidWindow, err.Error())
-		return ctrl.Result{}, reconcile.TerminalError(err)
+		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionUnknown, swarmv1.ReasonInvalidWindow, windowErr.Error())
+		if len(heldNodes(st.Nodes)) == 0 {
+			stall(m, swarmv1.ReasonInvalidWindow, windowErr.Error())
+			return ctrl.Result{}, reconcile.TerminalError(windowErr)
+		}
+	} else {
+		st.CurrentWindow, st.NextWindow = windowTimes(w.current), windowTimes(w.next)
+		setWindowCondition(m, w)
 	}
-	st.CurrentWindow, st.NextWindow = windowTimes(w.current), windowTimes(w.next)
-	setWindowCondition(m, w)
 
 	conn, err := r.connect(ctx, m)
 	if err != nil {
@@ -142,20 +148,24 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Listing the swarm's nodes: "+err.Error(), false)
 		return ctrl.Result{RequeueAfter: clusterRetry}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
+	// A selection that fails still returns the nodes it could resolve: held nodes among
+	// them stay held for their window, the others are restored, and no node is taken.
 	selected, reason, msg := selectNodes(m.Spec, nodes)
-	if reason != "" {
-		// Node events and the periodic requeue bring us back: a node may join or get its labels.
-		stall(m, reason, msg)
-		return ctrl.Result{RequeueAfter: maintenanceMaxWait}, nil
-	}
-	others, err := r.otherMaintenances(ctx, m)
-	if err != nil {
-		return ctrl.Result{}, err
+	if windowErr != nil {
+		reason, msg = swarmv1.ReasonInvalidWindow, windowErr.Error()
 	}
 	p := r.newPass(m, conn, nodes, now)
-	p.others = others
+	p.admitNew = reason == ""
 	p.run(ctx, selected, w)
 	p.conclude(w)
+	if reason == "" {
+		return ctrl.Result{RequeueAfter: p.requeueAfter(w)}, errors.Join(p.errs...)
+	}
+	stall(m, reason, msg)
+	if windowErr != nil && len(heldNodes(st.Nodes)) == 0 && len(p.errs) == 0 {
+		return ctrl.Result{}, reconcile.TerminalError(windowErr)
+	}
+	// Node events and the periodic requeue bring us back: a node may join or get its labels.
 	return ctrl.Result{RequeueAfter: p.requeueAfter(w)}, errors.Join(p.errs...)
 }
 
@@ -221,22 +231,6 @@ func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1
 		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
 	}
 	return conn, nil
-}
-
-// otherMaintenances lists every other SwarmNodeMaintenance, in all namespaces: two
-// SwarmClusters can name the same swarm, and node IDs are unique across swarms.
-func (r *SwarmNodeMaintenanceReconciler) otherMaintenances(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) ([]swarmv1.SwarmNodeMaintenance, error) {
-	var list swarmv1.SwarmNodeMaintenanceList
-	if err := r.List(ctx, &list); err != nil {
-		return nil, err
-	}
-	out := make([]swarmv1.SwarmNodeMaintenance, 0, len(list.Items))
-	for _, o := range list.Items {
-		if o.UID != m.UID {
-			out = append(out, o)
-		}
-	}
-	return out, nil
 }
 
 // SetupWithManager watches SwarmNodeMaintenances, their SwarmClusters and the swarm's node

@@ -1,0 +1,199 @@
+package controllers
+
+// Shared harness of the fast unit tests: a fake API server (controller-runtime's fake
+// client), a settable clock, an event recorder and a Swarms that hands out one in-memory
+// swarm. No envtest, no Docker: a test builds a unitEnv, creates its objects, and calls a
+// reconciler's Reconcile itself, in a loop, moving the clock.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+// unitNamespace is where the harness puts its SwarmCluster.
+const unitNamespace = "unit"
+
+// unitEpoch is where every unit clock starts: a fixed instant, so windows and messages
+// are the same on every run.
+var unitEpoch = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+
+// unitScheme knows the built-in kinds and the operator's three kinds.
+func unitScheme(t testing.TB) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := swarmv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newUnitClient is a fake API server holding objs, with the status subresource on the
+// three kinds (so Update leaves status alone and Status().Patch only status, as the real
+// API server does).
+func newUnitClient(t testing.TB, objs ...client.Object) client.WithWatch {
+	t.Helper()
+	return fake.NewClientBuilder().
+		WithScheme(unitScheme(t)).
+		WithStatusSubresource(&swarmv1.SwarmCluster{}, &swarmv1.SwarmStack{}, &swarmv1.SwarmNodeMaintenance{}).
+		WithObjects(objs...).
+		Build()
+}
+
+// readyCluster is a SwarmCluster whose status says Ready at its current generation.
+func readyCluster(namespace, name string) *swarmv1.SwarmCluster {
+	c := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Generation: 1}}
+	c.Spec.Endpoints = []string{"mem://" + name}
+	c.Status.Conditions = []metav1.Condition{{
+		Type: swarmv1.ConditionReady, Status: metav1.ConditionTrue, Reason: swarmv1.ReasonConnected,
+		Message: "in-memory swarm", ObservedGeneration: 1, LastTransitionTime: metav1.NewTime(unitEpoch),
+	}}
+	return c
+}
+
+// unitClock is a clock tests set and move; safe for concurrent use.
+type unitClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newUnitClock() *unitClock { return &unitClock{now: unitEpoch} }
+
+func (c *unitClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *unitClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *unitClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// staticSwarms opens the same Swarm for every SwarmCluster, or fails with Err.
+type staticSwarms struct {
+	Swarm swarm.Swarm
+	Err   error
+}
+
+func (s staticSwarms) Open(context.Context, client.Reader, *swarmv1.SwarmCluster) (swarm.Swarm, error) {
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	return s.Swarm, nil
+}
+
+func (staticSwarms) Forget(ktypes.NamespacedName) {}
+
+// unitEnv is one unit test's world: a fake API server with a Ready SwarmCluster "prod"
+// in namespace "unit", a clock, an event recorder and the Swarm the controllers open.
+type unitEnv struct {
+	t        testing.TB
+	Client   client.WithWatch
+	Clock    *unitClock
+	Recorder *record.FakeRecorder
+	Swarms   staticSwarms
+	Cluster  *swarmv1.SwarmCluster
+}
+
+// newUnitEnv builds the world around sw (any swarm.Swarm, usually a memswarm.Swarm);
+// objs are created in the fake API server besides the cluster.
+func newUnitEnv(t testing.TB, sw swarm.Swarm, objs ...client.Object) *unitEnv {
+	t.Helper()
+	cluster := readyCluster(unitNamespace, "prod")
+	cluster.UID = "uid-unit-prod"
+	c := newUnitClient(t, append([]client.Object{cluster}, objs...)...)
+	return &unitEnv{t: t, Client: c, Clock: newUnitClock(), Recorder: record.NewFakeRecorder(1000), Swarms: staticSwarms{Swarm: sw}, Cluster: cluster}
+}
+
+// Events drains the events recorded so far ("Type Reason Message" each).
+func (e *unitEnv) Events() []string { return drainEvents(e.Recorder) }
+
+// drainEvents empties a FakeRecorder's channel without blocking.
+func drainEvents(rec *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case ev := <-rec.Events:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}
+
+// hasEvent tells whether one of the events has that reason (events read "Type Reason Message").
+func hasEvent(events []string, reason string) bool {
+	for _, ev := range events {
+		if f := strings.Fields(ev); len(f) > 1 && f[1] == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// Get re-reads obj from the fake API server.
+func (e *unitEnv) Get(obj client.Object) {
+	e.t.Helper()
+	if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Create creates obj in the fake API server, stamped as the API server would: a UID and
+// the clock's time as creation time (the fake client sets neither).
+func (e *unitEnv) Create(obj client.Object) {
+	e.t.Helper()
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(unitNamespace)
+	}
+	if obj.GetUID() == "" {
+		obj.SetUID(ktypes.UID(fmt.Sprintf("uid-%s-%s", obj.GetNamespace(), obj.GetName())))
+	}
+	obj.SetCreationTimestamp(metav1.NewTime(e.Clock.Now()))
+	if err := e.Client.Create(context.Background(), obj); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Mutate re-reads obj, applies change and writes it back (spec and metadata).
+func (e *unitEnv) Mutate(obj client.Object, change func()) {
+	e.t.Helper()
+	e.Get(obj)
+	change()
+	if err := e.Client.Update(context.Background(), obj); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Delete deletes obj; with finalizers it stays, with a deletionTimestamp, until they go.
+func (e *unitEnv) Delete(obj client.Object) {
+	e.t.Helper()
+	if err := e.Client.Delete(context.Background(), obj); err != nil {
+		e.t.Fatal(err)
+	}
+}
