@@ -718,3 +718,27 @@ func runStackScenario(t *testing.T, op memswarm.Op, nth int, inject func(*stackE
 		t.Fatalf("a secret the stack does not own was removed: %v", e.sw.SecretNames())
 	}
 }
+
+func TestProgressDeadlineRollsBackOnlyTheServicesStillUpdating(t *testing.T) {
+	e := newStackEnv(t)
+	e.sw.AutoConverge = true
+	deadline := int32(30)
+	e.createStack("numbers", twoServices, func(s *swarmv1.SwarmStack) { s.Spec.ProgressDeadlineSeconds = &deadline })
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+	e.edit("numbers", func(s *swarmv1.SwarmStack) {
+		v2 := strings.ReplaceAll(twoServices, ":v1", ":v2")
+		s.Spec.Compose.Files[0].Inline = &v2
+	})
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_web") // web finishes; api's update hangs
+	e.clk.Advance(time.Minute)
+	e.passes("numbers", 1)
+	if a, w := e.image("numbers_api"), e.image("numbers_web"); a != "numbers-api:v1" || w != "numbers-web:v2" {
+		t.Fatalf("after the deadline: api=%s web=%s", a, w)
+	}
+	s := e.stack("numbers")
+	if s.Status.History[0].Outcome != swarmv1.OutcomeDeadlineExceeded || !strings.Contains(s.Status.History[0].Message, "rolling back numbers_api") {
+		t.Fatalf("history %+v", s.Status.History[0])
+	}
+}
