@@ -413,17 +413,17 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 				continue
 			}
 		}
+		if !asIs {
+			if stops := p.servicesStopping(ctx, node, held); len(stops) > 0 {
+				p.block(e, swarmv1.ReasonServiceGuard, fmt.Sprintf("%s of node %s would stop services: %s", p.target, e.Name, strings.Join(stops, "; ")))
+				managerWaiting = managerWaiting || isManager(node)
+				continue
+			}
+		}
 		held[e.ID] = true
 		slots--
 		if asIs {
 			p.takeAsIs(e, observed)
-			continue
-		}
-		if stops := p.servicesStopping(ctx, node, held); len(stops) > 0 {
-			delete(held, e.ID)
-			slots++
-			p.block(e, swarmv1.ReasonServiceGuard, fmt.Sprintf("%s of node %s would stop services: %s", p.target, e.Name, strings.Join(stops, "; ")))
-			managerWaiting = managerWaiting || isManager(node)
 			continue
 		}
 		e.PreviousAvailability = string(observed)

@@ -22,6 +22,7 @@ import (
 	ktypes "k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
@@ -839,4 +840,134 @@ func TestMaintenanceNeverAdoptsADrainAnotherMaintenanceMade(t *testing.T) {
 			_ = a
 		})
 	}
+}
+
+// TestMaintenanceUnitBehaviours covers the paths the matrix does not: a node changed by
+// hand during the window, tasks that outlast drainTimeout, the service guard, a pause
+// window, and deletion when the SwarmCluster is gone or not ready.
+func TestMaintenanceUnitBehaviours(t *testing.T) {
+	start := unitEpoch.Add(time.Minute)
+	t.Run("a node changed by hand during the window is let go and not restored", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1", "w2")
+		m := w.create("hand", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, Window: oneOffWindow(start, 30*time.Minute)})
+		w.runUntil(start.Add(2*time.Minute), nil)
+		w.setOutside("w1", avPause)
+		w.runUntil(start.Add(40*time.Minute), nil)
+		if got := w.availability("w1"); got != avPause {
+			t.Errorf("w1 is %s, want pause as set by hand", got)
+		}
+		if h := heldNodes(w.get(m).Status.Nodes); len(h) > 0 || !hasEvent(w.env.Events(), "NodeChangedOutside") {
+			t.Errorf("held %v; want w1 let go with a NodeChangedOutside event", h)
+		}
+	})
+	t.Run("tasks that outlast drainTimeout are named", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1", "w2")
+		w.evacuate = false
+		w.addTasks("stubborn", "w1")
+		m := w.create("slow", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, Window: oneOffWindow(start, 30*time.Minute),
+			DrainTimeout: &metav1.Duration{Duration: time.Minute}})
+		w.runUntil(start.Add(5*time.Minute), nil)
+		w.get(m)
+		if c := meta.FindStatusCondition(m.Status.Conditions, swarmv1.ConditionReady); c == nil || c.Reason != swarmv1.ReasonDrainTimeout ||
+			!strings.Contains(c.Message, "stubborn.1") {
+			t.Errorf("Ready %v, want DrainTimeout naming stubborn.1", c)
+		}
+		w.ms.EvacuateDrained()
+		w.runUntil(start.Add(40*time.Minute), nil)
+		w.checkAllBack()
+	})
+	t.Run("the service guard holds back the node a service needs", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		w.addTasks("pinned", "w1")
+		svc, _ := w.ms.Service("pinned")
+		spec := svc.Spec
+		spec.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: []string{"node.hostname==w1"}}
+		if _, err := w.ms.UpdateService(context.Background(), swarm.ServiceWrite{ID: svc.ID, Version: svc.Version, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+		m := w.create("guarded", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, Window: oneOffWindow(start, 30*time.Minute)})
+		w.runUntil(start.Add(2*time.Minute), nil)
+		if c := meta.FindStatusCondition(w.get(m).Status.Conditions, swarmv1.ConditionBlocked); c == nil || c.Reason != swarmv1.ReasonServiceGuard {
+			t.Errorf("Blocked %v, want ServiceWouldStop", c)
+		}
+		if got := w.availability("w1"); got != avActive {
+			t.Errorf("w1 is %s, want active", got)
+		}
+	})
+	t.Run("a pause window pauses and restores", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		m := w.create("pause", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, Availability: "pause", Window: oneOffWindow(start, 30*time.Minute)})
+		w.runUntil(start.Add(2*time.Minute), nil)
+		if got := w.availability("w1"); got != avPause || w.get(m).Status.Phase != swarmv1.PhaseInMaintenance {
+			t.Errorf("w1 is %s, phase %s; want pause, InMaintenance", got, m.Status.Phase)
+		}
+		w.runUntil(start.Add(40*time.Minute), nil)
+		w.checkAllBack()
+	})
+	t.Run("a recurring window is pending between its windows", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		m := w.create("nightly", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"},
+			Window: &swarmv1.MaintenanceWindow{Schedule: "0 2 * * *", Duration: metav1.Duration{Duration: time.Hour}}})
+		w.runFor(2 * time.Minute)
+		if got := w.get(m).Status.Phase; got != swarmv1.PhasePending || m.Status.NextWindow == nil {
+			t.Errorf("phase %s next %v, want Pending with a next window", got, m.Status.NextWindow)
+		}
+	})
+	t.Run("deletion with the SwarmCluster gone lets the resource go", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		m := w.create("orphan", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+		w.runFor(time.Minute)
+		if err := w.env.Client.Delete(context.Background(), w.env.Cluster); err != nil {
+			t.Fatal(err)
+		}
+		w.env.Delete(m)
+		w.runFor(time.Minute)
+		if !w.gone(m) || !hasEvent(w.env.Events(), "NodesNotRestored") {
+			t.Errorf("want the maintenance gone with a NodesNotRestored event")
+		}
+	})
+	t.Run("a SwarmCluster that is not ready makes the maintenance wait", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		w.env.Get(w.env.Cluster)
+		w.env.Cluster.Status.Conditions[0].Status = metav1.ConditionFalse
+		w.env.Cluster.Status.Conditions[0].Reason = swarmv1.ReasonUnreachable
+		if err := w.env.Client.Status().Update(context.Background(), w.env.Cluster); err != nil {
+			t.Fatal(err)
+		}
+		m := w.create("waits", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+		w.runFor(time.Minute)
+		if got := readyReason(w.get(m)); got != "False/"+swarmv1.ReasonClusterNotReady {
+			t.Errorf("Ready %s, want False/ClusterNotReady", got)
+		}
+		w.env.Delete(m)
+		w.runFor(time.Minute)
+		if !w.gone(m) {
+			t.Errorf("not deleted, though it holds no node: %s", describeEntries(w.get(m).Status.Nodes))
+		}
+		if got := w.availability("w1"); got != avActive {
+			t.Errorf("w1 is %s", got)
+		}
+	})
+	t.Run("the watches find the maintenances of a cluster and the blocked ones", func(t *testing.T) {
+		w := newMaintenanceWorld(t, "m1", "w1")
+		c := fake.NewClientBuilder().WithScheme(unitScheme(t)).
+			WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, func(o client.Object) []string {
+				return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
+			}).
+			WithObjects(
+				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: unitNamespace, Name: "a", UID: "a"},
+					Spec:   swarmv1.SwarmNodeMaintenanceSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}},
+					Status: swarmv1.SwarmNodeMaintenanceStatus{Phase: swarmv1.PhaseBlocked}},
+				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: unitNamespace, Name: "b", UID: "b"},
+					Spec: swarmv1.SwarmNodeMaintenanceSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "other"}}},
+			).Build()
+		r := &SwarmNodeMaintenanceReconciler{Client: c, Recorder: w.env.Recorder, Now: w.env.Clock.Now}
+		if got := r.maintenancesOf(context.Background(), unitNamespace, "prod"); len(got) != 1 || got[0].Name != "a" {
+			t.Errorf("maintenancesOf(prod) = %v, want a", got)
+		}
+		gone := &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{UID: "b"}}
+		if got := r.blockedMaintenances(context.Background(), gone); len(got) != 1 || got[0].Name != "a" {
+			t.Errorf("blockedMaintenances = %v, want a", got)
+		}
+	})
 }
