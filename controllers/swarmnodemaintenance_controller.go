@@ -58,8 +58,8 @@ var errClusterGone = errors.New("SwarmCluster not found")
 //     Reconciling=True while nodes are Draining or Restoring; False with the guard's
 //     reason while Blocked; False with DrainTimeout when tasks did not leave in time; and
 //     False with Stalled=True for input only the user can fix (InvalidWindow,
-//     UnknownNode, NoNodesSelected): then no node is touched, and nodes already held stay
-//     held until the spec is fixed or the resource deleted.
+//     UnknownNode, NoNodesSelected): then no new node is taken, but held nodes are still
+//     looked after (see "Rules" below).
 //   - InWindow is True inside a window (reason WindowOpen), False outside (WindowClosed).
 //   - Blocked is present, True, only while a guard holds a node back (QuorumGuard,
 //     ServiceWouldStop, OverlappingMaintenance); like Stalled it is absent otherwise.
@@ -74,8 +74,30 @@ var errClusterGone = errors.New("SwarmCluster not found")
 //     go because someone else changed its availability meanwhile (message says which).
 //
 // Nodes that were already drained (or paused, for availability pause) before the window
-// are taken as they are: nothing is written, nothing restored, and they use no slot of
-// maxConcurrent (they take no capacity away that is not already gone).
+// are taken as they are: nothing is written and nothing restored.
+//
+// Rules:
+//   - Held nodes always come back (D1). A node is restored when its window is over or it
+//     is no longer selected, whatever else is wrong with the spec: a selection that fails
+//     (a node named in spec.nodes left the swarm, a selector that matches nothing) still
+//     yields the nodes it can resolve, and a held node among them stays held until its
+//     window ends; a window that cannot be read counts as no open window, so every held
+//     node is restored. The failure is reported Stalled and blocks only taking new nodes.
+//   - Quorum counts held managers, not drained ones (D4). A manager held by any
+//     maintenance counts as down for preserveQuorum whatever its availability was: the
+//     window is for its reboot. A manager drained by design (drained before, held by no
+//     maintenance) that Raft reaches still votes, so it does not count as down and does
+//     not block the others; an unreachable one blocks them as any unreachable manager
+//     does. An already-drained worker is taken as it is before the guards and uses no
+//     slot of maxConcurrent; an already-drained manager taken as it is goes through the
+//     slots and the quorum guard like any other manager.
+//   - One node, one maintenance (D14). Before recording a node, and again before writing
+//     it, the other maintenances are read from the API server, not the cache. A drain
+//     found in place while another maintenance holds the node is never taken as a write
+//     of ours whose status patch was lost: the claim is dropped (and the node never made
+//     active by us); when two claims of one node meet before either wrote, the older
+//     maintenance keeps it. (Reconciles of one controller run one at a time, so the fresh
+//     read closes the gap a lagging cache leaves.)
 type SwarmNodeMaintenanceReconciler struct {
 	client.Client
 	// APIReader reads the reconciled object itself, bypassing the cache.
