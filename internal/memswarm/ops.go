@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
@@ -258,6 +259,16 @@ func (m *Swarm) checkSpec(in swarmtypes.ServiceSpec) (swarmtypes.ServiceSpec, er
 	c := spec.TaskTemplate.ContainerSpec
 	if c == nil || c.Image == "" {
 		return spec, errdefs.InvalidParameter(errors.New("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided"))
+	}
+	// What Swarm fills in on the way in (seen in contract_test).
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	if spec.TaskTemplate.Runtime == "" {
+		spec.TaskTemplate.Runtime = swarmtypes.RuntimeContainer
+	}
+	if c.Isolation == "" {
+		c.Isolation = container.IsolationDefault
 	}
 	if spec.Mode == (swarmtypes.ServiceMode{}) {
 		one := uint64(1)
@@ -527,7 +538,7 @@ func (m *Swarm) RemoveNetwork(ctx context.Context, id string) error {
 			}
 			return false
 		}); len(users) > 0 {
-			return errdefs.Forbidden(fmt.Errorf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, users[0]))
+			return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, users[0]))
 		}
 		delete(m.networks, n.Name)
 		m.index++
@@ -536,12 +547,17 @@ func (m *Swarm) RemoveNetwork(ctx context.Context, id string) error {
 	})
 }
 
-// usersOf names the services whose current spec uses something, sorted.
-func (m *Swarm) usersOf(uses func(swarmtypes.ServiceSpec) bool) []string {
+// usersOf names the services whose current spec uses something, sorted: by ID for a
+// network, by name for a secret or config, as Swarm's messages do.
+func (m *Swarm) usersOf(uses func(swarmtypes.ServiceSpec) bool, byName ...bool) []string {
 	var out []string
 	for _, s := range m.services {
 		if uses(s.Spec) {
-			out = append(out, s.ID)
+			if len(byName) > 0 && byName[0] {
+				out = append(out, s.Spec.Name)
+			} else {
+				out = append(out, s.ID)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -605,7 +621,7 @@ func (m *Swarm) RemoveSecret(ctx context.Context, id string) error {
 				}
 			}
 			return false
-		}); len(users) > 0 {
+		}, true); len(users) > 0 {
 			return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = secret '%s' is in use by the following service: %s", s.Spec.Name, strings.Join(users, ", ")))
 		}
 		delete(m.secrets, s.Spec.Name)
@@ -685,7 +701,7 @@ func (m *Swarm) RemoveConfig(ctx context.Context, id string) error {
 				}
 			}
 			return false
-		}); len(users) > 0 {
+		}, true); len(users) > 0 {
 			return errdefs.InvalidParameter(fmt.Errorf("rpc error: code = InvalidArgument desc = config '%s' is in use by the following service: %s", c.Spec.Name, strings.Join(users, ", ")))
 		}
 		delete(m.configs, c.Spec.Name)
