@@ -173,7 +173,9 @@ func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.
 			return ctx.Err()
 		}
 		kind := classify(err)
-		if kind == nil {
+		// A version conflict is Swarm's answer (a 500 "update out of sequence"), not a
+		// sign the endpoint is gone: another manager would only say the same.
+		if kind == nil || errors.Is(err, ErrVersionConflict) {
 			// The endpoint answered; the failure is about the request itself.
 			c.mu.Lock()
 			c.current = idx
