@@ -1,0 +1,358 @@
+package controllers
+
+// The shared helpers: opening a cluster (its TLS Secret), cluster readiness, condition
+// bookkeeping, status patches, timing, and the redactor.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+func tlsCluster(secret string) *swarmv1.SwarmCluster {
+	c := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "tls", Name: "prod"}}
+	c.Spec.Endpoints = []string{"tcp://manager1:2376"}
+	if secret != "" {
+		c.Spec.TLSSecretRef = &swarmv1.LocalObjectReference{Name: secret}
+	}
+	return c
+}
+
+func TestConnectClusterChecksTheTLSSecretBeforeConnecting(t *testing.T) {
+	full := map[string][]byte{"ca.crt": []byte("ca"), "tls.crt": []byte("cert"), "tls.key": []byte("key")}
+	for _, tc := range []struct {
+		name    string
+		data    map[string][]byte // nil: no Secret at all
+		missing string
+	}{
+		{"no Secret", nil, `TLS Secret "prod-tls" does not exist`},
+		{"no ca.crt", tlsDataWithout(full, "ca.crt"), `has no key "ca.crt"`},
+		{"no tls.crt", tlsDataWithout(full, "tls.crt"), `has no key "tls.crt"`},
+		{"no tls.key", tlsDataWithout(full, "tls.key"), `has no key "tls.key"`},
+		{"empty tls.key", tlsDataWith(full, "tls.key", nil), `has no key "tls.key"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var objs []client.Object
+			if tc.data != nil {
+				objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "tls", Name: "prod-tls"}, Data: tc.data})
+			}
+			hub := swarm.NewHub(logr.Discard())
+			defer hub.Close()
+			conn, err := connectCluster(context.Background(), newUnitClient(t, objs...), hub, tlsCluster("prod-tls"))
+			if !errors.Is(err, errSecretNotFound) || conn != nil {
+				t.Fatalf("connectCluster = %v, %v; want errSecretNotFound", conn, err)
+			}
+			if !strings.Contains(err.Error(), tc.missing) {
+				t.Errorf("err = %q, want %q", err, tc.missing)
+			}
+		})
+	}
+}
+
+func tlsDataWithout(m map[string][]byte, key string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func tlsDataWith(m map[string][]byte, key string, v []byte) map[string][]byte {
+	out := tlsDataWithout(m, key)
+	out[key] = v
+	return out
+}
+
+func TestConnectClusterPassesTheKeysToTheHubAndItsErrorsBack(t *testing.T) {
+	hub := swarm.NewHub(logr.Discard())
+	defer hub.Close()
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "tls", Name: "prod-tls"},
+		Data: map[string][]byte{"ca.crt": []byte("not PEM"), "tls.crt": []byte("cert"), "tls.key": []byte("key")}}
+	// The keys reach the TLS setup, which refuses them: a TLS error, not a missing Secret.
+	_, err := connectCluster(context.Background(), newUnitClient(t, sec), hub, tlsCluster("prod-tls"))
+	if !errors.Is(err, swarm.ErrTLS) || errors.Is(err, errSecretNotFound) {
+		t.Errorf("bad certificate: err = %v, want ErrTLS", err)
+	}
+	// Without endpoints the hub refuses the target.
+	c := tlsCluster("")
+	c.Spec.Endpoints = nil
+	if _, err := connectCluster(context.Background(), newUnitClient(t), hub, c); !errors.Is(err, swarm.ErrInvalid) {
+		t.Errorf("no endpoints: err = %v, want ErrInvalid", err)
+	}
+	// Any other read error is returned as it is, for a retry.
+	boom := errors.New("apiserver timeout")
+	failing := fake.NewClientBuilder().WithScheme(unitScheme(t)).
+		WithInterceptorFuncs(interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return boom
+		}}).Build()
+	if _, err := connectCluster(context.Background(), failing, hub, tlsCluster("prod-tls")); !errors.Is(err, boom) || errors.Is(err, errSecretNotFound) {
+		t.Errorf("read error: err = %v, want it returned as it is", err)
+	}
+}
+
+func TestClusterNotReadyOnlyWhenReadyIsFalseAtTheCurrentGeneration(t *testing.T) {
+	mk := func(status metav1.ConditionStatus, observed int64) *swarmv1.SwarmCluster {
+		c := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Name: "prod", Generation: 2}}
+		if status != "" {
+			c.Status.Conditions = []metav1.Condition{{Type: swarmv1.ConditionReady, Status: status, Reason: swarmv1.ReasonUnreachable,
+				Message: "no endpoint answered", ObservedGeneration: observed}}
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		cluster *swarmv1.SwarmCluster
+		notOK   bool
+	}{
+		{"no status yet", mk("", 0), false},
+		{"ready", mk(metav1.ConditionTrue, 2), false},
+		{"unknown", mk(metav1.ConditionUnknown, 2), false},
+		{"not ready for an older spec", mk(metav1.ConditionFalse, 1), false},
+		{"not ready now", mk(metav1.ConditionFalse, 2), true},
+	} {
+		err := clusterNotReady(tc.cluster)
+		if (err != nil) != tc.notOK {
+			t.Errorf("%s: clusterNotReady = %v, want error %v", tc.name, err, tc.notOK)
+		}
+		if err != nil && err.Error() != `SwarmCluster "prod" is not ready (Unreachable): no endpoint answered` {
+			t.Errorf("%s: message %q", tc.name, err)
+		}
+	}
+}
+
+func TestSetConditionTruncatesLongMessagesToValidUTF8(t *testing.T) {
+	var conds []metav1.Condition
+	exact := strings.Repeat("a", maxConditionMessage)
+	setCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact)
+	if got := conds[0].Message; got != exact {
+		t.Errorf("a message of exactly the limit was changed (len %d)", len(got))
+	}
+	if conds[0].ObservedGeneration != 3 || conds[0].Reason != "R" {
+		t.Errorf("condition = %+v", conds[0])
+	}
+
+	setCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact+"b")
+	if got := conds[0].Message; len(got) != maxConditionMessage || !strings.HasSuffix(got, "...") {
+		t.Errorf("long message: len %d, suffix %q", len(got), got[len(got)-5:])
+	}
+
+	// A cut in the middle of a multi-byte rune drops the partial rune.
+	odd := "x" + strings.Repeat("é", maxConditionMessage) // 'é' is 2 bytes: the cut falls inside one
+	setCondition(&conds, 3, "B", metav1.ConditionFalse, "R", odd)
+	got := meta.FindStatusCondition(conds, "B").Message
+	if !utf8.ValidString(got) || len(got) > maxConditionMessage || !strings.HasSuffix(got, "é...") {
+		t.Errorf("multi-byte message: valid %v, len %d, tail %q", utf8.ValidString(got), len(got), got[len(got)-8:])
+	}
+}
+
+func TestMarkHelpersKeepTheKstatusConditionsConsistent(t *testing.T) {
+	var conds []metav1.Condition
+	status := func(typ string) string {
+		if c := meta.FindStatusCondition(conds, typ); c != nil {
+			return string(c.Status) + "/" + c.Reason
+		}
+		return "-"
+	}
+	check := func(step, ready, reconciling, stalled string) {
+		t.Helper()
+		if got := [3]string{status(swarmv1.ConditionReady), status(swarmv1.ConditionReconciling), status(swarmv1.ConditionStalled)}; got != [3]string{ready, reconciling, stalled} {
+			t.Errorf("%s: Ready, Reconciling, Stalled = %v, want %v", step, got, [3]string{ready, reconciling, stalled})
+		}
+	}
+	markFailed(&conds, 1, "Bad", "user error", true)
+	check("stalled failure", "False/Bad", "-", "True/Bad")
+	markReconciling(&conds, 1, "Working", "progress")
+	check("reconciling", "False/Working", "True/Working", "-")
+	markFailed(&conds, 1, "Flaky", "transient", false)
+	check("transient failure", "False/Flaky", "-", "-")
+	markFailed(&conds, 1, "Bad", "user error", true)
+	markReady(&conds, 2, "Done", "ok")
+	check("ready", "True/Done", "-", "-")
+	if c := meta.FindStatusCondition(conds, swarmv1.ConditionReady); c.ObservedGeneration != 2 {
+		t.Errorf("Ready observedGeneration = %d, want 2", c.ObservedGeneration)
+	}
+}
+
+func TestPatchStatusWritesOnlyAChangedStatus(t *testing.T) {
+	patches := 0
+	cluster := tlsCluster("")
+	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(cluster).WithStatusSubresource(&swarmv1.SwarmCluster{}).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			patches++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		}}).Build()
+	ctx := context.Background()
+	var got swarmv1.SwarmCluster
+	if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), &got); err != nil {
+		t.Fatal(err)
+	}
+	before := got.DeepCopy()
+	if err := patchStatus(ctx, c, &got, before, statusChanged(before.Status, got.Status)); err != nil || patches != 0 {
+		t.Fatalf("unchanged status: err %v, %d patches", err, patches)
+	}
+	got.Status.SwarmID = "abc"
+	if !statusChanged(before.Status, got.Status) {
+		t.Fatal("statusChanged missed a change")
+	}
+	if err := patchStatus(ctx, c, &got, before, true); err != nil || patches != 1 {
+		t.Fatalf("changed status: err %v, %d patches", err, patches)
+	}
+	var after swarmv1.SwarmCluster
+	if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), &after); err != nil || after.Status.SwarmID != "abc" {
+		t.Errorf("status after patch = %+v, %v", after.Status, err)
+	}
+	// Semantic comparison: an empty and a nil list are the same status.
+	if statusChanged(swarmv1.SwarmClusterStatus{Conditions: []metav1.Condition{}}, swarmv1.SwarmClusterStatus{}) {
+		t.Errorf("empty and nil conditions compare as a change")
+	}
+}
+
+func TestJitterAddsAtMostATenthAndDurationOrFallsBack(t *testing.T) {
+	for range 200 {
+		if d := jitter(10 * time.Second); d < 10*time.Second || d > 11*time.Second {
+			t.Fatalf("jitter(10s) = %v", d)
+		}
+	}
+	if d := jitter(0); d != 0 {
+		t.Errorf("jitter(0) = %v", d)
+	}
+	for _, tc := range []struct {
+		d    *metav1.Duration
+		want time.Duration
+	}{
+		{nil, time.Minute},
+		{&metav1.Duration{}, time.Minute},
+		{&metav1.Duration{Duration: -time.Second}, time.Minute},
+		{&metav1.Duration{Duration: 5 * time.Second}, 5 * time.Second},
+	} {
+		if got := durationOr(tc.d, time.Minute); got != tc.want {
+			t.Errorf("durationOr(%v) = %v, want %v", tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestRedactorLeavesValuesShorterThanFourCharactersAlone(t *testing.T) {
+	var r redactor
+	r.add("yes", "  ab  ", "", "1234")
+	if got := r.text("yes, ab: 1234"); got != "yes, ab: [redacted]" {
+		t.Errorf("text = %q", got)
+	}
+	// Surrounding blanks are not part of the value.
+	r.add("   padded-value \n")
+	if got := r.text("x=padded-value;"); got != "x=[redacted];" {
+		t.Errorf("text = %q", got)
+	}
+}
+
+func TestRedactorRemovesQuotedFormsOfAValue(t *testing.T) {
+	var r redactor
+	r.add("pa\"ss\nword", "tab\there")
+	msg := fmt.Sprintf("invalid port %q and %q; json {\"v\":\"pa\\\"ss\\nword\"}", "pa\"ss\nword", "tab\there")
+	got := r.text(msg)
+	if strings.Contains(got, "pa") || strings.Contains(got, "ss") || strings.Contains(got, "tab") {
+		t.Errorf("text = %q, a quoted form survived", got)
+	}
+	if strings.Count(got, redactedMark) != 3 {
+		t.Errorf("text = %q, want three redactions", got)
+	}
+	// A plain value has no separate quoted form.
+	var plain redactor
+	plain.add("plainvalue")
+	if len(plain.values) != 1 {
+		t.Errorf("values = %q", plain.values)
+	}
+}
+
+func TestRedactorRemovesTheLongestValueFirst(t *testing.T) {
+	var r redactor
+	r.add("token")
+	r.add("token-with-suffix", "token") // a duplicate is kept once
+	if got := r.text("a token-with-suffix and a token"); got != "a [redacted] and a [redacted]" {
+		t.Errorf("text = %q, want each value removed whole", got)
+	}
+	if len(r.values) != 2 {
+		t.Errorf("values = %q, want duplicates dropped", r.values)
+	}
+}
+
+func TestRedactorErrKeepsErrorsIs(t *testing.T) {
+	var empty redactor
+	base := fmt.Errorf("%w: bad value %q", errSourceMissing, "s3cr3t-value")
+	if empty.err(base) != base {
+		t.Errorf("a redactor without values changed the error")
+	}
+	var r redactor
+	r.add("s3cr3t-value")
+	if r.err(nil) != nil {
+		t.Errorf("err(nil) != nil")
+	}
+	clean := errors.New("nothing to hide")
+	if r.err(clean) != clean {
+		t.Errorf("an error without the value was wrapped")
+	}
+	got := r.err(base)
+	if got.Error() != `source not found: bad value "[redacted]"` {
+		t.Errorf("Error() = %q", got)
+	}
+	if !errors.Is(got, errSourceMissing) || errors.Unwrap(got) != base {
+		t.Errorf("redacted error lost its cause: %v", got)
+	}
+}
+
+func TestRedactorStatusRedactsEveryMessage(t *testing.T) {
+	const v = "hunter2hunter2"
+	st := &swarmv1.SwarmStackStatus{
+		Conditions: []metav1.Condition{{Type: swarmv1.ConditionReady, Message: "bad " + v}},
+		History:    []swarmv1.HistoryEntry{{Message: "rolled back: " + v}},
+		Warnings:   []string{"warning " + v},
+		Services:   []swarmv1.ServiceStatus{{Name: "api", UpdateMessage: "update paused: " + v}},
+	}
+	var empty redactor
+	empty.status(st)
+	if st.Warnings[0] != "warning "+v {
+		t.Errorf("a redactor without values changed the status")
+	}
+	var r redactor
+	r.add(v)
+	r.status(st)
+	for _, msg := range []string{st.Conditions[0].Message, st.History[0].Message, st.Warnings[0], st.Services[0].UpdateMessage} {
+		if strings.Contains(msg, v) || !strings.Contains(msg, redactedMark) {
+			t.Errorf("message %q not redacted", msg)
+		}
+	}
+}
+
+func TestCapWarningsBoundsCountAndLength(t *testing.T) {
+	if capWarnings(nil) != nil {
+		t.Errorf("capWarnings(nil) != nil")
+	}
+	var ws []string
+	for i := range 25 {
+		ws = append(ws, fmt.Sprint("w", i))
+	}
+	ws[0] = strings.Repeat("é", 400) // 800 bytes
+	got := capWarnings(ws)
+	if len(got) != 20 || got[19] != "w19" {
+		t.Errorf("capWarnings kept %d, last %q", len(got), got[len(got)-1])
+	}
+	if len(got[0]) > 512 || !utf8.ValidString(got[0]) || !strings.HasSuffix(got[0], "...") {
+		t.Errorf("long warning: len %d, valid %v", len(got[0]), utf8.ValidString(got[0]))
+	}
+}
