@@ -295,23 +295,23 @@ func TestRedactorRemovesTheLongestValueFirst(t *testing.T) {
 func TestRedactorErrKeepsErrorsIs(t *testing.T) {
 	var empty redactor
 	base := fmt.Errorf("%w: bad value %q", errSourceMissing, "s3cr3t-value")
-	if empty.err(base) != base {
+	if !errors.Is(empty.err(base), base) || empty.err(base).Error() != base.Error() {
 		t.Errorf("a redactor without values changed the error")
 	}
 	var r redactor
 	r.add("s3cr3t-value")
-	if r.err(nil) != nil {
+	if r.err(nil) != nil { //nolint:errorlint // nil in, nil out
 		t.Errorf("err(nil) != nil")
 	}
 	clean := errors.New("nothing to hide")
-	if r.err(clean) != clean {
+	if r.err(clean) != clean { //nolint:errorlint // the very same error must come back
 		t.Errorf("an error without the value was wrapped")
 	}
 	got := r.err(base)
 	if got.Error() != `source not found: bad value "[redacted]"` {
 		t.Errorf("Error() = %q", got)
 	}
-	if !errors.Is(got, errSourceMissing) || errors.Unwrap(got) != base {
+	if !errors.Is(got, errSourceMissing) || errors.Unwrap(got) != base { //nolint:errorlint // the cause itself, unwrapped once
 		t.Errorf("redacted error lost its cause: %v", got)
 	}
 }

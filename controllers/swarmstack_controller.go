@@ -199,7 +199,7 @@ func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
 	if sc.current, err = sc.conn.StackServices(ctx, sc.stackName); err != nil {
 		sc.failed(swarmv1.ReasonClusterNotReady, "Reading the stack's services: "+err.Error(), false)
 		sc.requeue(10 * time.Second)
-		return true, nil
+		return true, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	if reason, msg := ownershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
 		sc.failed(reason, msg, true)
@@ -708,7 +708,7 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 	if err != nil {
 		markFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonClusterNotReady,
 			"Removing the stack: "+err.Error()+"; set spec.deletionPolicy to Orphan to leave it on the swarm", false)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	remaining, err := removeStack(ctx, conn, stackNameOf(s), ownerOf(s))
 	if err != nil {

@@ -26,10 +26,10 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
@@ -256,21 +256,6 @@ func (b *backend) awaitEvacuated(t *testing.T, nodeID string) {
 	})
 }
 
-func (b *backend) nodeID(t *testing.T, hostname string) string {
-	t.Helper()
-	nodes, err := b.sw.Nodes(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes {
-		if n.Description.Hostname == hostname {
-			return n.ID
-		}
-	}
-	t.Fatalf("no node %s", hostname)
-	return ""
-}
-
 // create creates a service and removes it when the test ends.
 func (b *backend) create(t *testing.T, spec swarmtypes.ServiceSpec) swarmtypes.Service {
 	t.Helper()
@@ -317,19 +302,19 @@ func kind(err error) string {
 	switch {
 	case err == nil:
 		return "nil"
-	case errdefs.IsConflict(err):
+	case cerrdefs.IsConflict(err):
 		return "conflict"
-	case errdefs.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		return "not found"
-	case errdefs.IsInvalidParameter(err):
+	case cerrdefs.IsInvalidArgument(err):
 		return "invalid"
-	case errdefs.IsForbidden(err):
+	case cerrdefs.IsPermissionDenied(err):
 		return "forbidden"
-	case errdefs.IsNotImplemented(err):
+	case cerrdefs.IsNotImplemented(err):
 		return "not implemented"
-	case errdefs.IsUnavailable(err):
+	case cerrdefs.IsUnavailable(err):
 		return "unavailable"
-	case errdefs.IsSystem(err):
+	case cerrdefs.IsInternal(err):
 		return "system"
 	case errors.Is(err, swarm.ErrVersionConflict):
 		return "version conflict"
@@ -451,9 +436,9 @@ func scenarioUpdateAndRollback(t *testing.T, b *backend) {
 // (labels, replicas), and a manual rollback of such an update completes at once.
 func scenarioUpdateWithoutNewTasks(t *testing.T, b *backend) {
 	ctx := context.Background()
-	s0 := b.create(t, testSpec("ct-scale", "numbers-api:v1", 1, nil))
+	b.create(t, testSpec("ct-scale", "numbers-api:v1", 1, nil))
 	b.awaitRunning(t, "ct-scale")
-	s0 = b.service(t, "ct-scale")
+	s0 := b.service(t, "ct-scale")
 	if err := b.update(t, s0, s0.Version, func(s *swarmtypes.ServiceSpec) {
 		s.Labels = map[string]string{"touched": "yes"}
 		two := uint64(2)
@@ -627,7 +612,7 @@ func scenarioObjects(t *testing.T, b *backend) {
 		polls++
 		nets, err = b.sw.StackNetworks(ctx, "ct")
 		if err != nil || len(nets) != 1 || nets[0].Name != "ct_net" || nets[0].Driver != "overlay" || nets[0].Labels[swarm.LabelOwner] != owner {
-			return fmt.Errorf("stack networks %+v %v", nets, err)
+			return fmt.Errorf("stack networks %+v: %w", nets, err)
 		}
 		return nil
 	})
