@@ -592,3 +592,16 @@ func clusterGauge(t *testing.T, vec *prometheus.GaugeVec, labels ...string) floa
 	t.Helper()
 	return testutil.ToFloat64(vec.WithLabelValues(labels...))
 }
+
+func TestClusterWarnsWhenAReadyClusterLosesQuorumByItsNodeList(t *testing.T) {
+	w := newClusterWorld(t, 3, 0)
+	w.mustPass()
+	w.events()
+	w.sw.SetReachability("manager2", swarmtypes.ReachabilityUnknown)
+	w.sw.SetReachability("manager3", swarmtypes.ReachabilityUnknown)
+	w.mustPass()
+	w.wantReady(metav1.ConditionFalse, swarmv1.ReasonQuorumLost)
+	if ev := w.events(); !hasEvent(ev, swarmv1.ReasonQuorumLost) {
+		t.Errorf("events = %q, want a Warning QuorumLost as when Health itself fails", ev)
+	}
+}

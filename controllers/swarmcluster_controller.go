@@ -123,6 +123,9 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 		shortID(health.SwarmID), health.Endpoint, m.Reachable, m.Total, m.Quorum, st.Nodes.Ready, st.Nodes.Total)
 	if m.Reachable < m.Quorum {
 		markFailed(&st.Conditions, gen, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg, false)
+		if wasReady {
+			r.Recorder.Event(cluster, corev1.EventTypeWarning, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg)
+		}
 	} else {
 		markReady(&st.Conditions, gen, swarmv1.ReasonConnected, msg)
 		if !wasReady {
