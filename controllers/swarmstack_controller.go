@@ -117,8 +117,9 @@ type stackScope struct {
 type stackPhase func(ctx context.Context, sc *stackScope) (stop bool, err error)
 
 // stackPhases run in this order: observe the stack and the swarm; take the requests and
-// suspend into account; follow the rollout in flight; apply the revision; clean up.
-var stackPhases = []stackPhase{observeStack, takeRequests, followRollout, rollBackOnRequest, applyRevision, cleanUpStack}
+// suspend into account; follow the rollout in flight; act on a rollback request; hold a
+// new revision while a gate says so; apply the revision; clean up.
+var stackPhases = []stackPhase{observeStack, takeRequests, followRollout, rollBackOnRequest, holdNewRevision, applyRevision, cleanUpStack}
 
 func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
 	sc := &stackScope{

@@ -1,0 +1,35 @@
+package controllers
+
+import (
+	"context"
+	"time"
+)
+
+// revisionGate may hold a new revision back before anything of it is written: it
+// returns the condition reason and message while the revision must wait, and when to
+// look again. A gate never holds a rollback request, nor drift correction of the
+// revision already applied.
+type revisionGate func(ctx context.Context, sc *stackScope) (reason, msg string, recheck time.Duration, err error)
+
+// revisionGates are asked in order; the first that holds wins.
+var revisionGates []revisionGate
+
+// holdNewRevision runs the gates before a new revision (or a retry) is written.
+func holdNewRevision(ctx context.Context, sc *stackScope) (bool, error) {
+	st := &sc.s.Status
+	if sc.rendered.Revision == st.LastAppliedRevision && sc.retryRequest == "" {
+		return false, nil
+	}
+	for _, gate := range revisionGates {
+		reason, msg, recheck, err := gate(ctx, sc)
+		if err != nil {
+			return true, err
+		}
+		if reason != "" {
+			sc.reconciling(reason, msg)
+			sc.requeue(recheck)
+			return true, nil
+		}
+	}
+	return false, nil
+}
