@@ -170,7 +170,7 @@ func taskProgress(svc swarmtypes.Service) string {
 func failedOutcome(outcome string) bool {
 	switch outcome {
 	case swarmv1.OutcomeRolledBack, swarmv1.OutcomePaused, swarmv1.OutcomeRollbackPaused,
-		swarmv1.OutcomeDeadlineExceeded, swarmv1.OutcomeFailed:
+		swarmv1.OutcomeDeadlineExceeded, swarmv1.OutcomeFailed, swarmv1.OutcomeRollbackFailed:
 		return true
 	}
 	return false
@@ -189,6 +189,8 @@ func outcomeReason(outcome string) string {
 		return swarmv1.ReasonDeadlineExceeded
 	case swarmv1.OutcomeFailed:
 		return swarmv1.ReasonApplyFailed
+	case swarmv1.OutcomeRollbackFailed:
+		return swarmv1.ReasonRollbackFailed
 	}
 	return swarmv1.ReasonSucceeded
 }

@@ -109,6 +109,8 @@ type stackScope struct {
 	retryRequest    string // a new value of the retry annotation
 	// rolloutEnded is the outcome of a rollout this pass saw end.
 	rolloutEnded string
+	// rolledBack names the services this pass asked Swarm to roll back.
+	rolledBack map[string]bool
 
 	result ctrl.Result
 }
@@ -289,8 +291,76 @@ func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
 	if verdict.outcome == swarmv1.OutcomeRolledBack {
 		verdict.message += failedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
 	}
+	if failedOutcome(verdict.outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
+		sc.rollBackRevision(ctx, cur, &verdict)
+	}
 	sc.finishRollout(cur, verdict)
 	return false, nil
+}
+
+// rollBackRevision puts every service that the failed revision wrote back to its spec of
+// the last completed revision (rollbackPolicy Stack). Swarm rolls back one service at a
+// time and knows no stack: without this a failed release ends half applied. Services
+// the revision created are removed; with no completed revision to go back to, they stay.
+func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *rolloutVerdict) {
+	last := sc.s.Status.LastAppliedRevision
+	var back, removed, failed []string
+	for _, svc := range sc.current {
+		name := svc.Spec.Name
+		if svc.Spec.Labels[swarmv1.LabelOwner] != sc.owner {
+			continue
+		}
+		if u := svc.UpdateStatus; u != nil && rollingBackSince(u, cur.StartedAt.Time) || sc.rolledBack[svc.ID] {
+			back = append(back, name) // Swarm, or the deadline, is already rolling it back
+			continue
+		}
+		if svc.Spec.Labels[swarmv1.LabelRevision] != cur.Revision {
+			continue // not changed by this revision
+		}
+		switch prev := svc.PreviousSpec; {
+		case prev == nil && last == "":
+			failed = append(failed, name+": no completed revision to go back to")
+		case prev == nil:
+			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: removing it failed: %v", name, err))
+				continue
+			}
+			removed = append(removed, name)
+		case prev.Labels[swarmv1.LabelRevision] != last:
+			failed = append(failed, fmt.Sprintf("%s: its previous spec is not revision %s", name, shortRev(last)))
+		default:
+			if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+				continue
+			}
+			back = append(back, name)
+		}
+	}
+	slices.Sort(back)
+	cur.RolledBackServices = append(back, removed...)
+	msg := "; the stack rolled back to revision " + shortRev(last)
+	if len(back) > 0 {
+		msg += ": " + strings.Join(back, ", ")
+	}
+	if len(removed) > 0 {
+		msg += "; removed, as the revision created them: " + strings.Join(removed, ", ")
+	}
+	v.outcome, v.reason = swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack
+	if len(failed) > 0 {
+		msg += "; not rolled back: " + strings.Join(failed, "; ")
+		v.outcome, v.reason = swarmv1.OutcomeRollbackFailed, swarmv1.ReasonRollbackFailed
+	}
+	v.message += msg
+	sc.event(corev1.EventTypeWarning, swarmv1.EventStackRolledBack, "Revision %s failed%s", shortRev(cur.Revision), msg)
+}
+
+// rollingBackSince: Swarm has been rolling the service back since the rollout started.
+func rollingBackSince(u *swarmtypes.UpdateStatus, started time.Time) bool {
+	switch u.State {
+	case swarmtypes.UpdateStateRollbackStarted, swarmtypes.UpdateStateRollbackCompleted, swarmtypes.UpdateStateRollbackPaused:
+		return u.StartedAt == nil || !u.StartedAt.Before(started.Add(-clockSkew))
+	}
+	return false
 }
 
 func supersededBy(sc *stackScope) string {
@@ -361,7 +431,9 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.requeue(jitter(sc.interval))
 		return true, nil
 	}
-	plan := planServices(rendered, sc.current, sc.owner, pruneEnabled(s), retry)
+	// With rollbackPolicy Stack a service the revision drops goes only once the revision
+	// completed: a stack rollback must find it.
+	plan := planServices(rendered, sc.current, sc.owner, pruneEnabled(s) && s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack, retry)
 	if plan.empty() {
 		if retry {
 			st.LastHandledRetry = sc.retryRequest
@@ -431,6 +503,13 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
 	if !pruneEnabled(sc.s) || sc.s.Status.LastAppliedRevision != sc.rendered.Revision || inFlight(sc.s.Status.History) != nil {
 		return false, nil
+	}
+	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
+		for _, svc := range planServices(sc.rendered, sc.current, sc.owner, true, false).prune {
+			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
+				sc.log.Info("Removing a service the stack no longer has failed, will retry", "service", svc.Spec.Name, "error", sc.redact.text(err.Error()))
+			}
+		}
 	}
 	if err := pruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
 		sc.log.Info("Pruning unused stack objects failed, will retry", "error", sc.redact.text(err.Error()))
@@ -522,6 +601,10 @@ func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline 
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
 				}
+				if sc.rolledBack == nil {
+					sc.rolledBack = map[string]bool{}
+				}
+				sc.rolledBack[svc.ID] = true
 				rolled = append(rolled, svc.Spec.Name)
 			}
 		}

@@ -17,16 +17,37 @@ const (
 	ReasonNotOwned         = "NotOwned"
 	ReasonClusterNotReady  = "ClusterNotReady"
 	ReasonSourceNotFound   = "SourceNotFound"
-	ReasonApplyFailed      = "ApplyFailed"
-	ReasonRollingBack      = "RollingBack"
+	// ReasonSourceNotReady: the Flux source of spec.sourceRef has no artifact yet, is not
+	// Ready, or its artifact could not be fetched or verified; the last applied revision
+	// keeps running.
+	ReasonSourceNotReady = "SourceNotReady"
+	// ReasonDependencyNotReady: a new revision waits until the SwarmStacks of
+	// spec.dependsOn are Ready for their current generation, or they form a cycle.
+	ReasonDependencyNotReady = "DependencyNotReady"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonRollingBack        = "RollingBack"
 	// ReasonSuspended: spec.suspend is set; the operator writes nothing to the Swarm.
 	ReasonSuspended = "Suspended"
 	// ReasonRollbackFailed: a requested or deadline rollback could not be written.
 	ReasonRollbackFailed = "RollbackFailed"
+	// ReasonFrozen: a new revision waits for the end of a freeze window (spec.freeze or
+	// the SwarmCluster's spec.freeze); the message says until when.
+	ReasonFrozen = "Frozen"
+	// ReasonMaintenanceInProgress: a new revision waits while a SwarmNodeMaintenance on
+	// the same cluster drains nodes; the message names it.
+	ReasonMaintenanceInProgress = "MaintenanceInProgress"
+	// ReasonInvalidFreeze: a freeze window cannot be read (cron, timeZone).
+	ReasonInvalidFreeze = "InvalidFreeze"
 )
+
+// AnnotationOverrideFreeze applies a new revision during a freeze window, once per new
+// value (recorded in status.lastHandledOverrideFreeze).
+const AnnotationOverrideFreeze = "swarm.swarmops.io/override-freeze"
 
 // Event reasons of SwarmStacks (conditions use the reasons above).
 const (
+	// EventStackRolledBack: rollbackPolicy Stack put the revision's services back.
+	EventStackRolledBack   = "StackRolledBack"
 	EventRolloutStarted    = "RolloutStarted"
 	EventRolloutCompleted  = "RolloutCompleted"
 	EventRolloutSuperseded = "RolloutSuperseded"
@@ -41,6 +62,12 @@ const (
 	EventWarnings = "Warnings"
 )
 
+// Rollback policies of a SwarmStack.
+const (
+	RollbackPolicyService = "Service"
+	RollbackPolicyStack   = "Stack"
+)
+
 // Rollout outcomes recorded in SwarmStack history.
 const (
 	OutcomeProgressing      = "Progressing"
@@ -53,10 +80,13 @@ const (
 	// OutcomeSuperseded: a new revision or a rollback request was written while this
 	// rollout ran, as kubectl apply does to a Deployment mid-rollout.
 	OutcomeSuperseded = "Superseded"
+	// OutcomeRollbackFailed: rollbackPolicy Stack could not put every service back.
+	OutcomeRollbackFailed = "RollbackFailed"
 )
 
-// ComposeFile is one compose file of the stack, inline or from a ConfigMap key.
-// +kubebuilder:validation:XValidation:rule="has(self.inline) != has(self.configMapRef)",message="set exactly one of inline or configMapRef"
+// ComposeFile is one compose file of the stack: inline, from a ConfigMap key, or a file
+// of the artifact of spec.sourceRef.
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.path) ? 1 : 0) == 1",message="set exactly one of inline, configMapRef or path"
 type ComposeFile struct {
 	// Name of the file, used in error messages (for example docker-compose.yml).
 	// +kubebuilder:validation:MinLength=1
@@ -67,6 +97,38 @@ type ComposeFile struct {
 	// Inline holds the file's content.
 	// +optional
 	Inline *string `json:"inline,omitempty"`
+	// Path of the file inside the artifact of spec.sourceRef, relative to its root (for
+	// example stacks/numbers/docker-compose.yml). Needs spec.sourceRef; a path that leaves
+	// the artifact (.., absolute, through a symlink) is refused.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	Path *string `json:"path,omitempty"`
+}
+
+// SourceReference names a Flux source whose artifact holds compose files.
+type SourceReference struct {
+	// Kind of the source: GitRepository, OCIRepository, Bucket or ExternalArtifact
+	// (source.toolkit.fluxcd.io/v1).
+	// +kubebuilder:validation:Enum=GitRepository;OCIRepository;Bucket;ExternalArtifact
+	Kind string `json:"kind"`
+	// Name of the source.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the source. Default the SwarmStack's namespace. Another namespace is
+	// refused when the operator runs with --no-cross-namespace-refs.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DependencyReference names a SwarmStack that must be Ready first.
+type DependencyReference struct {
+	// Name of the SwarmStack.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the SwarmStack. Default the dependent's namespace. Another namespace
+	// is refused when the operator runs with --no-cross-namespace-refs.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // VariablesSource is a ConfigMap or Secret whose keys become compose variables.
@@ -134,6 +196,20 @@ type SwarmStackSpec struct {
 	// Compose files and variables.
 	Compose ComposeSource `json:"compose"`
 
+	// SourceRef is the Flux source whose artifact compose.files[].path are read from;
+	// file: of secrets and configs and env_file: are read from it too, relative to the
+	// directory of the first path file (as docker compose reads them relative to the
+	// first -f file). Its artifact revision is recorded in status and history.
+	// +optional
+	SourceRef *SourceReference `json:"sourceRef,omitempty"`
+
+	// DependsOn lists SwarmStacks that must be Ready for their current generation before
+	// a new revision of this one is written (reason DependencyNotReady while waiting). A
+	// cycle is reported and not waited on. Drift correction and rollback requests do not
+	// wait.
+	// +optional
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+
 	// Secrets sources compose secrets from Kubernetes Secrets. Swarm secrets are named
 	// with a content hash, so changed data rolls the services that use them.
 	// +optional
@@ -188,6 +264,34 @@ type SwarmStackSpec struct {
 	// +optional
 	Adopt bool `json:"adopt,omitempty"`
 
+	// RollbackPolicy: Service (default) lets Swarm roll back each failing service on its
+	// own, as docker stack deploy does, so a failed release can end half applied. Stack
+	// puts every service the failed revision wrote back to its spec of the last
+	// completed revision as soon as one of them rolls back, pauses or passes the progress
+	// deadline: services the revision created are removed, services it would remove are
+	// only removed once the revision completed, services it did not change are not
+	// touched. A rollback Swarm refuses is reported (reason RollbackFailed), not retried.
+	// +optional
+	// +kubebuilder:validation:Enum=Service;Stack
+	// +kubebuilder:default=Service
+	RollbackPolicy string `json:"rollbackPolicy,omitempty"`
+
+	// Freeze windows for releases: a new revision (or a retry) written inside one waits,
+	// reason Frozen, until the window ends, unless the annotation
+	// swarm.swarmops.io/override-freeze gets a new value. Rollback requests and drift
+	// correction of the applied revision are never frozen. The SwarmCluster's
+	// spec.freeze applies too.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Freeze []TimeWindow `json:"freeze,omitempty"`
+
+	// WaitForMaintenances: a new revision waits (reason MaintenanceInProgress) while a
+	// SwarmNodeMaintenance on the same SwarmCluster is Draining and began draining
+	// before this revision. Default true; false rolls out regardless.
+	// +optional
+	// +kubebuilder:default=true
+	WaitForMaintenances *bool `json:"waitForMaintenances,omitempty"`
+
 	// DeletionPolicy: Delete removes the stack from the Swarm with the resource; Orphan
 	// leaves it running. Default Delete.
 	// +optional
@@ -232,14 +336,22 @@ type ServiceStatus struct {
 
 // HistoryEntry records one rollout.
 type HistoryEntry struct {
-	Revision  string      `json:"revision"`
-	Version   string      `json:"version,omitempty"`
-	StartedAt metav1.Time `json:"startedAt"`
+	Revision string `json:"revision"`
+	// SourceRevision is the revision of the spec.sourceRef artifact the revision was
+	// rendered from (for example main@sha1:4f2a...).
+	// +optional
+	SourceRevision string      `json:"sourceRevision,omitempty"`
+	Version        string      `json:"version,omitempty"`
+	StartedAt      metav1.Time `json:"startedAt"`
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest entry), Completed, RolledBack, Paused,
-	// RollbackPaused, DeadlineExceeded, Failed or Superseded.
+	// RollbackPaused, DeadlineExceeded, Failed, RollbackFailed or Superseded.
 	Outcome string `json:"outcome"`
+	// RolledBackServices names the services that rollbackPolicy Stack put back to the
+	// last completed revision when this rollout failed.
+	// +optional
+	RolledBackServices []string `json:"rolledBackServices,omitempty"`
 	// +optional
 	Message string `json:"message,omitempty"`
 }
@@ -255,6 +367,10 @@ type SwarmStackStatus struct {
 	// LastAppliedRevision is the revision whose rollout last completed.
 	// +optional
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// LastAppliedSourceRevision is the spec.sourceRef artifact revision of
+	// lastAppliedRevision (for example main@sha1:4f2a...).
+	// +optional
+	LastAppliedSourceRevision string `json:"lastAppliedSourceRevision,omitempty"`
 	// LastAttemptedRevision is the revision last written to the Swarm.
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
@@ -272,6 +388,10 @@ type SwarmStackStatus struct {
 	// LastHandledReconcileAt is the value of the reconcile-requested-at annotation last acted on.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// LastHandledOverrideFreeze is the value of the override-freeze annotation last
+	// used to apply a revision during a freeze.
+	// +optional
+	LastHandledOverrideFreeze string `json:"lastHandledOverrideFreeze,omitempty"`
 	// Warnings about the last rendered revision: compose warnings (an unset variable, an
 	// ignored key) and the warnings Docker returned when the services were written. At
 	// most 20, each cut to 512 characters; Secret values are redacted.
@@ -286,6 +406,7 @@ type SwarmStackStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.clusterRef.name`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.status.lastAppliedSourceRevision`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
