@@ -1,0 +1,495 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+// Actions of a StackPlan entry.
+const (
+	ActionCreate = "create"
+	ActionUpdate = "update"
+	ActionRemove = "remove"
+)
+
+// StackPlan is what a reconcile of a SwarmStack would write to its Swarm now, computed
+// with the reconciler's own steps (gatherInputs, the compose render, planServices) and
+// nothing written. `kubectl swarm diff` prints it.
+type StackPlan struct {
+	Stack    string `json:"stack"`
+	Revision string `json:"revision"`
+	// Services to create, update (with the fields that change) or remove (prune).
+	Services []ServiceChange `json:"services,omitempty"`
+	// Networks, Secrets and Configs to create now, or to remove once the rollout completed
+	// (the operator prunes them only then, keeping what the previous specs use).
+	Networks []ObjectChange `json:"networks,omitempty"`
+	Secrets  []ObjectChange `json:"secrets,omitempty"`
+	Configs  []ObjectChange `json:"configs,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+	// Held says why a reconcile would write nothing although the plan is not empty
+	// (suspend, or a revision that failed and waits for a retry); empty otherwise.
+	Held string `json:"held,omitempty"`
+}
+
+// Empty is true when a reconcile would change nothing on the Swarm.
+func (p StackPlan) Empty() bool {
+	return len(p.Services)+len(p.Networks)+len(p.Secrets)+len(p.Configs) == 0
+}
+
+// ServiceChange is one service a reconcile would write.
+type ServiceChange struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	// Drifted: the service was changed outside the operator; the update restores it.
+	Drifted bool          `json:"drifted,omitempty"`
+	Fields  []FieldChange `json:"fields,omitempty"`
+}
+
+// FieldChange is one field of a service spec, as a JSON path, with its values as JSON.
+// An empty Old means the field is added, an empty New that it goes.
+type FieldChange struct {
+	Path string `json:"path"`
+	Old  string `json:"old,omitempty"`
+	New  string `json:"new,omitempty"`
+}
+
+// ObjectChange is a network, secret or config to create or remove. Replaces names the
+// owned object of the same compose key that a new secret or config version rotates out.
+type ObjectChange struct {
+	Name     string `json:"name"`
+	Action   string `json:"action"`
+	Replaces string `json:"replaces,omitempty"`
+}
+
+// PlanStack computes the plan of a reconcile of s against the Swarm, reading its inputs
+// through c as the reconciler does. namingKey must be the operator's (Secret
+// swarm-operator-naming-key), or secret and config names will not match. Input errors
+// name the file or field, as in the stack's status; Secret values are redacted.
+func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.SwarmStack, namingKey []byte) (StackPlan, error) {
+	stackName := stackNameOf(s)
+	owner := ownerOf(s)
+	red := &redactor{}
+	in, err := gatherInputs(ctx, c, s, stackName)
+	if in != nil {
+		red.add(in.sensitive...)
+	}
+	if err != nil {
+		return StackPlan{}, red.err(err)
+	}
+	in.opts.NameKey = namingKey
+	rendered, err := compose.Render(in.files, in.opts)
+	if err != nil {
+		return StackPlan{}, red.err(err)
+	}
+	current, err := sw.StackServices(ctx, stackName)
+	if err != nil {
+		return StackPlan{}, fmt.Errorf("reading the stack's services: %w", err)
+	}
+	if reason, msg := ownershipProblem(current, owner, s.Spec.Adopt, nil); reason != "" {
+		return StackPlan{}, fmt.Errorf("%s: %s", reason, msg)
+	}
+	p := StackPlan{Stack: stackName, Revision: rendered.Revision}
+	for _, w := range rendered.Warnings {
+		p.Warnings = append(p.Warnings, red.text(w))
+	}
+	sp := planServices(rendered, current, owner, pruneEnabled(s), false)
+	byName := map[string]swarmtypes.Service{}
+	for _, svc := range current {
+		byName[svc.Spec.Name] = svc
+	}
+	for _, svc := range sp.create {
+		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionCreate})
+	}
+	for _, svc := range sp.update {
+		fields, err := specChanges(byName[svc.Name].Spec, svc, owner, rendered.Revision)
+		if err != nil {
+			return StackPlan{}, err
+		}
+		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionUpdate,
+			Drifted: slices.Contains(sp.drifted, svc.Name), Fields: fields})
+	}
+	for _, svc := range sp.prune {
+		p.Services = append(p.Services, ServiceChange{Name: svc.Spec.Name, Action: ActionRemove})
+	}
+	if err := planObjects(ctx, sw, rendered, current, sp, owner, pruneEnabled(s), &p); err != nil {
+		return StackPlan{}, err
+	}
+	if !p.Empty() {
+		p.Held = heldBecause(s, rendered.Revision)
+	}
+	for i := range p.Services {
+		for j := range p.Services[i].Fields {
+			f := &p.Services[i].Fields[j]
+			f.Old, f.New = red.text(f.Old), red.text(f.New)
+		}
+	}
+	return p, nil
+}
+
+// heldBecause repeats the reconciler's reasons to write nothing at all.
+func heldBecause(s *swarmv1.SwarmStack, revision string) string {
+	st := &s.Status
+	if s.Spec.Suspend {
+		return "the stack is suspended: nothing is written until spec.suspend is false"
+	}
+	if last := lastOutcome(st.History); revision == st.LastAttemptedRevision && failedOutcome(last.Outcome) {
+		return fmt.Sprintf("revision %s %s: it is written again only on a retry (kubectl swarm retry)", shortRev(revision), outcomeWords(last.Outcome))
+	}
+	return ""
+}
+
+// specChanges lists the fields of the current spec that the write of svc changes. Labels
+// that change on every write, and the IDs Swarm gives secrets and configs, are left out.
+func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revision string) ([]FieldChange, error) {
+	// The diff compares secret and config names; their IDs are Swarm's business.
+	secretIDs, configIDs := map[string]string{}, map[string]string{}
+	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		for _, ref := range cs.Secrets {
+			secretIDs[ref.SecretName] = ""
+		}
+		for _, ref := range cs.Configs {
+			configIDs[ref.ConfigName] = ""
+		}
+	}
+	next, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, "")
+	if err != nil {
+		return nil, err
+	}
+	a, err := flatten(cur)
+	if err != nil {
+		return nil, err
+	}
+	b, err := flatten(next)
+	if err != nil {
+		return nil, err
+	}
+	var out []FieldChange
+	for path, nv := range b {
+		if ignoredPath(path) {
+			continue
+		}
+		if ov, ok := a[path]; !ok || ov != nv {
+			out = append(out, FieldChange{Path: path, Old: a[path], New: nv})
+		}
+	}
+	for path, ov := range a {
+		if _, ok := b[path]; !ok && !ignoredPath(path) && !swarmDefault(path, ov) {
+			out = append(out, FieldChange{Path: path, Old: ov})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func ignoredPath(path string) bool {
+	return strings.HasSuffix(path, ".SecretID") || strings.HasSuffix(path, ".ConfigID") ||
+		path == "Labels."+swarmv1.LabelWriteID
+}
+
+// swarmDefault is true for values Swarm fills in on a write that the rendered spec leaves
+// empty: they are not a change.
+func swarmDefault(path, v string) bool {
+	switch path {
+	case "TaskTemplate.ContainerSpec.Isolation", "TaskTemplate.Runtime", "TaskTemplate.ForceUpdate", "EndpointSpec.Mode":
+		return true
+	}
+	return v == "null" || v == "{}" || v == "[]" || v == `""` || v == "0" || v == "false"
+}
+
+// flatten maps a value's JSON form to path → JSON of each leaf (lists indexed).
+func flatten(v any) (map[string]string, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, child := range t {
+				walk(joinPath(prefix, k), child)
+			}
+		case []any:
+			for i, child := range t {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), child)
+			}
+		default:
+			b, _ := json.Marshal(t)
+			out[prefix] = string(b)
+		}
+	}
+	walk("", tree)
+	return out, nil
+}
+
+func joinPath(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+// planObjects fills in the networks, secrets and configs a reconcile creates, and those
+// the prune after the rollout would remove: owned objects that neither the rendered
+// stack nor the services' specs after the rollout (current and previous) use.
+func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, sp servicePlan,
+	owner string, prune bool, p *StackPlan) error {
+	writes := len(sp.create)+len(sp.update) > 0
+	nets, err := sw.StackNetworks(ctx, rendered.Name)
+	if err != nil {
+		return fmt.Errorf("reading the stack's networks: %w", err)
+	}
+	allSecrets, err := sw.Secrets(ctx, "")
+	if err != nil {
+		return fmt.Errorf("reading the swarm's secrets: %w", err)
+	}
+	allConfigs, err := sw.Configs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("reading the swarm's configs: %w", err)
+	}
+	var missing []error
+	if writes {
+		have := objectNames(nets)
+		for _, n := range rendered.Networks {
+			if n.External {
+				ok, err := sw.NetworkExists(ctx, n.Name)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					missing = append(missing, fmt.Errorf("external network %q does not exist on the swarm", n.Name))
+				}
+				continue
+			}
+			if !have[n.Name] {
+				p.Networks = append(p.Networks, ObjectChange{Name: n.Name, Action: ActionCreate})
+			}
+		}
+		haveS, haveC := objectNames(allSecrets), objectNames(allConfigs)
+		for _, s := range rendered.Secrets {
+			if haveS[s.Name] {
+				continue
+			}
+			if s.External {
+				missing = append(missing, fmt.Errorf("external secret %q does not exist on the swarm", s.Name))
+				continue
+			}
+			p.Secrets = append(p.Secrets, ObjectChange{Name: s.Name, Action: ActionCreate, Replaces: rotated(allSecrets, owner, s.Name)})
+		}
+		for _, c := range rendered.Configs {
+			if haveC[c.Name] {
+				continue
+			}
+			if c.External {
+				missing = append(missing, fmt.Errorf("external config %q does not exist on the swarm", c.Name))
+				continue
+			}
+			p.Configs = append(p.Configs, ObjectChange{Name: c.Name, Action: ActionCreate, Replaces: rotated(allConfigs, owner, c.Name)})
+		}
+	}
+	if err := errors.Join(missing...); err != nil {
+		return err
+	}
+	if !prune {
+		return nil
+	}
+	// What the services use once the rollout completed: updated services keep their
+	// current spec as previous spec; removed ones use nothing.
+	inUseS, inUseC, inUseN := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, s := range rendered.Secrets {
+		inUseS[s.Name] = true
+	}
+	for _, c := range rendered.Configs {
+		inUseC[c.Name] = true
+	}
+	for _, n := range rendered.Networks {
+		inUseN[n.Name] = true
+	}
+	written := map[string]bool{}
+	for _, svc := range append(slices.Clone(sp.create), sp.update...) {
+		written[svc.Name] = true
+	}
+	removed := map[string]bool{}
+	for _, svc := range sp.prune {
+		removed[svc.Spec.Name] = true
+	}
+	for _, svc := range current {
+		if removed[svc.Spec.Name] {
+			continue
+		}
+		specs := []*swarmtypes.ServiceSpec{&svc.Spec}
+		if !written[svc.Spec.Name] {
+			specs = append(specs, svc.PreviousSpec)
+		}
+		for _, spec := range specs {
+			if spec == nil {
+				continue
+			}
+			if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+				for _, ref := range cs.Secrets {
+					inUseS[ref.SecretName] = true
+				}
+				for _, ref := range cs.Configs {
+					inUseC[ref.ConfigName] = true
+				}
+			}
+			for _, n := range append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...) { //nolint:staticcheck // old specs may still use the deprecated field
+				inUseN[n.Target] = true
+			}
+		}
+	}
+	for _, s := range allSecrets {
+		if s.Labels[swarmv1.LabelOwner] == owner && !inUseS[s.Name] && !replaced(p.Secrets, s.Name) {
+			p.Secrets = append(p.Secrets, ObjectChange{Name: s.Name, Action: ActionRemove})
+		}
+	}
+	for _, c := range allConfigs {
+		if c.Labels[swarmv1.LabelOwner] == owner && !inUseC[c.Name] && !replaced(p.Configs, c.Name) {
+			p.Configs = append(p.Configs, ObjectChange{Name: c.Name, Action: ActionRemove})
+		}
+	}
+	for _, n := range nets {
+		if n.Labels[swarmv1.LabelOwner] == owner && !inUseN[n.Name] && !inUseN[n.ID] {
+			p.Networks = append(p.Networks, ObjectChange{Name: n.Name, Action: ActionRemove})
+		}
+	}
+	return nil
+}
+
+// replaced is true when a created version already names obj as the one it rotates out:
+// the rotation says so, a separate removal line would say it twice.
+func replaced(changes []ObjectChange, name string) bool {
+	for _, c := range changes {
+		if c.Replaces == name {
+			return true
+		}
+	}
+	return false
+}
+
+func objectNames(objs []swarm.Object) map[string]bool {
+	out := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		out[o.Name] = true
+	}
+	return out
+}
+
+// rotated names the owned version that a new secret or config name replaces: keyed names
+// are "<stack>_<name>-<10 hex>", so the same prefix is the same compose key. The old
+// version is really removed only once no service spec uses it.
+func rotated(existing []swarm.Object, owner, name string) string {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return ""
+	}
+	prefix := name[:i+1]
+	for _, o := range existing {
+		if o.Labels[swarmv1.LabelOwner] == owner && strings.HasPrefix(o.Name, prefix) && len(o.Name) == len(name) {
+			return o.Name
+		}
+	}
+	return ""
+}
+
+// StackTree is what a stack owns on its Swarm.
+type StackTree struct {
+	Stack    string          `json:"stack"`
+	Services []TreeService   `json:"services,omitempty"`
+	Networks []swarm.Object  `json:"networks,omitempty"`
+	Secrets  []swarm.Object  `json:"secrets,omitempty"`
+	Configs  []swarm.Object  `json:"configs,omitempty"`
+	Others   []ForeignObject `json:"others,omitempty"`
+}
+
+// TreeService is one service of the stack with what it uses.
+type TreeService struct {
+	Name     string   `json:"name"`
+	Image    string   `json:"image,omitempty"`
+	Mode     string   `json:"mode"`
+	Running  uint64   `json:"running"`
+	Desired  uint64   `json:"desired"`
+	Networks []string `json:"networks,omitempty"`
+	Secrets  []string `json:"secrets,omitempty"`
+	Configs  []string `json:"configs,omitempty"`
+}
+
+// ForeignObject is an object in the stack's namespace label that this SwarmStack does not
+// own (another owner, or none: a stack the operator did not create).
+type ForeignObject struct {
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	Owner string `json:"owner,omitempty"`
+}
+
+// StackObjects lists the services, networks, secrets and configs the stack owns on sw.
+func StackObjects(ctx context.Context, sw swarm.Swarm, s *swarmv1.SwarmStack) (StackTree, error) {
+	stackName, owner := stackNameOf(s), ownerOf(s)
+	t := StackTree{Stack: stackName}
+	svcs, err := sw.StackServices(ctx, stackName)
+	if err != nil {
+		return t, fmt.Errorf("reading the stack's services: %w", err)
+	}
+	netNames := map[string]string{}
+	nets, err := sw.StackNetworks(ctx, stackName)
+	if err != nil {
+		return t, fmt.Errorf("reading the stack's networks: %w", err)
+	}
+	for _, n := range nets {
+		netNames[n.ID] = n.Name
+		if n.Labels[swarmv1.LabelOwner] == owner {
+			t.Networks = append(t.Networks, n)
+		} else {
+			t.Others = append(t.Others, ForeignObject{Kind: "network", Name: n.Name, Owner: n.Labels[swarmv1.LabelOwner]})
+		}
+	}
+	statuses := serviceStatuses(svcs, exactTaskCounts(ctx, sw, svcs))
+	for i, svc := range svcs {
+		if svc.Spec.Labels[swarmv1.LabelOwner] != owner {
+			t.Others = append(t.Others, ForeignObject{Kind: "service", Name: svc.Spec.Name, Owner: svc.Spec.Labels[swarmv1.LabelOwner]})
+			continue
+		}
+		ts := TreeService{Name: svc.Spec.Name, Image: statuses[i].Image, Mode: statuses[i].Mode,
+			Running: statuses[i].RunningTasks, Desired: statuses[i].DesiredTasks}
+		for _, n := range svc.Spec.TaskTemplate.Networks {
+			name := n.Target
+			if v, ok := netNames[name]; ok {
+				name = v
+			}
+			ts.Networks = append(ts.Networks, name)
+		}
+		if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+			for _, ref := range cs.Secrets {
+				ts.Secrets = append(ts.Secrets, ref.SecretName)
+			}
+			for _, ref := range cs.Configs {
+				ts.Configs = append(ts.Configs, ref.ConfigName)
+			}
+		}
+		t.Services = append(t.Services, ts)
+	}
+	if t.Secrets, err = sw.Secrets(ctx, owner); err != nil {
+		return t, fmt.Errorf("reading the stack's secrets: %w", err)
+	}
+	if t.Configs, err = sw.Configs(ctx, owner); err != nil {
+		return t, fmt.Errorf("reading the stack's configs: %w", err)
+	}
+	return t, nil
+}
