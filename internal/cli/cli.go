@@ -49,7 +49,9 @@ func (e *exitError) Unwrap() error { return e.err }
 func withCode(code int, err error) error { return &exitError{code: code, err: err} }
 
 // failed is a command that ran and found the outcome wanting (exit 1).
-func failed(format string, args ...any) error { return withCode(ExitFailed, fmt.Errorf(format, args...)) }
+func failed(format string, args ...any) error {
+	return withCode(ExitFailed, fmt.Errorf(format, args...))
+}
 
 // SwarmOpener opens the Swarm of a SwarmCluster for diff and tree.
 type SwarmOpener func(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error)

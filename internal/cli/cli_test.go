@@ -52,7 +52,6 @@ func newStack(name string) *swarmv1.SwarmStack {
 	return s
 }
 
-
 func ptr[T any](v T) *T { return &v }
 
 type world struct {
