@@ -605,3 +605,18 @@ func TestClusterWarnsWhenAReadyClusterLosesQuorumByItsNodeList(t *testing.T) {
 		t.Errorf("events = %q, want a Warning QuorumLost as when Health itself fails", ev)
 	}
 }
+
+func TestClusterCountsNodesOfUnknownStateApartFromNotReady(t *testing.T) {
+	w := newClusterWorld(t, 3, 2)
+	// Right after a leader election the new leader has heard from nobody yet.
+	w.sw.SetNodeState("worker1", swarmtypes.NodeStateUnknown)
+	w.sw.SetNodeState("worker2", swarmtypes.NodeStateUnknown)
+	w.mustPass()
+	st := w.get().Status
+	if st.Nodes.Unknown != 2 || st.Nodes.Ready != 3 || st.Nodes.Total != 5 {
+		t.Fatalf("node counts %+v", st.Nodes)
+	}
+	if c := w.cond(swarmv1.ConditionReady); !strings.Contains(c.Message, "3/5 nodes ready, 2 unknown") {
+		t.Fatalf("message %q does not say which nodes are unknown", c.Message)
+	}
+}

@@ -46,7 +46,7 @@ func TestStackRollbackPolicyPutsEveryServiceOfAFailedRevisionBack(t *testing.T) 
 	releaseV1(t, e, twoServices)
 	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
 	e.passes("numbers", 1)
-	e.sw.Converge("numbers_web") // web's update succeeds ...
+	e.sw.Converge("numbers_web")       // web's update succeeds ...
 	e.swarmRollsBack(t, "numbers_api") // ... api's fails and Swarm rolls it back
 	e.passes("numbers", 2)
 	if a, w := e.image("numbers_api"), e.image("numbers_web"); a != "numbers-api:v1" || w != "numbers-web:v1" {

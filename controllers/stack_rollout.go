@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
 const (
@@ -23,11 +25,63 @@ const (
 	clockSkew = 2 * time.Second
 )
 
+// taskCounts are a service's running tasks split by what Swarm wants of them.
+type taskCounts struct{ running, shuttingDown uint64 }
+
+// exactTaskCounts corrects Swarm's RunningTasks, which counts every running task, old
+// ones that an update replaces included (9/6 in a start-first update of 6), to what
+// docker service ls shows: running tasks whose desired state is running. It costs one
+// task list, made only while some service may hold such old tasks.
+func exactTaskCounts(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service) map[string]taskCounts {
+	var ids []string
+	for _, svc := range svcs {
+		if mayHoldOldTasks(svc) {
+			ids = append(ids, svc.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	tasks, err := conn.TasksOfServices(ctx, ids)
+	if err != nil {
+		return nil // Swarm's own counts, then; the next pass tries again
+	}
+	counts := map[string]taskCounts{}
+	for _, t := range tasks {
+		if t.Status.State != swarmtypes.TaskStateRunning {
+			continue
+		}
+		c := counts[t.ServiceID]
+		if t.DesiredState == swarmtypes.TaskStateRunning {
+			c.running++
+		} else {
+			c.shuttingDown++
+		}
+		counts[t.ServiceID] = c
+	}
+	for i := range svcs {
+		if c, ok := counts[svcs[i].ID]; ok && svcs[i].ServiceStatus != nil {
+			st := *svcs[i].ServiceStatus
+			st.RunningTasks = c.running
+			svcs[i].ServiceStatus = &st
+		}
+	}
+	return counts
+}
+
+// mayHoldOldTasks: an update runs, or Swarm counts more running tasks than it wants.
+func mayHoldOldTasks(svc swarmtypes.Service) bool {
+	if u := svc.UpdateStatus; u != nil && (u.State == swarmtypes.UpdateStateUpdating || u.State == swarmtypes.UpdateStateRollbackStarted) {
+		return true
+	}
+	return svc.ServiceStatus != nil && svc.ServiceStatus.RunningTasks > svc.ServiceStatus.DesiredTasks
+}
+
 // serviceStatuses turns Swarm's view of the stack's services into status entries.
-func serviceStatuses(svcs []swarmtypes.Service) []swarmv1.ServiceStatus {
+func serviceStatuses(svcs []swarmtypes.Service, counts map[string]taskCounts) []swarmv1.ServiceStatus {
 	out := make([]swarmv1.ServiceStatus, 0, len(svcs))
 	for _, svc := range svcs {
-		st := swarmv1.ServiceStatus{Name: svc.Spec.Name, Mode: serviceMode(svc.Spec.Mode)}
+		st := swarmv1.ServiceStatus{Name: svc.Spec.Name, Mode: serviceMode(svc.Spec.Mode), ShuttingDownTasks: counts[svc.ID].shuttingDown}
 		if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 			st.Image = cs.Image
 		}

@@ -121,6 +121,9 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 	m := st.Managers
 	msg := fmt.Sprintf("Swarm %s via %s: %d/%d managers reachable (quorum %d), %d/%d nodes ready",
 		shortID(health.SwarmID), health.Endpoint, m.Reachable, m.Total, m.Quorum, st.Nodes.Ready, st.Nodes.Total)
+	if u := st.Nodes.Unknown; u > 0 {
+		msg += fmt.Sprintf(", %d unknown (the leader has not heard from them yet: a leader election just happened, or they are beyond a partition)", u)
+	}
 	if m.Reachable < m.Quorum {
 		markFailed(&st.Conditions, gen, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg, false)
 		if wasReady {
@@ -164,8 +167,11 @@ func summarise(nodes []swarmtypes.Node) (*swarmv1.ManagerStatus, *swarmv1.NodeCo
 	n := &swarmv1.NodeCounts{}
 	for _, node := range nodes {
 		n.Total++
-		if node.Status.State == swarmtypes.NodeStateReady {
+		switch node.Status.State {
+		case swarmtypes.NodeStateReady:
 			n.Ready++
+		case swarmtypes.NodeStateUnknown:
+			n.Unknown++
 		}
 		switch node.Spec.Availability {
 		case swarmtypes.NodeAvailabilityActive:

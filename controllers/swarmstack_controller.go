@@ -39,7 +39,7 @@ const (
 	// rolloutPoll re-reads a stack while its rollout runs. Service update states arrive as
 	// events, but Swarm sends none when new tasks start running, which is what ends the
 	// rollout of a new service: without this poll that end would wait for the resync.
-	rolloutPoll = 2 * time.Second
+	rolloutPoll = time.Second
 	// rollbackRequested marks a history entry opened by the rollback annotation.
 	rollbackRequested = "Rollback requested"
 )
@@ -58,6 +58,8 @@ type SwarmStackReconciler struct {
 	NamingKey []byte
 	Recorder  record.EventRecorder
 	Now       func() time.Time
+	// Sources reads the Flux sources of spec.sourceRef (stack_artifact.go).
+	Sources Sources
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -176,9 +178,15 @@ func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.requeue(30 * time.Second) // the cluster watch usually brings us back first
 		return true, nil
 	}
-	sc.in, err = gatherInputs(ctx, sc.r.Client, s, sc.stackName)
+	sc.in, err = gatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
 	if sc.in != nil {
 		sc.redact.add(sc.in.sensitive...)
+	}
+	if errors.Is(err, errSourceNotReady) {
+		// The source watch brings us back when its artifact changes; what runs stays.
+		sc.failed(swarmv1.ReasonSourceNotReady, err.Error(), false)
+		sc.requeue(sourceRecheck)
+		return true, nil
 	}
 	if err != nil {
 		if errors.Is(err, errSourceMissing) {
@@ -208,7 +216,7 @@ func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.failed(reason, msg, true)
 		return true, nil
 	}
-	st.Services = serviceStatuses(sc.current)
+	st.Services = serviceStatuses(sc.current, exactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, st.Services)
 	return false, nil
 }
@@ -445,6 +453,7 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 				// between the two writes): follow that rollout instead of calling it done.
 				st.History = pushHistory(st.History, swarmv1.HistoryEntry{
 					Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
+					SourceRevision: sc.in.sourceRevision,
 				})
 				sc.reconciling(swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
 				sc.requeue(startGrace)
@@ -452,6 +461,10 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 			}
 			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAppliedRevision = rendered.Revision
+		}
+		if st.LastAppliedRevision == rendered.Revision {
+			// A new source revision that renders the same stack is applied as it stands.
+			st.LastAppliedSourceRevision = sc.in.sourceRevision
 		}
 		markReady(&st.Conditions, gen, swarmv1.ReasonSucceeded, readyMessage(s, rendered))
 		sc.requeue(jitter(sc.interval))
@@ -485,13 +498,14 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 		}
 		st.History = pushHistory(st.History, swarmv1.HistoryEntry{
 			Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), Outcome: swarmv1.OutcomeProgressing,
+			SourceRevision: sc.in.sourceRevision,
 		})
 		metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
 			shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(plan.create), len(plan.update), len(plan.prune))
 	}
 	if after, err := sc.conn.StackServices(ctx, sc.stackName); err == nil {
-		st.Services = serviceStatuses(after)
+		st.Services = serviceStatuses(after, exactTaskCounts(ctx, sc.conn, after))
 	}
 	sc.reconciling(swarmv1.ReasonProgressing, fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)))
 	sc.requeue(startGrace)
@@ -698,6 +712,7 @@ func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict)
 	}()
 	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
+		s.Status.LastAppliedSourceRevision = cur.SourceRevision
 		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
 	}
@@ -809,9 +824,11 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	for name, fn := range stackIndexes {
-		if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, name, fn); err != nil {
-			return err
+	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, stackSourceIndexes} {
+		for name, fn := range indexes {
+			if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, name, fn); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -829,12 +846,14 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 		}
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&swarmv1.SwarmStack{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexConfigMaps))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexSecrets))).
 		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexClusterRef))).
-		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{}))
+	// Flux sources (new artifacts) and dependencies (turning Ready): stack_artifact.go.
+	return r.watchSources(mgr, b).
 		Named("swarmstack").
 		Complete(r)
 }

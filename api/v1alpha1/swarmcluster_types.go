@@ -43,6 +43,12 @@ type SwarmClusterSpec struct {
 	// Interval between health refreshes. Default 30s.
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// Freeze windows for every SwarmStack on this cluster, in addition to each stack's
+	// own spec.freeze: a new revision written inside one waits (reason Frozen).
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Freeze []TimeWindow `json:"freeze,omitempty"`
 }
 
 // ManagerStatus summarises the Raft managers.
@@ -58,11 +64,16 @@ type ManagerStatus struct {
 
 // NodeCounts counts the nodes of the Swarm by state and availability.
 type NodeCounts struct {
-	Total  int32 `json:"total"`
-	Ready  int32 `json:"ready"`
-	Active int32 `json:"active"`
-	Pause  int32 `json:"pause"`
-	Drain  int32 `json:"drain"`
+	Total int32 `json:"total"`
+	Ready int32 `json:"ready"`
+	// Unknown counts nodes whose state the leader does not know (Swarm's "unknown"):
+	// right after a leader election, or beyond a partition. They are not counted as
+	// not ready: Swarm does not know.
+	// +optional
+	Unknown int32 `json:"unknown,omitempty"`
+	Active  int32 `json:"active"`
+	Pause   int32 `json:"pause"`
+	Drain   int32 `json:"drain"`
 }
 
 // SwarmClusterStatus is what the operator last saw of the Swarm.

@@ -60,6 +60,9 @@ const (
 	EventStackOrphaned = "StackOrphaned"
 	// EventWarnings carries compose and Docker warnings about the revision.
 	EventWarnings = "Warnings"
+	// EventAdopted: spec.adopt took over services deployed outside the operator; the
+	// message names the services that roll once because they use secrets.
+	EventAdopted = "Adopted"
 )
 
 // Rollback policies of a SwarmStack.
@@ -82,6 +85,9 @@ const (
 	OutcomeSuperseded = "Superseded"
 	// OutcomeRollbackFailed: rollbackPolicy Stack could not put every service back.
 	OutcomeRollbackFailed = "RollbackFailed"
+	// OutcomeAdopted: what ran before spec.adopt took the stack over (for example a
+	// docker stack deploy); the entry's revision is a digest of those services' specs.
+	OutcomeAdopted = "Adopted"
 )
 
 // ComposeFile is one compose file of the stack: inline, from a ConfigMap key, or a file
@@ -317,7 +323,14 @@ type ServiceStatus struct {
 	Mode         string `json:"mode"`
 	Image        string `json:"image,omitempty"`
 	DesiredTasks uint64 `json:"desiredTasks"`
+	// RunningTasks counts running tasks that Swarm wants running, as docker service ls
+	// does: tasks that an update replaces and that are still stopping are counted in
+	// ShuttingDownTasks instead.
 	RunningTasks uint64 `json:"runningTasks"`
+	// ShuttingDownTasks counts tasks still running whose desired state is no longer
+	// running (replaced by an update, or on a drained node).
+	// +optional
+	ShuttingDownTasks uint64 `json:"shuttingDownTasks,omitempty"`
 	// UpdateState is Swarm's UpdateStatus.State, verbatim (updating, paused, completed,
 	// rollback_started, rollback_paused, rollback_completed).
 	// +optional
@@ -346,7 +359,8 @@ type HistoryEntry struct {
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest entry), Completed, RolledBack, Paused,
-	// RollbackPaused, DeadlineExceeded, Failed, RollbackFailed or Superseded.
+	// RollbackPaused, DeadlineExceeded, Failed, RollbackFailed, Superseded or Adopted
+	// (the stack as found when spec.adopt took it over).
 	Outcome string `json:"outcome"`
 	// RolledBackServices names the services that rollbackPolicy Stack put back to the
 	// last completed revision when this rollout failed.

@@ -110,28 +110,34 @@ func (d *demo) run(ctx context.Context) error {
 	releases := []struct {
 		title, version, outcome string
 		files                   []string
+		rollbackPolicy          string
 	}{
 		{"1. Release v1: core + prod (api x6 replicated, web global with a host-mode port)", "v1", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml"}},
+			[]string{"docker-compose.yml", "prod.yml"}, ""},
 		{"2. v2 with health checks: the default rolling update, one task at a time", "v2", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "v2.yml"}},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "v2.yml"}, ""},
 		{"3. v3 with update_config: parallelism 3, start-first, rollback on failure", "v3", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v3.yml"}},
-		{"4. v5-bad: new api tasks fail their health check; Swarm rolls back one at a time", "v5-bad", swarmv1.OutcomeRolledBack,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v5-bad.yml"}},
-		{"5. v5-bad again with the fast rollback config (all at once, start-first)", "v5-bad+fast-rollback", swarmv1.OutcomeRolledBack,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml", "v5-bad.yml"}},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v3.yml"}, ""},
+		{"4. v5-bad with rollbackPolicy Stack: new api tasks fail their health check; the whole stack goes back to v3", "v5-bad", swarmv1.OutcomeRolledBack,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyStack},
+		{"5. v5-bad again, rollbackPolicy Service and the fast rollback config: Swarm rolls back api alone, web stays on v5", "v5-bad+fast-rollback", swarmv1.OutcomeRolledBack,
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyService},
 		{"6. v5 from core + prod-full (UTF-16 with BOM) + v5", "v5", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod-full.yml", "v5.yml"}},
+			[]string{"docker-compose.yml", "prod-full.yml", "v5.yml"}, ""},
 	}
 	for _, r := range releases {
 		step(r.title)
 		t0 := time.Now()
-		if err := d.release(ctx, r.version, r.files); err != nil {
+		if err := d.release(ctx, r.version, r.files, r.rollbackPolicy); err != nil {
 			return err
 		}
 		if err := d.waitOutcome(ctx, r.version, r.outcome); err != nil {
 			return err
+		}
+		if r.rollbackPolicy == swarmv1.RollbackPolicyStack {
+			if err := d.waitImages(ctx, ":v3"); err != nil {
+				return err
+			}
 		}
 		done(t0)
 		d.printStack(ctx)
@@ -243,7 +249,7 @@ func (d *demo) applySamples(ctx context.Context) error {
 	return err
 }
 
-func (d *demo) release(ctx context.Context, version string, files []string) error {
+func (d *demo) release(ctx context.Context, version string, files []string, rollbackPolicy string) error {
 	var s swarmv1.SwarmStack
 	err := d.c.Get(ctx, key("numbers"), &s)
 	create := err != nil
@@ -252,6 +258,7 @@ func (d *demo) release(ctx context.Context, version string, files []string) erro
 			Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}}}
 	}
 	s.Spec.Version = version
+	s.Spec.RollbackPolicy = rollbackPolicy
 	s.Spec.Compose.Files = nil
 	for _, f := range files {
 		s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: f, ConfigMapRef: &swarmv1.KeySelector{Name: "numbers-compose", Key: f}})
@@ -286,6 +293,25 @@ func (d *demo) waitOutcome(ctx context.Context, version, outcome string) error {
 			return true, ""
 		}
 		return false, msg
+	})
+}
+
+// waitImages waits until every service of the stack runs an image with that tag and
+// no update or rollback is under way.
+func (d *demo) waitImages(ctx context.Context, tag string) error {
+	return d.wait(ctx, "every service back on "+strings.TrimPrefix(tag, ":"), 3*time.Minute, func() (bool, string) {
+		var s swarmv1.SwarmStack
+		if err := d.c.Get(ctx, key("numbers"), &s); err != nil {
+			return false, err.Error()
+		}
+		var on []string
+		for _, svc := range s.Status.Services {
+			on = append(on, svc.Name+" "+svc.Image+" "+svc.UpdateState)
+			if !strings.HasSuffix(svc.Image, tag) || svc.UpdateState == "rollback_started" || svc.UpdateState == "updating" {
+				return false, strings.Join(on, ", ")
+			}
+		}
+		return len(s.Status.Services) > 0, strings.Join(on, ", ")
 	})
 }
 

@@ -14,6 +14,7 @@ const (
 	OpSwapNodeAvailability Op = "SwapNodeAvailability"
 	OpTasksOnNodes         Op = "TasksOnNodes"
 	OpServiceTasks         Op = "ServiceTasks"
+	OpTasksOfServices      Op = "TasksOfServices"
 	OpStackServices        Op = "StackServices"
 	OpAllServices          Op = "AllServices"
 	OpCreateService        Op = "CreateService"
@@ -30,6 +31,7 @@ const (
 	OpConfigs              Op = "Configs"
 	OpCreateConfig         Op = "CreateConfig"
 	OpRemoveConfig         Op = "RemoveConfig"
+	OpConfigData           Op = "ConfigData"
 )
 
 var writeOps = []Op{

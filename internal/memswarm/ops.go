@@ -112,6 +112,30 @@ func (m *Swarm) TasksOnNodes(ctx context.Context, nodeIDs []string) ([]swarmtype
 	return out, err
 }
 
+// TasksOfServices lists the tasks of any of the services (by ID or name), in every
+// state; an unknown service is NotFound, as Docker answers.
+func (m *Swarm) TasksOfServices(ctx context.Context, serviceIDs []string) ([]swarmtypes.Task, error) {
+	var out []swarmtypes.Task
+	if len(serviceIDs) == 0 {
+		return nil, nil
+	}
+	err := m.run(ctx, OpTasksOfServices, strings.Join(serviceIDs, ","), func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		ids := map[string]bool{}
+		for _, ref := range serviceIDs {
+			s, err := m.findService(ref)
+			if err != nil {
+				return err
+			}
+			ids[s.ID] = true
+		}
+		out = m.taskList(func(t *swarmtypes.Task) bool { return ids[t.ServiceID] })
+		return nil
+	})
+	return out, err
+}
+
 // ServiceTasks lists the tasks of a service (by ID or name), in every state. An unknown
 // service is an error, as in Docker.
 func (m *Swarm) ServiceTasks(ctx context.Context, serviceID string) ([]swarmtypes.Task, error) {
@@ -709,4 +733,21 @@ func (m *Swarm) RemoveConfig(ctx context.Context, id string) error {
 		m.afterWrite()
 		return nil
 	})
+}
+
+// ConfigData reads a config's data, by ID or name; an unknown one is NotFound, as Docker
+// answers.
+func (m *Swarm) ConfigData(ctx context.Context, id string) ([]byte, error) {
+	var data []byte
+	err := m.run(ctx, OpConfigData, id, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		c := findByID(m.configs, id, func(c *swarmtypes.Config) (string, string) { return c.ID, c.Spec.Name })
+		if c == nil {
+			return errdefs.NotFound(fmt.Errorf("config %s not found", id))
+		}
+		data = clone(c.Spec.Data)
+		return nil
+	})
+	return data, err
 }

@@ -66,6 +66,18 @@ func (c *Conn) ServiceTasks(ctx context.Context, serviceID string) ([]swarm.Task
 	return c.tasks(ctx, filters.NewArgs(filters.Arg("service", serviceID)))
 }
 
+// TasksOfServices lists the tasks of any of the services, in every state.
+func (c *Conn) TasksOfServices(ctx context.Context, serviceIDs []string) ([]swarm.Task, error) {
+	if len(serviceIDs) == 0 {
+		return nil, nil
+	}
+	f := filters.NewArgs()
+	for _, id := range serviceIDs {
+		f.Add("service", id)
+	}
+	return c.tasks(ctx, f)
+}
+
 // StackServices lists the services labelled with the stack, with their task counts.
 func (c *Conn) StackServices(ctx context.Context, stack string) ([]swarm.Service, error) {
 	var svcs []swarm.Service
@@ -276,6 +288,17 @@ func (c *Conn) RemoveConfig(ctx context.Context, id string) error {
 	return c.do(ctx, func(ctx context.Context, cli *client.Client) error {
 		return ignoreNotFound(cli.ConfigRemove(ctx, id))
 	})
+}
+
+// ConfigData reads a config's data.
+func (c *Conn) ConfigData(ctx context.Context, id string) ([]byte, error) {
+	var data []byte
+	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+		cfg, _, err := cli.ConfigInspectWithRaw(ctx, id)
+		data = cfg.Spec.Data
+		return err
+	})
+	return data, err
 }
 
 // stackFilter selects the objects docker stack deploy labelled with the stack.

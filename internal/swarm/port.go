@@ -25,6 +25,8 @@ type Swarm interface {
 	TasksOnNodes(ctx context.Context, nodeIDs []string) ([]swarm.Task, error)
 	// ServiceTasks lists the tasks of one service, in every state.
 	ServiceTasks(ctx context.Context, serviceID string) ([]swarm.Task, error)
+	// TasksOfServices lists the tasks of any of the services, in every state, in one call.
+	TasksOfServices(ctx context.Context, serviceIDs []string) ([]swarm.Task, error)
 
 	// StackServices lists the services of a stack (by docker stack deploy's namespace
 	// label), sorted by name, with their task counts.
@@ -57,6 +59,9 @@ type Swarm interface {
 	Configs(ctx context.Context, ownedBy string) ([]Object, error)
 	CreateConfig(ctx context.Context, spec swarm.ConfigSpec) (string, error)
 	RemoveConfig(ctx context.Context, id string) error
+	// ConfigData reads a config's data (by ID or name): configs, unlike secrets, can be
+	// read back, so an existing config with the same data can be reused.
+	ConfigData(ctx context.Context, id string) ([]byte, error)
 }
 
 // ServiceWrite is one service spec to create or update.
