@@ -94,6 +94,7 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 			byName[svc.Spec.Name] = svc
 		}
 		writeID := strconv.FormatInt(time.Now().UnixNano(), 36)
+		align := newAligner(conn, rendered, queryRegistry)
 		for _, svc := range append(append([]compose.Service{}, plan.create...), plan.update...) {
 			spec, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, writeID)
 			if err != nil {
@@ -106,6 +107,10 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 			w := swarm.ServiceWrite{Spec: spec, RegistryAuth: auth, QueryRegistry: queryRegistry}
 			verb, write := "creating", conn.CreateService
 			if cur, ok := byName[svc.Name]; ok {
+				// Same order and spelling as the running spec: only real changes restart tasks.
+				if w.Spec, err = align.align(ctx, spec, cur.Spec); err != nil {
+					return warnings, fmt.Errorf("updating service %s: %w", svc.Name, err)
+				}
 				w.ID, w.Version = cur.ID, cur.Version
 				verb, write = "updating", conn.UpdateService
 			}

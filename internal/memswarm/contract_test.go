@@ -638,6 +638,14 @@ func scenarioObjects(t *testing.T, b *backend) {
 	t.Cleanup(func() { _ = b.sw.RemoveConfig(context.Background(), cid) })
 	_, err = b.sw.CreateConfig(ctx, swarmtypes.ConfigSpec{Annotations: swarmtypes.Annotations{Name: "ct_conf"}, Data: []byte("x")})
 	b.observe("objects/duplicate config", kind(err))
+	// Config data reads back, by ID or name (adoption reuses a config with the same data).
+	for _, ref := range []string{cid, "ct_conf"} {
+		if data, err := b.sw.ConfigData(ctx, ref); err != nil || string(data) != "k=v" {
+			t.Fatalf("config data of %s: %q %v", ref, data, err)
+		}
+	}
+	_, err = b.sw.ConfigData(ctx, "nosuchconfig")
+	b.observe("objects/config data of an unknown config", kind(err))
 	if l, err := b.sw.Secrets(ctx, owner); err != nil || len(l) != 1 || l[0].ID != sid || l[0].Name != "ct_pw" {
 		t.Fatalf("owned secrets %+v %v", l, err)
 	}

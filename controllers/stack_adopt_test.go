@@ -1,0 +1,467 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+func specJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func plainSpec(image string) swarmtypes.ServiceSpec {
+	return swarmtypes.ServiceSpec{
+		Annotations:  swarmtypes.Annotations{Name: "s_a", Labels: map[string]string{"want": "1"}},
+		TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: image}},
+	}
+}
+
+func TestAlignWithRunning(t *testing.T) {
+	ports := func(ps ...swarmtypes.PortConfig) *swarmtypes.EndpointSpec { return &swarmtypes.EndpointSpec{Ports: ps} }
+	p80 := swarmtypes.PortConfig{TargetPort: 80, PublishedPort: 18080, Protocol: "tcp", PublishMode: "ingress"}
+	p443 := swarmtypes.PortConfig{TargetPort: 443, PublishedPort: 18443, Protocol: "tcp", PublishMode: "ingress"}
+	p53 := swarmtypes.PortConfig{TargetPort: 53, PublishedPort: 18053, Protocol: "udp", PublishMode: "ingress"}
+	cases := map[string]struct {
+		want, running func(*swarmtypes.ServiceSpec)
+		opts          alignOptions
+		// check returns what differs from expectation, "" when right.
+		check func(got swarmtypes.ServiceSpec) string
+	}{
+		"ports keep Swarm's order": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p443, p80) },
+			running: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p80, p443) },
+			check: func(g swarmtypes.ServiceSpec) string {
+				return expect(g.EndpointSpec.Ports[0].TargetPort == 80 && g.EndpointSpec.Ports[1].TargetPort == 443, "ports %+v", g.EndpointSpec.Ports)
+			},
+		},
+		"a port left at Swarm's defaults matches the spelled-out one": {
+			want: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p443, p80) },
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.EndpointSpec = ports(swarmtypes.PortConfig{TargetPort: 80, PublishedPort: 18080}, p443)
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				return expect(g.EndpointSpec.Ports[0].Protocol == "" && g.EndpointSpec.Ports[1].TargetPort == 443, "ports %+v", g.EndpointSpec.Ports)
+			},
+		},
+		"a new port comes after the shared ones; a removed one is gone": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p53, p443) },
+			running: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p80, p443) },
+			check: func(g swarmtypes.ServiceSpec) string {
+				p := g.EndpointSpec.Ports
+				return expect(len(p) == 2 && p[0].TargetPort == 443 && p[1].TargetPort == 53, "ports %+v", p)
+			},
+		},
+		"redis is redis:latest": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis" },
+			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:latest" },
+			check:   imageIs("redis:latest"),
+		},
+		"docker.io/library/redis is redis": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "docker.io/library/redis:latest" },
+			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis" },
+			check:   imageIs("redis"),
+		},
+		"another tag is a change": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
+			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:latest" },
+			check:   imageIs("redis:7"),
+		},
+		"a pinned digest stays while no registry is asked": {
+			want: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
+			},
+			opts:  alignOptions{keepDigest: true},
+			check: imageIs("redis:7@sha256:" + strings.Repeat("a", 64)),
+		},
+		"a pinned digest goes when the registry is asked (resolveImage)": {
+			want: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
+			},
+			check: imageIs("redis:7"),
+		},
+		"mounts keep Swarm's order and its trailing slash": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{
+					{Type: mount.TypeBind, Source: "/etc/ssl", Target: "/etc/configs", ReadOnly: true},
+					{Type: mount.TypeVolume, Source: "s_data", Target: "/data", VolumeOptions: &mount.VolumeOptions{}},
+				}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{
+					{Type: mount.TypeVolume, Source: "s_data", Target: "/data"},
+					{Type: mount.TypeBind, Source: "/etc/ssl/", Target: "/etc/configs/", ReadOnly: true},
+				}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				m := g.TaskTemplate.ContainerSpec.Mounts
+				return expect(m[0].Target == "/data" && m[1].Target == "/etc/configs/" && m[1].Source == "/etc/ssl/", "mounts %+v", m)
+			},
+		},
+		"a read-only flag is a change": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/etc", Target: "/c", ReadOnly: true}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/etc", Target: "/c/"}}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				m := g.TaskTemplate.ContainerSpec.Mounts
+				return expect(m[0].ReadOnly && m[0].Target == "/c", "mounts %+v", m)
+			},
+		},
+		"config and secret targets as Swarm keeps them": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				cs := s.TaskTemplate.ContainerSpec
+				cs.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", ConfigID: "c1", File: &swarmtypes.ConfigReferenceFileTarget{Name: "/config1", UID: "0", GID: "0", Mode: 0o444}}}
+				cs.Secrets = []*swarmtypes.SecretReference{{SecretName: "ext", SecretID: "s1", File: &swarmtypes.SecretReferenceFileTarget{Name: "/run/secrets/pw", UID: "0", GID: "0", Mode: 0o444}}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				cs := s.TaskTemplate.ContainerSpec
+				cs.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", ConfigID: "c1", File: &swarmtypes.ConfigReferenceFileTarget{Name: "config1", UID: "0", GID: "0", Mode: 0o444}}}
+				cs.Secrets = []*swarmtypes.SecretReference{{SecretName: "ext", SecretID: "s1", File: &swarmtypes.SecretReferenceFileTarget{Name: "pw", UID: "0", GID: "0", Mode: 0o444}}}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				cs := g.TaskTemplate.ContainerSpec
+				return expect(cs.Configs[0].File.Name == "config1" && cs.Secrets[0].File.Name == "pw", "config %+v secret %+v", cs.Configs[0].File, cs.Secrets[0].File)
+			},
+		},
+		"another config mode is a change": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", File: &swarmtypes.ConfigReferenceFileTarget{Name: "/c", Mode: 0o400}}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", File: &swarmtypes.ConfigReferenceFileTarget{Name: "c", Mode: 0o444}}}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				f := g.TaskTemplate.ContainerSpec.Configs[0].File
+				return expect(f.Name == "/c" && f.Mode == 0o400, "config %+v", f)
+			},
+		},
+		"environment, hosts, capabilities and constraints keep Swarm's order": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				cs := s.TaskTemplate.ContainerSpec
+				cs.Env, cs.Hosts, cs.CapabilityAdd = []string{"A=1", "B=2"}, []string{"10.0.0.1 a", "10.0.0.2 b"}, []string{"CAP_CHOWN", "CAP_NET_ADMIN"}
+				s.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: []string{"node.labels.a==1", "node.role == manager"}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				cs := s.TaskTemplate.ContainerSpec
+				cs.Env, cs.Hosts, cs.CapabilityAdd = []string{"B=2", "A=1"}, []string{"10.0.0.2 b", "10.0.0.1 a"}, []string{"CAP_NET_ADMIN", "CAP_CHOWN"}
+				s.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: []string{"node.role==manager", "node.labels.a == 1"}}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				cs := g.TaskTemplate.ContainerSpec
+				return expect(cs.Env[0] == "B=2" && cs.Hosts[0] == "10.0.0.2 b" && cs.CapabilityAdd[0] == "CAP_NET_ADMIN" &&
+					g.TaskTemplate.Placement.Constraints[0] == "node.role==manager" && g.TaskTemplate.Placement.Constraints[1] == "node.labels.a == 1",
+					"env %v hosts %v caps %v constraints %v", cs.Env, cs.Hosts, cs.CapabilityAdd, g.TaskTemplate.Placement.Constraints)
+			},
+		},
+		"a changed variable is a change": {
+			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Env = []string{"A=1", "B=3"} },
+			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Env = []string{"B=2", "A=1"} },
+			check: func(g swarmtypes.ServiceSpec) string {
+				return expect(slices.Equal(g.TaskTemplate.ContainerSpec.Env, []string{"A=1", "B=3"}), "env %v", g.TaskTemplate.ContainerSpec.Env)
+			},
+		},
+		"nameservers are tried in order: never reordered": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.DNSConfig = &swarmtypes.DNSConfig{Nameservers: []string{"10.0.0.1", "10.0.0.2"}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.ContainerSpec.DNSConfig = &swarmtypes.DNSConfig{Nameservers: []string{"10.0.0.2", "10.0.0.1"}}
+			},
+			check: func(g swarmtypes.ServiceSpec) string {
+				n := g.TaskTemplate.ContainerSpec.DNSConfig.Nameservers
+				return expect(n[0] == "10.0.0.1", "nameservers %v", n)
+			},
+		},
+		"networks by ID in Swarm, by name in the spec": {
+			want: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.Networks = []swarmtypes.NetworkAttachmentConfig{{Target: "s_back"}, {Target: "s_front", Aliases: []string{"x", "y"}}}
+			},
+			running: func(s *swarmtypes.ServiceSpec) {
+				s.TaskTemplate.Networks = []swarmtypes.NetworkAttachmentConfig{{Target: "id-front", Aliases: []string{"y", "x"}}, {Target: "id-back"}}
+			},
+			opts: alignOptions{networkIDs: map[string]string{"s_back": "id-back", "s_front": "id-front"}},
+			check: func(g swarmtypes.ServiceSpec) string {
+				n := g.TaskTemplate.Networks
+				return expect(n[0].Target == "s_front" && n[0].Aliases[0] == "y" && n[1].Target == "s_back", "networks %+v", n)
+			},
+		},
+		"labels are the wanted ones": {
+			running: func(s *swarmtypes.ServiceSpec) { s.Labels = map[string]string{"running": "1"} },
+			check: func(g swarmtypes.ServiceSpec) string {
+				return expect(g.Labels["want"] == "1" && g.Labels["running"] == "", "labels %v", g.Labels)
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			want, running := plainSpec("numbers-api:v1"), plainSpec("numbers-api:v1")
+			running.Labels = nil
+			if tc.want != nil {
+				tc.want(&want)
+			}
+			if tc.running != nil {
+				tc.running(&running)
+			}
+			before := specJSON(t, want)
+			got := alignWithRunning(want, running, tc.opts)
+			if msg := tc.check(got); msg != "" {
+				t.Error(msg)
+			}
+			if specJSON(t, want) != before {
+				t.Error("alignWithRunning changed its input")
+			}
+		})
+	}
+}
+
+func expect(ok bool, format string, args ...any) string {
+	if ok {
+		return ""
+	}
+	b, _ := json.Marshal(args)
+	return format + " " + string(b)
+}
+
+func imageIs(image string) func(swarmtypes.ServiceSpec) string {
+	return func(g swarmtypes.ServiceSpec) string {
+		return expect(g.TaskTemplate.ContainerSpec.Image == image, "image %s, want %s", g.TaskTemplate.ContainerSpec.Image, image)
+	}
+}
+
+// adoptCompose is a stack as a team would run it with docker stack deploy: ports,
+// mounts, env, a healthcheck, a config and (on one service) a secret.
+const adoptCompose = `
+services:
+  api:
+    image: numbers-api
+    environment: {B: "2", A: "1"}
+    ports: ["18443:443", "18080:80"]
+    volumes: ["/etc/ssl/:/etc/configs/:ro", "data:/data"]
+    configs: [config1]
+    healthcheck: {test: ["CMD", "/app", "health"], interval: 5s}
+    networks: [back]
+  db:
+    image: numbers-db:v1
+    secrets: [pw]
+    networks: [back]
+networks:
+  back: {}
+volumes:
+  data: {}
+configs:
+  config1: {file: ./app.conf}
+secrets:
+  pw: {file: ./pw.txt}
+`
+
+// cliDeploy puts the stack on the in-memory swarm as docker stack deploy leaves it:
+// no operator labels, objects named <stack>_<key>, lists in its own order, images and
+// paths spelled as written.
+func cliDeploy(t *testing.T, sw *memswarm.Swarm, stack string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := compose.Render([]compose.File{{Name: "docker-compose.yml", Content: []byte(adoptCompose)}}, compose.Options{
+		StackName: stack, ConfigData: map[string][]byte{"config1": []byte("k=v\n")}, SecretData: map[string][]byte{"pw": []byte("hunter22")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackLabel := map[string]string{memswarm.StackLabel: stack}
+	for _, n := range st.Networks {
+		if err := sw.CreateNetwork(ctx, n.Name, network.CreateOptions{Driver: "overlay", Labels: stackLabel}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cid, err := sw.CreateConfig(ctx, swarmtypes.ConfigSpec{Annotations: swarmtypes.Annotations{Name: stack + "_config1", Labels: stackLabel}, Data: []byte("k=v\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := sw.CreateSecret(ctx, swarmtypes.SecretSpec{Annotations: swarmtypes.Annotations{Name: stack + "_pw", Labels: stackLabel}, Data: []byte("hunter22")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range st.Services {
+		spec := cloneSpec(svc.Spec)
+		cs := spec.TaskTemplate.ContainerSpec
+		slices.Reverse(cs.Env)
+		slices.Reverse(cs.Mounts)
+		for i := range cs.Mounts {
+			if cs.Mounts[i].Type == mount.TypeBind {
+				cs.Mounts[i].Source, cs.Mounts[i].Target = "/etc/ssl/", "/etc/configs/"
+			}
+		}
+		if spec.EndpointSpec != nil {
+			slices.Reverse(spec.EndpointSpec.Ports)
+		}
+		for _, r := range cs.Configs {
+			r.ConfigName, r.ConfigID, r.File.Name = stack+"_config1", cid, "config1"
+		}
+		for _, r := range cs.Secrets {
+			r.SecretName, r.SecretID, r.File.Name = stack+"_pw", sid, "pw"
+		}
+		if cs.Image == "numbers-api" {
+			cs.Image = "numbers-api:latest"
+		}
+		if _, err := sw.CreateService(ctx, swarm.ServiceWrite{Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.ConvergeAll()
+}
+
+func adoptingStack(e *stackEnv, name string) {
+	e.t.Helper()
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "cfg"}, Data: map[string]string{"app.conf": "k=v\n"}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "pw"}, Data: map[string][]byte{"pw": []byte("hunter22")}}
+	if err := e.c.Create(ctx, cm); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.c.Create(ctx, sec); err != nil {
+		e.t.Fatal(err)
+	}
+	e.createStack(name, adoptCompose, func(s *swarmv1.SwarmStack) {
+		s.Spec.Adopt = true
+		s.Spec.Configs = []swarmv1.StackConfig{{Name: "config1", ConfigMapRef: swarmv1.KeySelector{Name: "cfg", Key: "app.conf"}}}
+		s.Spec.Secrets = []swarmv1.StackSecret{{Name: "pw", SecretRef: swarmv1.KeySelector{Name: "pw", Key: "pw"}}}
+	})
+}
+
+// TestAdoptCLIStackRestartsOnlyServicesWithSecrets: adopting what docker stack deploy
+// made rewrites the service without secrets with the same task template and endpoint
+// (Swarm starts no update), reuses the CLI's config, rolls the service with a secret
+// once, records the CLI's revision as Adopted, and a second pass writes nothing.
+func TestAdoptCLIStackRestartsOnlyServicesWithSecrets(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	before := map[string]swarmtypes.Service{}
+	for _, name := range []string{"shop_api", "shop_db"} {
+		before[name], _ = e.sw.Service(name)
+	}
+	adoptingStack(e, "shop")
+	e.passes("shop", 1)
+
+	api, _ := e.sw.Service("shop_api")
+	if api.Spec.Labels[swarmv1.LabelOwner] != ownerOf(e.stack("shop")) {
+		t.Fatalf("shop_api not adopted: labels %v", api.Spec.Labels)
+	}
+	if a, b := specJSON(t, api.Spec.TaskTemplate), specJSON(t, before["shop_api"].Spec.TaskTemplate); a != b {
+		t.Errorf("shop_api task template changed on adoption (tasks would be replaced):\n%s\n%s", b, a)
+	}
+	if a, b := specJSON(t, api.Spec.EndpointSpec), specJSON(t, before["shop_api"].Spec.EndpointSpec); a != b {
+		t.Errorf("shop_api endpoint changed on adoption:\n%s\n%s", b, a)
+	}
+	if api.UpdateStatus != nil {
+		t.Errorf("Swarm started an update of shop_api: %+v", api.UpdateStatus)
+	}
+	if api.Spec.Labels[swarmv1.LabelSpecHash] == "" {
+		t.Error("no spec-hash label")
+	}
+	db, _ := e.sw.Service("shop_db")
+	if db.UpdateStatus == nil || db.Spec.TaskTemplate.ContainerSpec.Secrets[0].SecretName == "shop_pw" {
+		t.Errorf("shop_db should roll once onto the operator's secret: %+v %+v", db.UpdateStatus, db.Spec.TaskTemplate.ContainerSpec.Secrets[0])
+	}
+
+	var adoptedEvent string
+	for _, ev := range e.events() {
+		if strings.Contains(ev, " "+swarmv1.EventAdopted+" ") {
+			adoptedEvent = ev
+		}
+	}
+	if !strings.Contains(adoptedEvent, "shop_db will roll once") || strings.Contains(adoptedEvent, "shop_api will") || strings.Contains(adoptedEvent, "hunter22") {
+		t.Errorf("adoption event: %q", adoptedEvent)
+	}
+	h := e.stack("shop").Status.History
+	if len(h) != 2 || h[1].Outcome != swarmv1.OutcomeAdopted || !strings.HasPrefix(h[1].Revision, "sha256:") || h[0].Outcome != swarmv1.OutcomeProgressing {
+		t.Fatalf("history %+v", h)
+	}
+
+	e.sw.ConvergeAll()
+	e.passes("shop", 2)
+	if r := e.ready("shop"); r.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
+	}
+	h = e.stack("shop").Status.History
+	if len(h) != 2 || h[0].Outcome != swarmv1.OutcomeCompleted || h[1].Outcome != swarmv1.OutcomeAdopted {
+		t.Fatalf("history after the rollout %+v", h)
+	}
+	writes := e.writes()
+	e.passes("shop", 2)
+	if e.writes() != writes {
+		t.Fatalf("a second pass wrote: %v", e.sw.Writes()[writes:])
+	}
+}
+
+// TestAdoptedStackStillCorrectsDrift: the aligned write leaves drift detection working:
+// a hand edit after the adoption is undone.
+func TestAdoptedStackStillCorrectsDrift(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	adoptingStack(e, "shop")
+	e.passes("shop", 1)
+	e.sw.ConvergeAll()
+	e.passes("shop", 2)
+	e.events()
+
+	api, _ := e.sw.Service("shop_api")
+	spec := cloneSpec(api.Spec)
+	spec.TaskTemplate.ContainerSpec.Env = append(spec.TaskTemplate.ContainerSpec.Env, "HAND=1")
+	if _, err := e.sw.UpdateService(context.Background(), swarm.ServiceWrite{ID: api.ID, Version: api.Version, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	e.sw.ConvergeAll()
+	e.passes("shop", 1)
+	if !hasEvent(e.events(), swarmv1.EventDriftCorrected) {
+		t.Fatal("no DriftCorrected event")
+	}
+	api, _ = e.sw.Service("shop_api")
+	if slices.Contains(api.Spec.TaskTemplate.ContainerSpec.Env, "HAND=1") {
+		t.Fatalf("hand edit kept: %v", api.Spec.TaskTemplate.ContainerSpec.Env)
+	}
+}
+
+// TestAdoptionReusesConfigOnlyWithSameData: a CLI config whose data differs from the
+// stack's is not reused; the service rolls onto the operator's config.
+func TestAdoptionReusesConfigOnlyWithSameData(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	adoptingStack(e, "shop")
+	e.edit("shop", func(s *swarmv1.SwarmStack) {})
+	cm := &corev1.ConfigMap{}
+	if err := e.c.Get(context.Background(), ktypes.NamespacedName{Namespace: stackNS, Name: "cfg"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["app.conf"] = "k=changed\n"
+	if err := e.c.Update(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	e.passes("shop", 1)
+	api, _ := e.sw.Service("shop_api")
+	if ref := api.Spec.TaskTemplate.ContainerSpec.Configs[0]; ref.ConfigName == "shop_config1" || api.UpdateStatus == nil {
+		t.Fatalf("config with other data reused: %+v, update %+v", ref, api.UpdateStatus)
+	}
+}
