@@ -546,6 +546,20 @@ func scenarioNodesAndTasks(t *testing.T, b *backend) {
 	if !reflect.DeepEqual(slots, []int{1, 2}) {
 		t.Fatalf("slots %v", slots)
 	}
+	// The same tasks, listed for several services in one call.
+	other := b.create(t, testSpec("ct-tasks-other", "numbers-api:v1", 1, nil))
+	b.awaitRunning(t, "ct-tasks-other")
+	both, err := b.sw.TasksOfServices(ctx, []string{svc.ID, other.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perService := map[string]int{}
+	for _, tk := range both {
+		perService[tk.ServiceID]++
+	}
+	if perService[svc.ID] != len(tasks) || perService[other.ID] != 1 || len(perService) != 2 {
+		t.Fatalf("TasksOfServices gave %v, want %d and 1", perService, len(tasks))
+	}
 	// Other scenarios' tasks may linger on the nodes: look at this service's only.
 	ours := func(l []swarmtypes.Task) []swarmtypes.Task {
 		return slices.DeleteFunc(l, func(tk swarmtypes.Task) bool { return tk.ServiceID != svc.ID })
