@@ -79,6 +79,13 @@ var knownDeviations = map[string]map[string][]string{
 	"container": {"service <stack>_all": {
 		"TaskTemplate.ContainerSpec.OomScoreAdj (sent)",
 	}},
+	// compose-go cleans a short-syntax volume target ("/etc/configs/" becomes
+	// "/etc/configs"); stack deploy keeps it as written. The same mount to Swarm,
+	// but not the same bytes: the operator writes the running spelling over an
+	// existing service (controllers/stack_adopt.go).
+	"full": {"service <stack>_redis": {
+		"TaskTemplate.ContainerSpec.Mounts[1].Target",
+	}},
 	// Several files: stack deploy's own merge against the compose spec's.
 	"merge-lists": {"service <stack>_lists": {
 		"EndpointSpec.Ports",                 // keyed by published port: unpublished ports collapse

@@ -36,6 +36,12 @@
 //   - Extra hosts are sorted (compose-go keeps them in a map); mounts are
 //     sorted by target, environment, ports, networks, secrets and configs are
 //     sorted, so the order of map-like input never changes a spec.
+//   - A short-syntax volume target loses a trailing slash (compose-go
+//     cleans "/etc/configs/" to "/etc/configs"); stack deploy keeps it as
+//     written. Swarm mounts both at the same place, but a write that changes
+//     the spelling replaces the tasks, so the operator keeps the running
+//     service's spelling when it updates one (the same for list order, image
+//     names without :latest and relative secret and config targets).
 //   - Also converted although stack deploy drops them: ipam gateway, ip_range,
 //     aux_addresses and options; enable_ipv4/enable_ipv6; dns_opt; tmpfs mode;
 //     oom_score_adj (stack deploy means to convert it since 27.1, but its
