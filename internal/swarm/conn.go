@@ -44,6 +44,10 @@ var (
 const (
 	dialTimeout = 3 * time.Second
 	callTimeout = 20 * time.Second
+	// parkFor is how long a swarm none of whose managers answered is not asked again:
+	// its objects then fail at once instead of each paying the timeouts, and workers
+	// stay free for the other swarms. Health (the SwarmCluster's probe) still asks.
+	parkFor = 10 * time.Second
 )
 
 // Conn is a connection to one Swarm through whichever of its managers answers.
@@ -55,7 +59,41 @@ type Conn struct {
 	mu      sync.Mutex
 	current int
 	version string // negotiated API version of the current endpoint
+	// parkedUntil and parkedBy: no endpoint answered; calls fail at once until then.
+	parkedUntil time.Time
+	parkedBy    error
+	now         func() time.Time
+	callTimeout time.Duration // callTimeout unless a test sets it
 }
+
+type probeKey struct{}
+
+// probe marks a call that goes through even while the swarm is parked.
+func probe(ctx context.Context) context.Context { return context.WithValue(ctx, probeKey{}, true) }
+
+// parked returns the error that parked the swarm, while it stays parked.
+func (c *Conn) parked(ctx context.Context) error {
+	if ctx.Value(probeKey{}) != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parkedBy == nil || !c.clock().Before(c.parkedUntil) {
+		return nil
+	}
+	return fmt.Errorf("%w: not asked again until %s, as no manager answered: %w", ErrParked, c.parkedUntil.UTC().Format(time.RFC3339), c.parkedBy)
+}
+
+func (c *Conn) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// ErrParked says a call was not made: the swarm did not answer moments ago. It wraps
+// the failure that parked it, so errors.Is(err, ErrUnreachable) still holds.
+var ErrParked = errors.New("swarm parked")
 
 // NewConn validates the target and prepares one client per endpoint. Nothing is dialled.
 func NewConn(t Target) (*Conn, error) {
@@ -152,6 +190,9 @@ func (c *Conn) Endpoint() (endpoint, apiVersion string) {
 // longer a manager, it moves on to the next one, so callers never see a single manager's
 // loss. Other errors (bad request, conflict) return at once.
 func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.Client) error) error {
+	if err := c.parked(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	start := c.current
 	c.mu.Unlock()
@@ -159,13 +200,18 @@ func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.
 	for i := range c.clients {
 		idx := (start + i) % len(c.clients)
 		cli := c.clients[idx]
-		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		timeout := callTimeout
+		if c.callTimeout > 0 {
+			timeout = c.callTimeout
+		}
+		callCtx, cancel := context.WithTimeout(ctx, timeout)
 		err := fn(callCtx, cli)
 		cancel()
 		if err == nil {
 			c.mu.Lock()
 			c.current = idx
 			c.version = cli.ClientVersion()
+			c.parkedBy = nil
 			c.mu.Unlock()
 			return nil
 		}
@@ -179,12 +225,19 @@ func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.
 			// The endpoint answered; the failure is about the request itself.
 			c.mu.Lock()
 			c.current = idx
+			c.parkedBy = nil
 			c.mu.Unlock()
 			return err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c.endpoints[idx], kind))
 	}
-	return joinEndpointErrors(errs)
+	err := joinEndpointErrors(errs)
+	if errors.Is(err, ErrUnreachable) {
+		c.mu.Lock()
+		c.parkedUntil, c.parkedBy = c.clock().Add(parkFor), err
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // joinEndpointErrors keeps the most telling cause first so errors.Is finds it.

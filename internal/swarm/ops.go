@@ -27,6 +27,8 @@ type Health struct {
 
 // Health reads the swarm ID and the node list through a manager.
 func (c *Conn) Health(ctx context.Context) (Health, error) {
+	// The SwarmCluster's probe: it goes through a parked swarm to see it recover.
+	ctx = probe(ctx)
 	info, err := c.Info(ctx)
 	if err != nil {
 		return Health{}, err
