@@ -42,11 +42,43 @@ type windows struct {
 // computeWindows reads the spec's window at instant now. An absent window is open from
 // the resource's creation until its deletion. A recurring window starts at each
 // activation of the schedule in its time zone; overlapping activations merge into one
-// window, so a schedule that fires more often than duration keeps the nodes down.
+// window, so a schedule that fires more often than duration keeps the nodes down. No
+// window starts inside one of window.exclude.
 func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windows, error) {
 	if w == nil {
 		return windows{current: &span{start: created}}, nil
 	}
+	excluded, err := exclusions(w.Exclude, "exclude")
+	if err != nil {
+		return windows{}, err
+	}
+	return computeTimeWindow(swarmv1.TimeWindow{Start: w.Start, Schedule: w.Schedule, TimeZone: w.TimeZone, Duration: w.Duration}, excluded, now)
+}
+
+// exclusions returns whether an instant lies inside one of the windows; field names
+// them in errors (field[i]).
+func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	for i := range list {
+		if _, err := computeTimeWindow(list[i], nil, time.Time{}); err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+	}
+	return func(t time.Time) bool {
+		for i := range list {
+			if w, err := computeTimeWindow(list[i], nil, t); err == nil && w.current != nil {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+// computeTimeWindow reads one window at instant now; a window whose start makes
+// excluded true does not happen (nil: none is).
+func computeTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool, now time.Time) (windows, error) {
 	d := w.Duration.Duration
 	if d <= 0 {
 		return windows{}, fmt.Errorf("%w: duration must be positive, got %q", errInvalidWindow, w.Duration.Duration)
@@ -55,16 +87,46 @@ func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windo
 	case w.Start != nil && w.Schedule != "":
 		return windows{}, fmt.Errorf("%w: set start or schedule, not both", errInvalidWindow)
 	case w.Start != nil:
+		if excluded != nil && excluded(w.Start.Time) {
+			return windows{}, nil
+		}
 		return oneOff(span{start: w.Start.Time, end: w.Start.Add(d)}, now), nil
 	case w.Schedule != "":
 		sched, err := parseSchedule(w.Schedule, w.TimeZone)
 		if err != nil {
 			return windows{}, err
 		}
-		return recurring(sched, d, now)
+		if excluded == nil {
+			return recurring(sched, d, now)
+		}
+		return recurring(skipping{sched: sched, excluded: excluded}, d, now)
 	default:
 		return windows{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", errInvalidWindow)
 	}
+}
+
+// activations is a schedule: the first activation strictly after t, or zero.
+type activations interface{ Next(t time.Time) time.Time }
+
+// maxSkipped bounds the activations passed over inside exclusions (an hourly schedule
+// excluded for a month is about 720).
+const maxSkipped = 5000
+
+// skipping drops the activations that fall inside an exclusion.
+type skipping struct {
+	sched    activations
+	excluded func(time.Time) bool
+}
+
+func (s skipping) Next(t time.Time) time.Time {
+	a := s.sched.Next(t)
+	for i := 0; i < maxSkipped && !a.IsZero() && s.excluded(a); i++ {
+		a = s.sched.Next(a)
+	}
+	if !a.IsZero() && s.excluded(a) {
+		return time.Time{}
+	}
+	return a
 }
 
 func oneOff(s span, now time.Time) windows {
@@ -177,7 +239,7 @@ func loadZone(tz string) (*time.Location, error) {
 // (a schedule every minute with a 1-week duration is about 10,000).
 const maxMergedActivations = 20000
 
-func recurring(sched *wallSchedule, d time.Duration, now time.Time) (windows, error) {
+func recurring(sched activations, d time.Duration, now time.Time) (windows, error) {
 	// A window [a, a+d) contains now when a is in (now-d, now]. cron's Next is strictly
 	// after its argument, at whole seconds, which is exactly that lower bound.
 	first := sched.Next(now.Add(-d))

@@ -114,6 +114,7 @@ func newStackEnv(t *testing.T) *stackEnv {
 	for name, fn := range stackIndexes {
 		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
+	b = b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
 	e.c = b.Build()
 	return e
 }

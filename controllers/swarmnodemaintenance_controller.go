@@ -139,6 +139,11 @@ func (r *SwarmNodeMaintenanceReconciler) afterPass(before, m *swarmv1.SwarmNodeM
 		inWindow = 1
 	}
 	metrics.MaintenanceInWindow.WithLabelValues(m.Namespace, m.Name).Set(inWindow)
+	waiting := 0.0
+	if len(m.Status.WaitingOn) > 0 {
+		waiting = 1
+	}
+	metrics.MaintenanceWaitingForRollouts.WithLabelValues(m.Namespace, m.Name).Set(waiting)
 }
 
 func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (ctrl.Result, error) {
@@ -178,10 +183,19 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	}
 	p := r.newPass(m, conn, nodes, now)
 	p.admitNew = reason == ""
+	var rw rolloutWait
+	if p.admitNew {
+		if rw, err = r.checkRollouts(ctx, m, selected, w, now); err != nil {
+			p.errs = append(p.errs, err)
+			p.admitNew = false
+		}
+		p.admitNew = p.admitNew && !rw.waiting(m)
+	}
 	p.run(ctx, selected, w)
 	p.conclude(w)
 	if reason == "" {
-		return ctrl.Result{RequeueAfter: p.requeueAfter(w)}, errors.Join(p.errs...)
+		r.recordRolloutWait(m, rw)
+		return ctrl.Result{RequeueAfter: rolloutWaitRequeue(rw, now, p.requeueAfter(w))}, errors.Join(p.errs...)
 	}
 	stall(m, reason, msg)
 	if windowErr != nil && len(heldNodes(st.Nodes)) == 0 && len(p.errs) == 0 {
@@ -197,6 +211,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m 
 	if done {
 		metrics.NodesInMaintenance.DeleteLabelValues(m.Namespace, m.Name)
 		metrics.MaintenanceInWindow.DeleteLabelValues(m.Namespace, m.Name)
+		metrics.MaintenanceWaitingForRollouts.DeleteLabelValues(m.Namespace, m.Name)
 	}
 	return result, done, err
 }
@@ -258,10 +273,7 @@ func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1
 // SetupWithManager watches SwarmNodeMaintenances, their SwarmClusters and the swarm's node
 // events, so that drains and restores are seen as they happen.
 func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, indexClusterRef,
-		func(o client.Object) []string {
-			return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
-		}); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef); err != nil {
 		return err
 	}
 	swarmEvents := make(chan event.GenericEvent, 1024)
@@ -285,6 +297,19 @@ func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) erro
 			}
 			return reqs
 		})).
+		// A rollout that ends may be what a maintenance waits for.
+		Watches(&swarmv1.SwarmStack{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			keys := r.maintenancesOf(ctx, o.GetNamespace(), o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name)
+			reqs := make([]reconcile.Request, 0, len(keys))
+			for _, k := range keys {
+				reqs = append(reqs, reconcile.Request{NamespacedName: k})
+			}
+			return reqs
+		}), builder.WithPredicates(predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(e event.UpdateEvent) bool { return rolloutOutcome(e.ObjectOld) != rolloutOutcome(e.ObjectNew) },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		// A maintenance that goes away may free nodes that others wait for.
 		Watches(&swarmv1.SwarmNodeMaintenance{}, handler.EnqueueRequestsFromMapFunc(r.blockedMaintenances),
 			builder.WithPredicates(predicate.Funcs{
@@ -295,6 +320,20 @@ func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		Named("swarmnodemaintenance").
 		Complete(r)
+}
+
+// maintenanceClusterRef indexes maintenances by the SwarmCluster they name: the
+// SwarmStack reconciler finds the maintenances of its cluster through it.
+func maintenanceClusterRef(o client.Object) []string {
+	return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
+}
+
+// rolloutOutcome is the outcome of a stack's newest rollout ("" without one).
+func rolloutOutcome(o client.Object) string {
+	if s, ok := o.(*swarmv1.SwarmStack); ok && len(s.Status.History) > 0 {
+		return s.Status.History[0].Outcome + "/" + s.Status.History[0].StartedAt.String()
+	}
+	return ""
 }
 
 // maintenancesOf lists the maintenances of one SwarmCluster, from the informer cache.

@@ -69,9 +69,23 @@ var (
 		Name: "swarm_operator_maintenance_in_window",
 		Help: "1 while the SwarmNodeMaintenance's window is open, else 0.",
 	}, []string{"namespace", "maintenance"})
+
+	// StackRevisionHeld is 1 while a gate holds a stack's new revision back, by reason
+	// (Frozen, MaintenanceInProgress).
+	StackRevisionHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_stack_revision_held",
+		Help: "1 while the SwarmStack's new revision waits, by reason (Frozen, MaintenanceInProgress), else 0.",
+	}, []string{"namespace", "stack", "reason"})
+
+	// MaintenanceWaitingForRollouts is 1 while a maintenance waits for rollouts to end.
+	MaintenanceWaitingForRollouts = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_maintenance_waiting_for_rollouts",
+		Help: "1 while the SwarmNodeMaintenance waits for SwarmStack rollouts on its cluster, else 0.",
+	}, []string{"namespace", "maintenance"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
-		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow)
+		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
+		StackRevisionHeld, MaintenanceWaitingForRollouts)
 }

@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+)
+
+// A maintenance and the rollouts of the SwarmStacks on its cluster, on the in-memory
+// swarm.
+
+// rollingStack puts a SwarmStack of cluster prod in the API whose newest rollout is
+// Progressing since startedAt.
+func (w *maintenanceWorld) rollingStack(name string, startedAt time.Time) *swarmv1.SwarmStack {
+	w.t.Helper()
+	s := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}}}
+	w.env.Create(s)
+	s.Status.History = []swarmv1.HistoryEntry{{Revision: "sha256:abc", StartedAt: metav1.NewTime(startedAt), Outcome: swarmv1.OutcomeProgressing}}
+	if err := w.env.Client.Status().Update(context.Background(), s); err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// finishRollout marks the stack's rollout Completed.
+func (w *maintenanceWorld) finishRollout(s *swarmv1.SwarmStack) {
+	w.t.Helper()
+	w.env.Get(s)
+	s.Status.History[0].Outcome = swarmv1.OutcomeCompleted
+	if err := w.env.Client.Status().Update(context.Background(), s); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func reconcilingOf(m *swarmv1.SwarmNodeMaintenance) string {
+	if c := meta.FindStatusCondition(m.Status.Conditions, swarmv1.ConditionReconciling); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Reason + ": " + c.Message
+	}
+	return ""
+}
+
+func TestMaintenanceWaitsForARolloutThatStartedFirst(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1", "w2")
+	s := w.rollingStack("numbers", w.env.Clock.Now().Add(-time.Minute))
+	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+	w.runFor(time.Minute)
+	got := w.get(m)
+	if w.availability("w1") != avActive || len(heldNodes(got.Status.Nodes)) > 0 {
+		t.Fatalf("drained under a rollout: %s", describeEntries(got.Status.Nodes))
+	}
+	if got.Status.Phase != swarmv1.PhasePending || !strings.HasPrefix(reconcilingOf(got), swarmv1.ReasonRolloutInProgress) ||
+		!strings.Contains(reconcilingOf(got), "unit/numbers") {
+		t.Fatalf("want Pending, RolloutInProgress naming unit/numbers; got %s, %s", got.Status.Phase, reconcilingOf(got))
+	}
+	if len(got.Status.WaitingOn) != 1 || !strings.HasPrefix(got.Status.WaitingOn[0], "unit/numbers") || got.Status.WaitingSince == nil {
+		t.Fatalf("status does not say whom it waits on: %v since %v", got.Status.WaitingOn, got.Status.WaitingSince)
+	}
+	w.finishRollout(s)
+	w.runFor(10 * time.Second)
+	got = w.get(m)
+	if w.availability("w1") != avDrain || got.Status.Phase != swarmv1.PhaseInMaintenance {
+		t.Fatalf("after the rollout: w1 %s, phase %s: %s", w.availability("w1"), got.Status.Phase, describeEntries(got.Status.Nodes))
+	}
+	if len(got.Status.WaitingOn) > 0 || got.Status.WaitingSince != nil {
+		t.Fatalf("still says it waits: %v", got.Status.WaitingOn)
+	}
+}
+
+func TestMaintenanceRolloutWaitTimeout(t *testing.T) {
+	cases := map[string]struct {
+		policy    string
+		wantAv    string
+		wantPhase string
+	}{
+		"Proceed drains after the timeout": {policy: "", wantAv: string(avDrain), wantPhase: swarmv1.PhaseInMaintenance},
+		"Block stays blocked":              {policy: swarmv1.OnRolloutWaitTimeoutBlock, wantAv: string(avActive), wantPhase: swarmv1.PhaseBlocked},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newMaintenanceWorld(t, "m1", "w1", "w2")
+			w.rollingStack("numbers", w.env.Clock.Now())
+			m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"},
+				RolloutWaitTimeout: &metav1.Duration{Duration: 5 * time.Minute}, OnRolloutWaitTimeout: tc.policy})
+			w.runFor(4 * time.Minute)
+			if w.availability("w1") != avActive {
+				t.Fatal("drained before the timeout")
+			}
+			w.runFor(2 * time.Minute)
+			got := w.get(m)
+			if string(w.availability("w1")) != tc.wantAv || got.Status.Phase != tc.wantPhase {
+				t.Fatalf("after the timeout: w1 %s, phase %s (%s)", w.availability("w1"), got.Status.Phase, readyReason(got))
+			}
+			events := w.env.Events()
+			if tc.policy == "" && !hasEvent(events, swarmv1.ReasonRolloutWaitTimeout) {
+				t.Fatalf("no event says it drains anyway: %v", events)
+			}
+			if tc.policy != "" && readyReason(got) != "False/"+swarmv1.ReasonRolloutWaitTimeout {
+				t.Fatalf("Ready %s", readyReason(got))
+			}
+		})
+	}
+}
+
+func TestMaintenanceDoesNotWaitForARolloutThatStartedAfterItsDrain(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1", "w2")
+	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+	w.runFor(10 * time.Second)
+	if w.availability("w1") != avDrain {
+		t.Fatal("w1 not drained")
+	}
+	// A stack that does not wait for maintenances rolls out during the window; then a
+	// second node joins the maintenance: the drain started first and goes on.
+	w.rollingStack("numbers", w.env.Clock.Now())
+	w.env.Mutate(m, func() { m.Spec.Nodes = []string{"w1", "w2"}; m.Spec.MaxConcurrent = 2 })
+	w.runFor(10 * time.Second)
+	got := w.get(m)
+	if w.availability("w2") != avDrain || len(got.Status.WaitingOn) > 0 {
+		t.Fatalf("w2 %s, waiting on %v: %s", w.availability("w2"), got.Status.WaitingOn, describeEntries(got.Status.Nodes))
+	}
+}
+
+func TestMaintenanceThatOptsOutDrainsDuringARollout(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1")
+	w.rollingStack("numbers", w.env.Clock.Now().Add(-time.Minute))
+	no := false
+	w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, WaitForRollouts: &no})
+	w.runFor(10 * time.Second)
+	if w.availability("w1") != avDrain {
+		t.Fatal("an opted-out maintenance waited for a rollout")
+	}
+}
+
+func TestMaintenanceIgnoresRolloutsOnOtherClusters(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1")
+	s := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}, Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "staging"}}}
+	w.env.Create(s)
+	s.Status.History = []swarmv1.HistoryEntry{{Revision: "sha256:abc", StartedAt: metav1.NewTime(w.env.Clock.Now()), Outcome: swarmv1.OutcomeProgressing}}
+	if err := w.env.Client.Status().Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+	w.runFor(10 * time.Second)
+	if w.availability("w1") != avDrain {
+		t.Fatal("waited for a rollout on another cluster")
+	}
+}
