@@ -8,6 +8,7 @@ import (
 
 	"os"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -30,12 +31,15 @@ func main() {
 
 func runManager() int {
 	var metricsAddr, probeAddr string
-	var leaderElect, secureMetrics, enableHTTP2 bool
+	var leaderElect, secureMetrics, enableHTTP2, noCrossNamespaceRefs bool
+	var artifactDir string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health probe endpoint.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica writes to the swarms.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off because of HTTP/2 rapid-reset CVEs).")
+	flag.BoolVar(&noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse SwarmStack sourceRef and dependsOn in another namespace than the stack's.")
+	flag.StringVar(&artifactDir, "artifact-dir", "", "Directory that keeps unpacked Flux source artifacts (default a new temporary directory).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -45,6 +49,7 @@ func runManager() int {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(swarmv1.AddToScheme(scheme))
+	utilruntime.Must(sourcev1.AddToScheme(scheme))
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -65,7 +70,10 @@ func runManager() int {
 		log.Error(err, "Unable to create the manager")
 		return 1
 	}
-	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		NoCrossNamespaceRefs: noCrossNamespaceRefs,
+		Artifacts:            controllers.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
+	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"os"
 	"time"
+
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	ktypes "k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,12 +24,24 @@ type Options struct {
 	// swarm-operator-naming-key in POD_NAMESPACE.
 	NamingKey       []byte
 	NamingKeySecret ktypes.NamespacedName
+	// NoCrossNamespaceRefs refuses spec.sourceRef and spec.dependsOn in another
+	// namespace than the SwarmStack's (--no-cross-namespace-refs, as in Flux).
+	NoCrossNamespaceRefs bool
+	// Concurrent is how many SwarmStacks and SwarmClusters are reconciled at once
+	// (--concurrent); 0 means DefaultConcurrent.
+	Concurrent int
+	// Artifacts tunes how Flux source artifacts are fetched and kept; its HostOverride
+	// defaults to $SOURCE_CONTROLLER_LOCALHOST.
+	Artifacts ArtifactStoreOptions
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Concurrent <= 0 {
+		opts.Concurrent = DefaultConcurrent
 	}
 	if len(opts.NamingKey) == 0 {
 		at := opts.NamingKeySecret
@@ -40,19 +55,34 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 		opts.NamingKey = key
 	}
+	// The stack controller reads Flux sources; adding their types again is harmless.
+	if err := sourcev1.AddToScheme(mgr.GetScheme()); err != nil {
+		return err
+	}
+	if opts.Artifacts.HostOverride == "" {
+		opts.Artifacts.HostOverride = os.Getenv("SOURCE_CONTROLLER_LOCALHOST")
+	}
+	if opts.Artifacts.Logger == nil {
+		opts.Artifacts.Logger = mgr.GetLogger().WithName("artifacts")
+	}
+	artifacts, err := NewArtifactStore(opts.Artifacts)
+	if err != nil {
+		return err
+	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
 	swarms := HubSwarms{Hub: hub}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
 	if err := (&SwarmClusterReconciler{
-		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"),
+		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"), Concurrent: opts.Concurrent,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&SwarmStackReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
-		Recorder: recorder("swarmstack-controller"), Now: time.Now,
+		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
+		Sources: Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 type revisionGate func(ctx context.Context, sc *stackScope) (reason, msg string, recheck time.Duration, err error)
 
 // revisionGates are asked in order; the first that holds wins.
-var revisionGates = []revisionGate{recordAdoption, holdForMaintenance, holdForFreeze}
+var revisionGates = []revisionGate{recordAdoption, holdForMaintenance, holdForDependencies, holdForFreeze}
 
 // holdNewRevision runs the gates before a new revision (or a retry) is written.
 func holdNewRevision(ctx context.Context, sc *stackScope) (bool, error) {

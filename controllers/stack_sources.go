@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
@@ -28,12 +29,46 @@ type stackInputs struct {
 	registryAuth map[string]registry.AuthConfig // by registry host
 	// sensitive holds every value read from a Secret, to be redacted from messages.
 	sensitive []string
+	// sourceRevision is the revision of the spec.sourceRef artifact read, if any.
+	sourceRevision string
 }
 
 // gatherInputs reads the compose files, variables, secrets, configs and registry
-// credentials the stack references.
+// credentials the stack references; a stack with a spec.sourceRef is refused.
 func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, stackName string) (*stackInputs, error) {
+	return gatherInputsFrom(ctx, c, Sources{}, s, stackName)
+}
+
+// gatherInputsFrom is gatherInputs with access to Flux sources: files[].path, and file:
+// and env_file: of the compose files, are read from the artifact of spec.sourceRef.
+func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swarmv1.SwarmStack, stackName string) (*stackInputs, error) {
 	in := &stackInputs{opts: compose.Options{StackName: stackName, Variables: map[string]string{}}}
+	var art *artifactRoot
+	if s.Spec.SourceRef != nil {
+		var err error
+		if art, err = src.openSource(ctx, c, s); err != nil {
+			return nil, err
+		}
+		in.sourceRevision = art.revision
+		// Relative paths of file: and env_file: are read from the directory of the first
+		// compose file of the artifact, as docker compose reads them from the first -f file.
+		base := "."
+		for _, f := range s.Spec.Compose.Files {
+			if f.Path != nil {
+				if p, err := artifactPath(".", *f.Path); err == nil {
+					base = path.Dir(p)
+				}
+				break
+			}
+		}
+		in.opts.ReadFile = func(p string) ([]byte, error) {
+			rel, err := artifactPath(base, p)
+			if err != nil {
+				return nil, err
+			}
+			return art.readFile(rel)
+		}
+	}
 	cms := map[string]*corev1.ConfigMap{}
 	secrets := map[string]*corev1.Secret{}
 	getCM := func(name string) (*corev1.ConfigMap, error) {
@@ -88,8 +123,21 @@ func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 				return nil, err
 			}
 			in.files = append(in.files, compose.File{Name: f.Name, Content: data})
+		case f.Path != nil:
+			if art == nil {
+				return nil, fmt.Errorf("spec.compose.files[%d] (%s): path needs spec.sourceRef", i, f.Name)
+			}
+			rel, err := artifactPath(".", *f.Path)
+			if err != nil {
+				return nil, fmt.Errorf("spec.compose.files[%d] (%s): %w", i, f.Name, err)
+			}
+			data, err := art.readFile(rel)
+			if err != nil {
+				return nil, fmt.Errorf("spec.compose.files[%d] (%s): %w", i, f.Name, err)
+			}
+			in.files = append(in.files, compose.File{Name: f.Name, Content: data})
 		default:
-			return nil, fmt.Errorf("spec.compose.files[%d] (%s): set inline or configMapRef", i, f.Name)
+			return nil, fmt.Errorf("spec.compose.files[%d] (%s): set inline, configMapRef or path", i, f.Name)
 		}
 	}
 	for i, src := range s.Spec.Compose.VariablesFrom {

@@ -92,7 +92,7 @@ const (
 
 // ComposeFile is one compose file of the stack: inline, from a ConfigMap key, or a file
 // of the artifact of spec.sourceRef.
-// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.path) ? 1 : 0) == 1",message="set exactly one of inline, configMapRef or path"
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.path) ? 1 : 0) == 1",message="set exactly one of inline or configMapRef (or path, with spec.sourceRef)"
 type ComposeFile struct {
 	// Name of the file, used in error messages (for example docker-compose.yml).
 	// +kubebuilder:validation:MinLength=1

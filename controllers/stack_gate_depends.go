@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+)
+
+// dependencyRecheck is how soon a stack waiting for its dependencies looks again; the
+// watch on SwarmStacks usually brings it back as soon as one turns Ready.
+const dependencyRecheck = 30 * time.Second
+
+// maxDependencyWalk bounds the search for a cycle through dependsOn.
+const maxDependencyWalk = 256
+
+// dependencyOf is the namespaced name of one dependsOn entry, the namespace defaulted.
+func dependencyOf(s *swarmv1.SwarmStack, d swarmv1.DependencyReference) ktypes.NamespacedName {
+	ns := d.Namespace
+	if ns == "" {
+		ns = s.Namespace
+	}
+	return ktypes.NamespacedName{Namespace: ns, Name: d.Name}
+}
+
+// holdForDependencies is a revision gate: a new revision waits until every SwarmStack of
+// spec.dependsOn is Ready for its current generation, as Flux Kustomizations wait. A
+// cycle, or a reference the operator refuses, needs the user: it is Stalled, not waited on.
+func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg string, recheck time.Duration, err error) {
+	s := sc.s
+	if len(s.Spec.DependsOn) == 0 {
+		return "", "", 0, nil
+	}
+	if problem := dependencyProblem(ctx, sc.r.Client, sc.r.Sources.NoCrossNamespaceRefs, s); problem != "" {
+		sc.failed(swarmv1.ReasonDependencyNotReady, problem, true)
+		// Terminal: only an edit of a stack on the cycle helps, and that edit (through
+		// the dependsOn watch) or this stack's own brings the next pass.
+		return "", "", 0, reconcile.TerminalError(fmt.Errorf("%s", problem))
+	}
+	var waiting []string
+	for _, d := range s.Spec.DependsOn {
+		key := dependencyOf(s, d)
+		if why := dependencyNotReady(ctx, sc.r.Client, key); why != "" {
+			waiting = append(waiting, why)
+		}
+	}
+	if len(waiting) == 0 {
+		return "", "", 0, nil
+	}
+	return swarmv1.ReasonDependencyNotReady, "Waiting for dependencies: " + strings.Join(waiting, "; "), dependencyRecheck, nil
+}
+
+// dependencyNotReady says why one dependency is not Ready for its current generation.
+func dependencyNotReady(ctx context.Context, c client.Reader, key ktypes.NamespacedName) string {
+	var dep swarmv1.SwarmStack
+	if err := c.Get(ctx, key, &dep); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("SwarmStack %s does not exist", key)
+		}
+		return fmt.Sprintf("SwarmStack %s cannot be read: %v", key, err)
+	}
+	ready := apimeta.FindStatusCondition(dep.Status.Conditions, swarmv1.ConditionReady)
+	switch {
+	case ready == nil || ready.ObservedGeneration != dep.Generation:
+		return fmt.Sprintf("SwarmStack %s has not reconciled generation %d yet", key, dep.Generation)
+	case ready.Status != metav1.ConditionTrue:
+		return fmt.Sprintf("SwarmStack %s is not ready (%s)", key, ready.Reason)
+	}
+	return ""
+}
+
+// dependencyProblem finds what no waiting can fix: a dependsOn in another namespace the
+// operator refuses, the stack itself, or a cycle back to it through other stacks.
+func dependencyProblem(ctx context.Context, c client.Reader, noCrossNamespace bool, s *swarmv1.SwarmStack) string {
+	self := ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Name}
+	for i, d := range s.Spec.DependsOn {
+		key := dependencyOf(s, d)
+		if noCrossNamespace && key.Namespace != s.Namespace {
+			return fmt.Sprintf("spec.dependsOn[%d]: SwarmStack %s is in another namespace and references to other namespaces are refused (--no-cross-namespace-refs)", i, key)
+		}
+		if key == self {
+			return fmt.Sprintf("spec.dependsOn[%d]: the stack depends on itself", i)
+		}
+	}
+	if cycle := dependencyCycle(ctx, c, s); cycle != nil {
+		names := make([]string, len(cycle))
+		for i, k := range cycle {
+			names[i] = k.String()
+		}
+		return "Dependency cycle: " + strings.Join(names, " -> ")
+	}
+	return ""
+}
+
+// dependencyCycle returns a path of dependsOn edges from s back to s, or nil. It walks
+// the stacks as the cache has them (their spec, not their readiness); missing stacks end
+// a path.
+func dependencyCycle(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack) []ktypes.NamespacedName {
+	self := ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Name}
+	visited := map[ktypes.NamespacedName]bool{self: true}
+	var walk func(st *swarmv1.SwarmStack, path []ktypes.NamespacedName) []ktypes.NamespacedName
+	walk = func(st *swarmv1.SwarmStack, path []ktypes.NamespacedName) []ktypes.NamespacedName {
+		for _, d := range st.Spec.DependsOn {
+			key := dependencyOf(st, d)
+			if key == self {
+				return append(path, key)
+			}
+			if visited[key] || len(visited) > maxDependencyWalk {
+				continue
+			}
+			visited[key] = true
+			var dep swarmv1.SwarmStack
+			if err := c.Get(ctx, key, &dep); err != nil {
+				continue
+			}
+			if found := walk(&dep, append(path, key)); found != nil {
+				return found
+			}
+		}
+		return nil
+	}
+	return walk(s, []ktypes.NamespacedName{self})
+}

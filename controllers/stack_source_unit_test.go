@@ -1,0 +1,552 @@
+package controllers
+
+// Stacks from Flux sources on the in-memory Swarm: a real HTTP server serves tar.gz
+// artifacts as source-controller does, Flux's fetcher downloads and verifies them, and
+// GitRepository objects live in the fake API server with the Flux scheme registered.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/memswarm"
+)
+
+// artifactServer serves artifacts by path and counts the downloads.
+type artifactServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+	gets  int
+}
+
+func newArtifactServer(t *testing.T) *artifactServer {
+	a := &artifactServer{files: map[string][]byte{}}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.gets++
+		data, ok := a.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(data)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+// publish serves a tar.gz of files (symlinks: name -> target) and returns the artifact
+// source-controller would write in status.
+func (a *artifactServer) publish(t *testing.T, name, revision string, files map[string]string, symlinks map[string]string) *meta.Artifact {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for n, content := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write([]byte(content))
+	}
+	for n, target := range symlinks {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Linkname: target, Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = tw.Close()
+	_ = gz.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	p := "/gitrepository/" + name + "/" + hex.EncodeToString(sum[:8]) + ".tar.gz"
+	a.mu.Lock()
+	a.files[p] = buf.Bytes()
+	a.mu.Unlock()
+	size := int64(buf.Len())
+	return &meta.Artifact{
+		Path: p, URL: a.URL + p, Revision: revision, Digest: "sha256:" + hex.EncodeToString(sum[:]),
+		LastUpdateTime: metav1.Now(), Size: &size,
+	}
+}
+
+func (a *artifactServer) downloads() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gets
+}
+
+// sourceEnv is a stackEnv whose API server knows Flux's kinds, with an artifact server
+// and a store the reconcilers share (a restart keeps the cache directory, as on disk).
+type sourceEnv struct {
+	*stackEnv
+	srv     *artifactServer
+	store   *ArtifactStore
+	noCross bool
+}
+
+func newSourceEnv(t *testing.T) *sourceEnv {
+	t.Helper()
+	clk := &stackClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	sw := memswarm.New()
+	sw.Now = clk.Now
+	sw.AddNode("manager1", swarmtypes.NodeRoleManager)
+	sw.AddNode("worker1", swarmtypes.NodeRoleWorker)
+	e := &stackEnv{t: t, sw: sw, clk: clk, rec: record.NewFakeRecorder(1000)}
+	cluster := &swarmv1.SwarmCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "prod"},
+		Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://manager1:2376"}},
+	}
+	scheme := unitScheme(t)
+	if err := sourcev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
+	b := fake.NewClientBuilder().WithScheme(scheme).WithObjectTracker(tracker).
+		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &sourcev1.GitRepository{}).
+		WithObjects(cluster)
+	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, stackSourceIndexes} {
+		for name, fn := range indexes {
+			b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
+		}
+	}
+	b = b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
+	e.c = b.Build()
+	store, err := NewArtifactStore(ArtifactStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sourceEnv{stackEnv: e, srv: newArtifactServer(t), store: store}
+}
+
+func (e *sourceEnv) reconciler() *SwarmStackReconciler {
+	r := e.stackEnv.reconciler()
+	r.Sources = Sources{Store: e.store, NoCrossNamespaceRefs: e.noCross}
+	return r
+}
+
+func (e *sourceEnv) pass(name string) (ctrl.Result, error) {
+	return e.reconciler().Reconcile(context.Background(), ctrl.Request{NamespacedName: ktypes.NamespacedName{Namespace: stackNS, Name: name}})
+}
+
+func (e *sourceEnv) passes(name string, n int) {
+	for range n {
+		_, _ = e.pass(name)
+		e.clk.Advance(3 * time.Second)
+	}
+}
+
+// gitRepo creates or updates a GitRepository whose status holds art (nil: none yet),
+// Ready as given.
+func (e *sourceEnv) gitRepo(namespace, name string, art *meta.Artifact, ready metav1.ConditionStatus) {
+	e.t.Helper()
+	ctx := context.Background()
+	repo := &sourcev1.GitRepository{}
+	key := ktypes.NamespacedName{Namespace: namespace, Name: name}
+	if err := e.c.Get(ctx, key, repo); err != nil {
+		repo = &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+			Spec: sourcev1.GitRepositorySpec{URL: "https://git.example/platform.git", Interval: metav1.Duration{Duration: time.Minute}}}
+		if err := e.c.Create(ctx, repo); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	repo.Status.Artifact = art
+	repo.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: ready, Reason: "Testing", Message: "set by the test", LastTransitionTime: metav1.Now()}}
+	if err := e.c.Status().Update(ctx, repo); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+const sourceCompose = `
+services:
+  api:
+    image: numbers-api:v1
+    env_file: [./common.env]
+    configs: [settings]
+configs:
+  settings:
+    file: ./config/settings.json
+`
+
+func sourceFiles(image string) map[string]string {
+	return map[string]string{
+		"stacks/numbers/docker-compose.yml":   sourceCompose,
+		"stacks/numbers/common.env":           "LOG_LEVEL=debug\n",
+		"stacks/numbers/config/settings.json": `{"limit": 5}`,
+		"stacks/numbers/release.yml":          "services: {api: {image: " + image + "}}\n",
+		"stacks/other/docker-compose.yml":     "services: {other: {image: other:v1}}\n",
+		"README.md":                           "not compose",
+	}
+}
+
+func pathFile(name, p string) swarmv1.ComposeFile {
+	return swarmv1.ComposeFile{Name: name, Path: &p}
+}
+
+// sourceStack reads two files of GitRepository "platform" in its own namespace.
+func (e *sourceEnv) sourceStack(name string, mutate ...func(*swarmv1.SwarmStack)) {
+	e.t.Helper()
+	e.createStack(name, "", append([]func(*swarmv1.SwarmStack){func(s *swarmv1.SwarmStack) {
+		s.Spec.SourceRef = &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "platform"}
+		s.Spec.Compose.Files = []swarmv1.ComposeFile{
+			pathFile("core", "stacks/numbers/docker-compose.yml"),
+			pathFile("release", "stacks/numbers/release.yml"),
+		}
+	}}, mutate...)...)
+}
+
+func (e *sourceEnv) mustReady(name string, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	e.t.Helper()
+	r := e.ready(name)
+	if r == nil || r.Status != status || r.Reason != reason {
+		e.t.Fatalf("Ready = %+v, want %s/%s", r, status, reason)
+	}
+	return r
+}
+
+func TestSourceStackRollsOutFromArtifactAndRecordsItsRevision(t *testing.T) {
+	e := newSourceEnv(t)
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.sourceStack("numbers")
+	e.passes("numbers", 2)
+	if got := e.image("numbers_api"); got != "numbers-api:v1" {
+		t.Fatalf("image %q; Ready %+v", got, e.ready("numbers"))
+	}
+	svc, _ := e.sw.Service("numbers_api")
+	if env := strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Env, ","); !strings.Contains(env, "LOG_LEVEL=debug") {
+		t.Fatalf("env_file from the artifact not applied: %s", env)
+	}
+	cfgs, _ := e.sw.Configs(context.Background(), "")
+	if len(cfgs) != 1 {
+		t.Fatalf("configs %+v", cfgs)
+	}
+	if data, _ := e.sw.ConfigData(context.Background(), cfgs[0].ID); string(data) != `{"limit": 5}` {
+		t.Fatalf("config file: from the artifact: %q", data)
+	}
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	s := e.stack("numbers")
+	if s.Status.LastAppliedSourceRevision != "main@sha1:1111" || s.Status.History[0].SourceRevision != "main@sha1:1111" {
+		t.Fatalf("source revision not recorded: status %q, history %+v", s.Status.LastAppliedSourceRevision, s.Status.History)
+	}
+	// Unchanged artifact: passes read the cache, the server sees no second download.
+	if n := e.srv.downloads(); n != 1 {
+		t.Fatalf("downloads = %d after several passes over one artifact, want 1", n)
+	}
+
+	// A new commit: a new rollout, its history entry beside the old one.
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil), metav1.ConditionTrue)
+	e.passes("numbers", 2)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	s = e.stack("numbers")
+	if e.image("numbers_api") != "numbers-api:v2" || s.Status.LastAppliedSourceRevision != "main@sha1:2222" ||
+		s.Status.History[0].SourceRevision != "main@sha1:2222" || s.Status.History[1].SourceRevision != "main@sha1:1111" {
+		t.Fatalf("second commit: image %s, status %q, history %+v", e.image("numbers_api"), s.Status.LastAppliedSourceRevision, s.Status.History)
+	}
+
+	// A commit that changes nothing the stack reads: no write, the new source revision is
+	// what is applied.
+	writes := e.writes()
+	files := sourceFiles("numbers-api:v2")
+	files["README.md"] = "edited"
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
+	e.passes("numbers", 2)
+	if e.writes() != writes {
+		t.Fatalf("an unrelated commit wrote to the swarm: %v", e.sw.Writes()[writes:])
+	}
+	if got := e.stack("numbers").Status.LastAppliedSourceRevision; got != "main@sha1:3333" {
+		t.Fatalf("lastAppliedSourceRevision %q after a commit that renders the same stack", got)
+	}
+}
+
+func TestSourceNotReadyWritesNothing(t *testing.T) {
+	for name, tc := range map[string]struct {
+		setup func(e *sourceEnv)
+		want  string
+	}{
+		"the GitRepository does not exist": {func(*sourceEnv) {}, "does not exist"},
+		"it has no artifact yet":           {func(e *sourceEnv) { e.gitRepo(stackNS, "platform", nil, metav1.ConditionUnknown) }, "has no artifact yet"},
+		"it is not Ready": {func(e *sourceEnv) {
+			e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionFalse)
+		}, "is not ready"},
+		"its artifact is gone from the server (404)": {func(e *sourceEnv) {
+			art := e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
+			art.URL += ".gone"
+			e.gitRepo(stackNS, "platform", art, metav1.ConditionTrue)
+		}, "no longer serves it"},
+		"its digest does not match the download": {func(e *sourceEnv) {
+			art := e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
+			art.Digest = "sha256:" + strings.Repeat("0", 64)
+			e.gitRepo(stackNS, "platform", art, metav1.ConditionTrue)
+		}, "failed to verify archive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newSourceEnv(t)
+			tc.setup(e)
+			e.sourceStack("numbers")
+			res, err := e.pass("numbers")
+			if err != nil || res.RequeueAfter != sourceRecheck {
+				t.Fatalf("pass: %v, %+v: want a recheck, no error", err, res)
+			}
+			r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotReady)
+			if !strings.Contains(r.Message, tc.want) || !strings.Contains(r.Message, "GitRepository apps/platform") {
+				t.Fatalf("message %q, want it to name the source and say %q", r.Message, tc.want)
+			}
+			if apimeta.IsStatusConditionTrue(e.stack("numbers").Status.Conditions, swarmv1.ConditionStalled) {
+				t.Fatal("a source not ready yet is not Stalled: it can become ready by itself")
+			}
+			if w := e.sw.Writes(); len(w) != 0 {
+				t.Fatalf("wrote to the swarm: %v", w)
+			}
+		})
+	}
+}
+
+func TestSourceBrokenArtifactKeepsTheLastAppliedRevision(t *testing.T) {
+	e := newSourceEnv(t)
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.sourceStack("numbers")
+	e.passes("numbers", 2)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	writes := e.writes()
+
+	// A tampered artifact: refused before it is unpacked, nothing changes on the swarm.
+	bad := e.srv.publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil)
+	bad.Digest = "sha256:" + strings.Repeat("a", 64)
+	e.gitRepo(stackNS, "platform", bad, metav1.ConditionTrue)
+	e.passes("numbers", 2)
+	e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotReady)
+
+	// The file path deleted by a commit: a clear error naming it, nothing removed.
+	files := sourceFiles("numbers-api:v2")
+	delete(files, "stacks/numbers/release.yml")
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
+	e.passes("numbers", 2)
+	r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotFound)
+	if !strings.Contains(r.Message, `spec.compose.files[1] (release)`) || !strings.Contains(r.Message, `"stacks/numbers/release.yml" is not in the artifact`) ||
+		!strings.Contains(r.Message, "main@sha1:3333") {
+		t.Fatalf("message %q", r.Message)
+	}
+	if e.writes() != writes || e.image("numbers_api") != "numbers-api:v1" {
+		t.Fatalf("the swarm changed: image %s, writes %v", e.image("numbers_api"), e.sw.Writes()[writes:])
+	}
+	if s := e.stack("numbers"); s.Status.LastAppliedSourceRevision != "main@sha1:1111" {
+		t.Fatalf("lastAppliedSourceRevision %q, want the one still running", s.Status.LastAppliedSourceRevision)
+	}
+}
+
+func TestSourcePathsNeverLeaveTheArtifact(t *testing.T) {
+	for name, tc := range map[string]struct {
+		files    []swarmv1.ComposeFile
+		extra    map[string]string
+		symlinks map[string]string
+		reason   string
+		want     string
+	}{
+		"a compose path with ..": {
+			files: []swarmv1.ComposeFile{pathFile("core", "stacks/../../etc/passwd")}, reason: swarmv1.ReasonComposeInvalid,
+			want: `spec.compose.files[0] (core): path "stacks/../../etc/passwd" leaves the artifact`,
+		},
+		"an absolute compose path": {
+			files: []swarmv1.ComposeFile{pathFile("core", "/etc/passwd")}, reason: swarmv1.ReasonComposeInvalid,
+			want: `spec.compose.files[0] (core): path "/etc/passwd" is absolute`,
+		},
+		"a config file: that climbs out": {
+			files:  []swarmv1.ComposeFile{pathFile("core", "stacks/evil/docker-compose.yml")},
+			extra:  map[string]string{"stacks/evil/docker-compose.yml": "services: {a: {image: a, configs: [c]}}\nconfigs: {c: {file: ../../../etc/hostname}}\n"},
+			reason: swarmv1.ReasonComposeInvalid, want: `path "../../../etc/hostname" leaves the artifact`,
+		},
+		"an env_file through a symlink (skipped when unpacked)": {
+			files:    []swarmv1.ComposeFile{pathFile("core", "stacks/evil/docker-compose.yml")},
+			extra:    map[string]string{"stacks/evil/docker-compose.yml": "services: {a: {image: a, env_file: [./host.env]}}\n"},
+			symlinks: map[string]string{"stacks/evil/host.env": "/etc/hostname"},
+			reason:   swarmv1.ReasonComposeInvalid, want: `"stacks/evil/host.env" is not in the artifact`,
+		},
+		"a compose file through a symlink": {
+			files:    []swarmv1.ComposeFile{pathFile("core", "stacks/link.yml")},
+			symlinks: map[string]string{"stacks/link.yml": "../../../../etc/hostname"},
+			reason:   swarmv1.ReasonSourceNotFound, want: `"stacks/link.yml" is not in the artifact`,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newSourceEnv(t)
+			files := sourceFiles("numbers-api:v1")
+			for k, v := range tc.extra {
+				files[k] = v
+			}
+			e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", files, tc.symlinks), metav1.ConditionTrue)
+			e.sourceStack("numbers", func(s *swarmv1.SwarmStack) { s.Spec.Compose.Files = tc.files })
+			e.passes("numbers", 2)
+			r := e.mustReady("numbers", metav1.ConditionFalse, tc.reason)
+			if !strings.Contains(r.Message, tc.want) {
+				t.Fatalf("message %q, want %q", r.Message, tc.want)
+			}
+			if w := e.sw.Writes(); len(w) != 0 {
+				t.Fatalf("wrote to the swarm: %v", w)
+			}
+		})
+	}
+}
+
+func TestSourceRefBadInput(t *testing.T) {
+	for name, tc := range map[string]struct {
+		noCross bool
+		mutate  func(s *swarmv1.SwarmStack)
+		want    string
+	}{
+		"a path without sourceRef": {mutate: func(s *swarmv1.SwarmStack) { s.Spec.SourceRef = nil }, want: "spec.compose.files[0] (core): path needs spec.sourceRef"},
+		"another namespace with --no-cross-namespace-refs": {noCross: true, mutate: func(s *swarmv1.SwarmStack) { s.Spec.SourceRef.Namespace = "flux-system" },
+			want: `spec.sourceRef.namespace "flux-system": references to other namespaces are refused`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newSourceEnv(t)
+			e.noCross = tc.noCross
+			e.gitRepo("flux-system", "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+			e.sourceStack("numbers", tc.mutate)
+			e.passes("numbers", 2)
+			r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonComposeInvalid)
+			if !strings.Contains(r.Message, tc.want) || !apimeta.IsStatusConditionTrue(e.stack("numbers").Status.Conditions, swarmv1.ConditionStalled) {
+				t.Fatalf("message %q (want %q), Stalled expected", r.Message, tc.want)
+			}
+			if w := e.sw.Writes(); len(w) != 0 {
+				t.Fatalf("wrote to the swarm: %v", w)
+			}
+		})
+	}
+}
+
+func TestSourceInAnotherNamespaceIsReadWhenAllowed(t *testing.T) {
+	e := newSourceEnv(t)
+	e.gitRepo("flux-system", "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.sourceStack("numbers", func(s *swarmv1.SwarmStack) { s.Spec.SourceRef.Namespace = "flux-system" })
+	e.passes("numbers", 2)
+	if got := e.image("numbers_api"); got != "numbers-api:v1" {
+		t.Fatalf("image %q, Ready %+v", got, e.ready("numbers"))
+	}
+}
+
+func TestArtifactPath(t *testing.T) {
+	for name, tc := range map[string]struct {
+		base, p, want string
+		bad           bool
+	}{
+		"relative to the first compose file": {base: "stacks/numbers", p: "./config/a.json", want: "stacks/numbers/config/a.json"},
+		"up but still inside":                {base: "stacks/numbers", p: "../shared/a.env", want: "stacks/shared/a.env"},
+		"to the root exactly":                {base: "stacks", p: "../a.yml", want: "a.yml"},
+		"out by one":                         {base: "stacks", p: "../../a.yml", bad: true},
+		"absolute":                           {base: ".", p: "/etc/passwd", bad: true},
+		"backslashes":                        {base: ".", p: `..\..\x`, bad: true},
+		"empty":                              {base: ".", p: "", bad: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := artifactPath(tc.base, tc.p)
+			if tc.bad != (err != nil) || got != tc.want {
+				t.Fatalf("artifactPath(%q, %q) = %q, %v", tc.base, tc.p, got, err)
+			}
+		})
+	}
+}
+
+func TestArtifactChangedPredicate(t *testing.T) {
+	repo := func(rev, digest string, ready metav1.ConditionStatus) *sourcev1.GitRepository {
+		r := &sourcev1.GitRepository{}
+		if rev != "" {
+			r.Status.Artifact = &meta.Artifact{Revision: rev, Digest: digest}
+		}
+		r.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: ready}}
+		return r
+	}
+	for name, tc := range map[string]struct {
+		old, new *sourcev1.GitRepository
+		want     bool
+	}{
+		"same artifact, status rewritten": {repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), false},
+		"a new revision":                  {repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), repo("main@sha1:2", "sha256:b", metav1.ConditionTrue), true},
+		"a new digest, same revision":     {repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), repo("main@sha1:1", "sha256:b", metav1.ConditionTrue), true},
+		"a first artifact":                {repo("", "", metav1.ConditionUnknown), repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), true},
+		"Ready again":                     {repo("main@sha1:1", "sha256:a", metav1.ConditionFalse), repo("main@sha1:1", "sha256:a", metav1.ConditionTrue), true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := artifactChanged.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+				t.Fatalf("got %v", got)
+			}
+		})
+	}
+}
+
+func TestSourceWatchFindsTheStacksOfASource(t *testing.T) {
+	e := newSourceEnv(t)
+	e.sourceStack("numbers")
+	e.sourceStack("elsewhere", func(s *swarmv1.SwarmStack) { s.Spec.SourceRef.Namespace = "flux-system" })
+	e.createStack("plain", twoServices)
+	r := e.reconciler()
+	got := r.stacksOfSource(sourcev1.GitRepositoryKind)(context.Background(), &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "platform"}})
+	if len(got) != 1 || got[0].Name != "numbers" {
+		t.Fatalf("stacks of apps/platform: %v", got)
+	}
+	got = r.stacksOfSource(sourcev1.GitRepositoryKind)(context.Background(), &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "platform"}})
+	if len(got) != 1 || got[0].Name != "elsewhere" {
+		t.Fatalf("stacks of flux-system/platform: %v", got)
+	}
+	if got := r.stacksOfSource(sourcev1.OCIRepositoryKind)(context.Background(), &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "platform"}}); len(got) != 0 {
+		t.Fatalf("an OCIRepository of the same name is another source: %v", got)
+	}
+}
+
+func TestArtifactStoreEvictsLeastRecentlyUsed(t *testing.T) {
+	srv := newArtifactServer(t)
+	store, err := NewArtifactStore(ArtifactStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.max = 2
+	arts := make([]*meta.Artifact, 3)
+	for i := range arts {
+		arts[i] = srv.publish(t, "r", "main@sha1:"+string(rune('a'+i)), map[string]string{"f": string(rune('a' + i))}, nil)
+	}
+	ctx := context.Background()
+	for _, a := range []*meta.Artifact{arts[0], arts[1], arts[0], arts[2], arts[0]} {
+		if _, err := store.Open(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // distinct use times
+	}
+	// a, b fetched; a reused; c evicts b (least recent); a still cached.
+	if n := store.Fetches(); n != 3 {
+		t.Fatalf("fetches = %d, want 3", n)
+	}
+	if _, err := store.Open(ctx, arts[1]); err != nil || store.Fetches() != 4 {
+		t.Fatalf("evicted artifact fetched again: %v, fetches %d", err, store.Fetches())
+	}
+	if _, err := store.Open(ctx, &meta.Artifact{URL: srv.URL + "/x", Digest: "../../etc"}); err == nil {
+		t.Fatal("a digest that is not algorithm:hex must never become a path")
+	}
+}
