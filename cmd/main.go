@@ -40,6 +40,10 @@ func runManager() int {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off because of HTTP/2 rapid-reset CVEs).")
 	flag.BoolVar(&noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse SwarmStack sourceRef and dependsOn in another namespace than the stack's.")
 	flag.StringVar(&artifactDir, "artifact-dir", "", "Directory that keeps unpacked Flux source artifacts (default a new temporary directory).")
+	var concurrent int
+	var watchLabelSelector string
+	flag.IntVar(&concurrent, "concurrent", controllers.DefaultConcurrent, "How many SwarmStacks and SwarmClusters are reconciled at once (maintenances: one at a time).")
+	flag.StringVar(&watchLabelSelector, "watch-label-selector", "", "Only SwarmStacks, SwarmClusters and SwarmNodeMaintenances with these labels (sharding, e.g. sharding.fluxcd.io/key=shard1); leader election is then per shard.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -59,19 +63,26 @@ func runManager() int {
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "swarm-operator.swarm.swarmops.io",
-	})
+	}
+	if err := controllers.ManagerOptions(&mgrOpts, watchLabelSelector); err != nil {
+		log.Error(err, "Invalid flags")
+		return 2
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), mgrOpts)
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		return 1
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		NoCrossNamespaceRefs: noCrossNamespaceRefs,
+		Concurrent:           concurrent,
+		WatchLabelSelector:   watchLabelSelector,
 		Artifacts:            controllers.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")

@@ -28,9 +28,12 @@ var errSecretNotFound = errors.New("secret not found")
 // Index names for the field indexes that map referenced objects back to their users.
 const (
 	indexClusterRef = ".spec.clusterRef.name"
-	indexConfigMaps = ".spec.configMapRefs"
-	indexSecrets    = ".spec.secretRefs"
-	indexTLSSecret  = ".spec.tlsSecretRef.name"
+	// indexClusterStack is cluster and stack name: the SwarmStacks that would manage
+	// the same stack on the same swarm.
+	indexClusterStack = ".spec.clusterRef.name+stackName"
+	indexConfigMaps   = ".spec.configMapRefs"
+	indexSecrets      = ".spec.secretRefs"
+	indexTLSSecret    = ".spec.tlsSecretRef.name"
 )
 
 // Swarms opens the Swarm that a SwarmCluster names. Production uses the Hub's pooled

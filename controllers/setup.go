@@ -27,6 +27,12 @@ type Options struct {
 	// NoCrossNamespaceRefs refuses spec.sourceRef and spec.dependsOn in another
 	// namespace than the SwarmStack's (--no-cross-namespace-refs, as in Flux).
 	NoCrossNamespaceRefs bool
+	// WatchLabelSelector is the shard this operator serves (see ManagerOptions); Setup
+	// only uses it to say at start when it selects nothing.
+	WatchLabelSelector string
+	// Concurrent is how many SwarmStacks and SwarmClusters are reconciled at once
+	// (--concurrent); 0 means DefaultConcurrent.
+	Concurrent int
 	// Artifacts tunes how Flux source artifacts are fetched and kept; its HostOverride
 	// defaults to $SOURCE_CONTROLLER_LOCALHOST.
 	Artifacts ArtifactStoreOptions
@@ -36,6 +42,9 @@ type Options struct {
 func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Concurrent <= 0 {
+		opts.Concurrent = DefaultConcurrent
 	}
 	if len(opts.NamingKey) == 0 {
 		at := opts.NamingKeySecret
@@ -69,13 +78,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
 	if err := (&SwarmClusterReconciler{
-		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"),
+		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"), Concurrent: opts.Concurrent,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&SwarmStackReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
-		Recorder: recorder("swarmstack-controller"), Now: time.Now,
+		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
 		Sources: Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -84,6 +93,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if opts.WatchLabelSelector != "" {
+		if err := mgr.Add(emptyShardWarning(mgr, opts.WatchLabelSelector)); err != nil {
+			return err
+		}
 	}
 	return mgr.Add(hubCloser{hub})
 }

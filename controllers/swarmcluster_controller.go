@@ -38,6 +38,8 @@ type SwarmClusterReconciler struct {
 	Hub      *swarm.Hub
 	Swarms   Swarms
 	Recorder record.EventRecorder
+	// Concurrent is how many clusters are probed at once.
+	Concurrent int
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmclusters,verbs=get;list;watch
@@ -244,11 +246,11 @@ func (r *SwarmClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&swarmv1.SwarmCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersForSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		// An unreachable cluster's reconcile waits for timeouts (tens of seconds): it
 		// must not hold up the health of the others.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)}).
 		Named("swarmcluster").
 		Complete(r)
 }

@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -57,7 +58,9 @@ type SwarmStackReconciler struct {
 	// names listed on the swarm do not let anyone confirm guesses of the data offline.
 	NamingKey []byte
 	Recorder  record.EventRecorder
-	Now       func() time.Time
+	// Concurrent is how many stacks are reconciled at once.
+	Concurrent int
+	Now        func() time.Time
 	// Sources reads the Flux sources of spec.sourceRef (stack_artifact.go).
 	Sources Sources
 }
@@ -216,8 +219,9 @@ func observeStack(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.failed(reason, msg, true)
 		return true, nil
 	}
+	before := st.Services
 	st.Services = serviceStatuses(sc.current, exactTaskCounts(ctx, sc.conn, sc.current))
-	recordServiceStates(s, st.Services)
+	recordServiceStates(s, before, st.Services)
 	return false, nil
 }
 
@@ -558,7 +562,8 @@ func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStac
 func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack, stackName string) (newer map[string]bool, older string, err error) {
 	var list swarmv1.SwarmStackList
 	// Read-only: no need to deep-copy every stack of the cluster on each reconcile.
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterRef: s.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	// By cluster and stack name: the rivals only, not every stack of the cluster.
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterStack: clusterStackKey(s)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, "", err
 	}
 	for i := range list.Items {
@@ -724,9 +729,17 @@ func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict)
 		shortRev(cur.Revision), versionSuffix(cur.Version), outcomeWords(cur.Outcome), cur.Message)
 }
 
-// recordServiceStates exports each service's update state, replacing the stack's old ones.
-func recordServiceStates(s *swarmv1.SwarmStack, services []swarmv1.ServiceStatus) {
-	metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
+// recordServiceStates exports each service's update state. The series the stack set
+// before are deleted by their labels: a partial-match delete scans every series of
+// every stack.
+func recordServiceStates(s *swarmv1.SwarmStack, before, services []swarmv1.ServiceStatus) {
+	for _, svc := range before {
+		state := svc.UpdateState
+		if state == "" {
+			state = "none"
+		}
+		metrics.ServiceUpdateState.DeleteLabelValues(s.Namespace, s.Name, svc.Name, state)
+	}
 	for _, svc := range services {
 		state := svc.UpdateState
 		if state == "" {
@@ -848,10 +861,14 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&swarmv1.SwarmStack{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexConfigMaps))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexSecrets))).
-		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexClusterRef))).
-		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{}))
+		// Metadata only: the cluster's Secrets and ConfigMaps are not cached whole (see
+		// ManagerOptions); a reconcile reads the few it needs.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexConfigMaps)), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexSecrets)), builder.OnlyMetadata).
+		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexClusterRef)),
+			builder.WithPredicates(clusterUsable)).
+		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
 	// Flux sources (new artifacts) and dependencies (turning Ready): stack_artifact.go.
 	return r.watchSources(mgr, b).
 		Named("swarmstack").
@@ -861,6 +878,7 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // stackIndexes map a SwarmStack to what it references, so that a change to a cluster,
 // ConfigMap or Secret finds its users without a scan.
 var stackIndexes = map[string]client.IndexerFunc{
+	indexClusterStack: func(o client.Object) []string { return []string{clusterStackKey(o.(*swarmv1.SwarmStack))} },
 	indexClusterRef: func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
 	indexConfigMaps: func(o client.Object) []string {
 		s := o.(*swarmv1.SwarmStack)

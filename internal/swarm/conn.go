@@ -44,6 +44,10 @@ var (
 const (
 	dialTimeout = 3 * time.Second
 	callTimeout = 20 * time.Second
+	// readTimeout bounds a read: a manager answers those in milliseconds, so a hung
+	// one (TCP accepted, nothing answered) is told in seconds. Writes keep callTimeout:
+	// a create that resolves an image asks the registry.
+	readTimeout = 5 * time.Second
 	// parkFor is how long a swarm none of whose managers answered is not asked again:
 	// its objects then fail at once instead of each paying the timeouts, and workers
 	// stay free for the other swarms. Health (the SwarmCluster's probe) still asks.
@@ -189,7 +193,16 @@ func (c *Conn) Endpoint() (endpoint, apiVersion string) {
 // do runs fn against the endpoint in use; when that endpoint does not answer, or is no
 // longer a manager, it moves on to the next one, so callers never see a single manager's
 // loss. Other errors (bad request, conflict) return at once.
+// read runs a call that changes nothing, with the shorter read timeout.
+func (c *Conn) read(ctx context.Context, fn func(ctx context.Context, cli *client.Client) error) error {
+	return c.call(ctx, readTimeout, fn)
+}
+
 func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.Client) error) error {
+	return c.call(ctx, callTimeout, fn)
+}
+
+func (c *Conn) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cli *client.Client) error) error {
 	if err := c.parked(ctx); err != nil {
 		return err
 	}
@@ -200,7 +213,6 @@ func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.
 	for i := range c.clients {
 		idx := (start + i) % len(c.clients)
 		cli := c.clients[idx]
-		timeout := callTimeout
 		if c.callTimeout > 0 {
 			timeout = c.callTimeout
 		}
@@ -289,7 +301,7 @@ func classify(err error) error {
 // Info returns the daemon info of a manager of an active swarm.
 func (c *Conn) Info(ctx context.Context) (system.Info, error) {
 	var info system.Info
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		i, err := cli.Info(ctx)
 		if err != nil {
 			return err

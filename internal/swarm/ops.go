@@ -44,7 +44,7 @@ func (c *Conn) Health(ctx context.Context) (Health, error) {
 // Nodes lists the nodes of the swarm, sorted by hostname.
 func (c *Conn) Nodes(ctx context.Context) ([]swarm.Node, error) {
 	var nodes []swarm.Node
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		nodes, err = cli.NodeList(ctx, swarm.NodeListOptions{})
 		return err
@@ -55,7 +55,7 @@ func (c *Conn) Nodes(ctx context.Context) ([]swarm.Node, error) {
 
 func (c *Conn) tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) {
 	var tasks []swarm.Task
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		tasks, err = cli.TaskList(ctx, swarm.TaskListOptions{Filters: f})
 		return err
@@ -83,7 +83,7 @@ func (c *Conn) TasksOfServices(ctx context.Context, serviceIDs []string) ([]swar
 // StackServices lists the services labelled with the stack, with their task counts.
 func (c *Conn) StackServices(ctx context.Context, stack string) ([]swarm.Service, error) {
 	var svcs []swarm.Service
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		svcs, err = cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: stackFilter(stack), Status: true})
 		return err
@@ -95,7 +95,7 @@ func (c *Conn) StackServices(ctx context.Context, stack string) ([]swarm.Service
 // AllServices lists every service of the swarm with task counts.
 func (c *Conn) AllServices(ctx context.Context) ([]swarm.Service, error) {
 	var svcs []swarm.Service
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		svcs, err = cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
 		return err
@@ -105,7 +105,7 @@ func (c *Conn) AllServices(ctx context.Context) ([]swarm.Service, error) {
 
 func (c *Conn) inspectService(ctx context.Context, id string) (swarm.Service, error) {
 	var svc swarm.Service
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		var err error
 		svc, _, err = cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 		return err
@@ -189,7 +189,7 @@ func (c *Conn) RemoveService(ctx context.Context, id string) error {
 // StackNetworks lists the networks labelled with the stack.
 func (c *Conn) StackNetworks(ctx context.Context, stack string) ([]Object, error) {
 	var out []Object
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: stackFilter(stack)})
 		out = out[:0]
 		for _, n := range nets {
@@ -203,7 +203,7 @@ func (c *Conn) StackNetworks(ctx context.Context, stack string) ([]Object, error
 // NetworkExists tells whether a swarm-scoped network of that name exists.
 func (c *Conn) NetworkExists(ctx context.Context, name string) (bool, error) {
 	var found bool
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 		for _, n := range nets {
 			found = found || n.Name == name
@@ -231,7 +231,7 @@ func (c *Conn) RemoveNetwork(ctx context.Context, id string) error {
 // Secrets lists the secrets the owner label names, or all of them for "".
 func (c *Conn) Secrets(ctx context.Context, ownedBy string) ([]Object, error) {
 	var out []Object
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		list, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: ownerFilter(ownedBy)})
 		out = out[:0]
 		for _, s := range list {
@@ -263,7 +263,7 @@ func (c *Conn) RemoveSecret(ctx context.Context, id string) error {
 // Configs lists the configs the owner label names, or all of them for "".
 func (c *Conn) Configs(ctx context.Context, ownedBy string) ([]Object, error) {
 	var out []Object
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		list, err := cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(ownedBy)})
 		out = out[:0]
 		for _, s := range list {

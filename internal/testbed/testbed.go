@@ -152,6 +152,8 @@ type OperatorOptions struct {
 	// LeaderElection, when set, makes the instance campaign for a Lease and run its
 	// controllers only while it leads, as replicas of a Deployment do.
 	LeaderElection *LeaderElection
+	// WatchLabelSelector makes the instance one shard (controllers.ManagerOptions).
+	WatchLabelSelector string
 }
 
 // LeaderElection says which Lease instances campaign for, and how fast.
@@ -200,6 +202,9 @@ func (b *Bed) StartOperatorWith(opts controllers.Options, op OperatorOptions) (*
 		mo.RetryPeriod = or(le.RetryPeriod, time.Second)
 		// Stop is a crash: the Lease is not handed over, it expires.
 		mo.LeaderElectionReleaseOnCancel = false
+	}
+	if err := controllers.ManagerOptions(&mo, op.WatchLabelSelector); err != nil {
+		return nil, err
 	}
 	mgr, err := ctrl.NewManager(b.Config, mo)
 	if err != nil {
