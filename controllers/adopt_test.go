@@ -225,6 +225,34 @@ func TestAdoptCLIStackRestartsNoTask(t *testing.T) {
 	if got := runningTasks(t, cli, db); slices.Equal(got, before[db]) {
 		t.Errorf("%s uses a secret and should have rolled once onto the operator's: tasks %v", db, got)
 	}
+	// The next pass finds nothing to write: the spec-hash label is the rendered hash.
+	versions := map[string]uint64{}
+	for svc := range want {
+		s, _, err := cli.ServiceInspectWithRaw(ctx, svc, swarmtypes.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[svc] = s.Version.Index
+	}
+	at := time.Now().Format(time.RFC3339Nano)
+	annotate(t, stack, swarmv1.AnnotationReconcileRequestedAt, at)
+	eventually(t, time.Minute, "the requested reconcile handled", func() string {
+		get(t, stack)
+		if stack.Status.LastHandledReconcileAt != at {
+			return "lastHandledReconcileAt " + stack.Status.LastHandledReconcileAt
+		}
+		return ""
+	})
+	for svc, v := range versions {
+		s, _, err := cli.ServiceInspectWithRaw(ctx, svc, swarmtypes.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Version.Index != v {
+			t.Errorf("%s written again by a pass with nothing to do (version %d, then %d)", svc, v, s.Version.Index)
+		}
+	}
+
 	var events corev1.EventList
 	if err := bed.Client.List(ctx, &events, crclient.InNamespace(ns)); err != nil {
 		t.Fatal(err)
