@@ -97,4 +97,6 @@ func emptyShardWarning(mgr ctrl.Manager, selector string) ctrlmanager.Runnable {
 	})
 }
 
-func clusterStackKey(s *swarmv1.SwarmStack) string { return s.Spec.ClusterRef.Name + "/" + stackNameOf(s) }
+func clusterStackKey(s *swarmv1.SwarmStack) string {
+	return s.Spec.ClusterRef.Name + "/" + stackNameOf(s)
+}

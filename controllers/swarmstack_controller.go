@@ -879,7 +879,7 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // ConfigMap or Secret finds its users without a scan.
 var stackIndexes = map[string]client.IndexerFunc{
 	indexClusterStack: func(o client.Object) []string { return []string{clusterStackKey(o.(*swarmv1.SwarmStack))} },
-	indexClusterRef: func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
+	indexClusterRef:   func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
 	indexConfigMaps: func(o client.Object) []string {
 		s := o.(*swarmv1.SwarmStack)
 		var names []string
