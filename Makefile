@@ -66,6 +66,28 @@ bench: manifests generate ## Run the benchmarks (compose; operator end to end on
 build: generate ## Build the operator binary.
 	go build -o $(LOCALBIN)/swarm-operator ./cmd
 
+.PHONY: kubectl-swarm
+kubectl-swarm: ## Build the kubectl plugin (bin/kubectl-swarm, bin/kubectl_complete-swarm); put bin/ on your PATH for `kubectl swarm`.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl-swarm ./cmd/kubectl-swarm
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl_complete-swarm ./cmd/kubectl_complete-swarm
+
+VERSION ?= v0.0.0-dev
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: plugin-dist
+plugin-dist: ## Build the plugin's archives for krew into dist/ and write dist/swarm.yaml (VERSION=vX.Y.Z).
+	rm -rf dist && mkdir -p dist && cp krew/swarm.yaml dist/swarm.yaml
+	for p in $(PLUGIN_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=""; [ "$$os" = windows ] && ext=.exe; d=dist/$$os-$$arch; mkdir -p $$d; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -o $$d/kubectl-swarm$$ext ./cmd/kubectl-swarm; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -o $$d/kubectl_complete-swarm$$ext ./cmd/kubectl_complete-swarm; \
+	  cp LICENSE $$d/ 2>/dev/null || true; \
+	  tar -C $$d -czf dist/kubectl-swarm_$${os}_$${arch}.tar.gz .; \
+	  sum=$$(sha256sum dist/kubectl-swarm_$${os}_$${arch}.tar.gz | cut -d' ' -f1); \
+	  sed -i "s/SHA256_$${os}_$${arch}/$$sum/" dist/swarm.yaml; \
+	done
+	sed -i "s/VERSION/$(VERSION)/g" dist/swarm.yaml
+
 .PHONY: run
 run: manifests generate ## Run the operator against the current kubeconfig.
 	go run ./cmd

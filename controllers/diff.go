@@ -112,8 +112,17 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	for _, svc := range sp.create {
 		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionCreate})
 	}
+	// Swarm keeps a service's networks by ID; the rendered spec names them.
+	nets, err := sw.StackNetworks(ctx, stackName)
+	if err != nil {
+		return StackPlan{}, fmt.Errorf("reading the stack's networks: %w", err)
+	}
+	netNames := map[string]string{}
+	for _, n := range nets {
+		netNames[n.ID] = n.Name
+	}
 	for _, svc := range sp.update {
-		fields, err := specChanges(byName[svc.Name].Spec, svc, owner, rendered.Revision)
+		fields, err := specChanges(byName[svc.Name].Spec, svc, owner, rendered.Revision, netNames)
 		if err != nil {
 			return StackPlan{}, err
 		}
@@ -152,7 +161,13 @@ func heldBecause(s *swarmv1.SwarmStack, revision string) string {
 
 // specChanges lists the fields of the current spec that the write of svc changes. Labels
 // that change on every write, and the IDs Swarm gives secrets and configs, are left out.
-func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revision string) ([]FieldChange, error) {
+func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revision string, netNames map[string]string) ([]FieldChange, error) {
+	cur.TaskTemplate.Networks = slices.Clone(cur.TaskTemplate.Networks)
+	for i, n := range cur.TaskTemplate.Networks {
+		if name, ok := netNames[n.Target]; ok {
+			cur.TaskTemplate.Networks[i].Target = name
+		}
+	}
 	// The diff compares secret and config names; their IDs are Swarm's business.
 	secretIDs, configIDs := map[string]string{}, map[string]string{}
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
@@ -180,8 +195,11 @@ func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revisio
 		if ignoredPath(path) {
 			continue
 		}
-		if ov, ok := a[path]; !ok || ov != nv {
-			out = append(out, FieldChange{Path: path, Old: a[path], New: nv})
+		ov, ok := a[path]
+		// An empty string in the rendered spec is a setting left unset: Swarm fills in its
+		// default (a rollback order, say), which is no change.
+		if ok && ov != nv && nv != `""` || !ok && !swarmDefault(path, nv) {
+			out = append(out, FieldChange{Path: path, Old: ov, New: nv})
 		}
 	}
 	for path, ov := range a {
