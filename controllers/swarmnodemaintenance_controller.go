@@ -195,7 +195,17 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	p.conclude(w)
 	if reason == "" {
 		r.recordRolloutWait(m, rw)
-		return ctrl.Result{RequeueAfter: rolloutWaitRequeue(rw, now, p.requeueAfter(w))}, errors.Join(p.errs...)
+		requeue := rolloutWaitRequeue(rw, now, p.requeueAfter(w))
+		if m.Spec.Rebalance && w.current == nil && len(p.errs) == 0 {
+			d, err := p.rebalance(ctx)
+			if err != nil {
+				p.errs = append(p.errs, err)
+			}
+			if d > 0 {
+				requeue = min(requeue, d)
+			}
+		}
+		return ctrl.Result{RequeueAfter: requeue}, errors.Join(p.errs...)
 	}
 	stall(m, reason, msg)
 	if windowErr != nil && len(heldNodes(st.Nodes)) == 0 && len(p.errs) == 0 {

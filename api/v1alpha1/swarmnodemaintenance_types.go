@@ -38,8 +38,10 @@ const (
 	// onRolloutWaitTimeout Proceed the maintenance goes on (an event says so), with Block
 	// it stays Blocked until they end.
 	ReasonRolloutWaitTimeout = "RolloutWaitTimeout"
-	// ReasonExcluded: the window's start falls inside one of window.exclude.
-	ReasonExcluded = "Excluded"
+	// EventRebalanced: services were force-updated to spread their tasks after a window.
+	EventRebalanced = "Rebalanced"
+	// ReasonRebalancing: after the window, services are being force-updated (Reconciling).
+	ReasonRebalancing = "Rebalancing"
 )
 
 // What a maintenance does when rollouts still run after rolloutWaitTimeout.
@@ -159,8 +161,11 @@ type SwarmNodeMaintenanceSpec struct {
 	OnRolloutWaitTimeout string `json:"onRolloutWaitTimeout,omitempty"`
 	// Rebalance: after the window, once every node is back, force-update (Swarm's
 	// ForceUpdate, honouring each service's update_config) the replicated services
-	// whose tasks are spread unevenly across the eligible nodes. Not yet implemented:
-	// accepted and ignored.
+	// whose tasks are spread unevenly across the eligible nodes (the busiest node runs
+	// two or more tasks more than the idlest), one stack at a time, each stack's updates
+	// finished before the next. Services pinned to nodes by node.id or node.hostname
+	// constraints are skipped. status.rebalance says which services were rebalanced.
+	// Default false.
 	// +optional
 	Rebalance bool `json:"rebalance,omitempty"`
 }
@@ -217,6 +222,24 @@ type SwarmNodeMaintenanceStatus struct {
 	// counts from here).
 	// +optional
 	WaitingSince *metav1.Time `json:"waitingSince,omitempty"`
+	// Rebalance is the spreading of services after the last window (spec.rebalance).
+	// +optional
+	Rebalance *RebalanceStatus `json:"rebalance,omitempty"`
+}
+
+// RebalanceStatus reports the rebalance that follows a window.
+type RebalanceStatus struct {
+	// After is when the window's last node was restored: the rebalance follows it.
+	After metav1.Time `json:"after"`
+	// Stack whose services are being force-updated now ("" when none).
+	// +optional
+	Stack string `json:"stack,omitempty"`
+	// Services force-updated so far after this window.
+	// +optional
+	Services []string `json:"services,omitempty"`
+	// FinishedAt is when every uneven service was rebalanced.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 }
 
 // SwarmNodeMaintenance drains nodes of a Swarm for a window and puts them back after.

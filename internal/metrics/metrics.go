@@ -82,10 +82,16 @@ var (
 		Name: "swarm_operator_maintenance_waiting_for_rollouts",
 		Help: "1 while the SwarmNodeMaintenance waits for SwarmStack rollouts on its cluster, else 0.",
 	}, []string{"namespace", "maintenance"})
+
+	// ServicesRebalanced counts services force-updated after a window to spread them.
+	ServicesRebalanced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_services_rebalanced_total",
+		Help: "Services a SwarmNodeMaintenance force-updated after its window to spread their tasks again.",
+	}, []string{"namespace", "maintenance"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
 		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
-		StackRevisionHeld, MaintenanceWaitingForRollouts)
+		StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced)
 }
