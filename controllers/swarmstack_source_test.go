@@ -16,9 +16,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/gittestserver"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
@@ -44,6 +48,14 @@ import (
 // installGitRepositoryCRD installs the stand-in CRD once and restarts the operator, which
 // watches the source kinds installed when it starts.
 var installGitRepositoryCRD = sync.OnceValue(func() error {
+	if dir := os.Getenv("SOURCE_CONTROLLER_ASSETS"); dir != "" {
+		// Flux's own CRDs, from the module source-controller was built from.
+		if _, err := envtest.InstallCRDs(bed.Config, envtest.CRDInstallOptions{Paths: []string{filepath.Join(dir, "crds")}, ErrorIfPathMissing: true}); err != nil {
+			return err
+		}
+		restartOperator()
+		return nil
+	}
 	scheme := runtime.NewScheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		return err
@@ -148,15 +160,36 @@ func (g *gitArtifacts) commit(t *testing.T, repo *sourcev1.GitRepository, rev st
 	}
 }
 
-// TestStackFromGitSource: push a commit → Completed; push a bad release → RolledBack and
-// not applied again; push the fix → Completed; delete the file path → a clear error and
-// nothing removed from the swarm. Every rollout is started by the source watch: the
-// stack's interval is an hour.
+// TestStackFromGitSource runs the Git story with the artifacts published by the test
+// itself (no source-controller): the operator's watch, fetch and digest check are real.
 func TestStackFromGitSource(t *testing.T) {
 	ns, cluster := newNamespace(t, "gitsource")
 	if err := installGitRepositoryCRD(); err != nil {
 		t.Fatal(err)
 	}
+	git := newGitArtifacts(t)
+	repo := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform"},
+		Spec:       sourcev1.GitRepositorySpec{URL: "http://git.invalid/platform.git", Interval: metav1.Duration{Duration: time.Minute}},
+	}
+	if err := bed.Client.Create(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	gitStory(t, ns, cluster, repo.Name, func(files map[string][]byte) string {
+		n++
+		rev := "main@sha1:" + strings.Repeat(fmt.Sprint(n), 40)
+		git.commit(t, repo, rev, files)
+		return rev
+	})
+}
+
+// gitStory: push a commit → Completed; push a bad release → RolledBack and not applied
+// again; push the fix → Completed; delete the file path → a clear error and nothing
+// removed from the swarm. push publishes a tree and returns the source revision it gets.
+// Every rollout is started by the source watch: the stack's interval is an hour.
+func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName string, push func(map[string][]byte) string) {
+	t.Helper()
 	ctx := context.Background()
 	root, err := sandbox.RepoRoot()
 	if err != nil {
@@ -181,15 +214,7 @@ func TestStackFromGitSource(t *testing.T) {
 			"stacks/numbers/config/ignored-here.json": []byte("{}"),
 		}
 	}
-	git := newGitArtifacts(t)
-	repo := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform"},
-		Spec:       sourcev1.GitRepositorySpec{URL: "http://git.invalid/platform.git", Interval: metav1.Duration{Duration: time.Minute}},
-	}
-	if err := bed.Client.Create(ctx, repo); err != nil {
-		t.Fatal(err)
-	}
-	git.commit(t, repo, "main@sha1:1111111111111111111111111111111111111111", tree("v2.yml"))
+	rev1 := push(tree("v2.yml"))
 
 	path := func(name, p string) swarmv1.ComposeFile { return swarmv1.ComposeFile{Name: name, Path: &p} }
 	replicas := "services: {numbers-api: {deploy: {replicas: 2}}}\n"
@@ -198,7 +223,7 @@ func TestStackFromGitSource(t *testing.T) {
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
 			StackName:  "gitops",
-			SourceRef:  &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: repo.Name},
+			SourceRef:  &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: repoName},
 			Interval:   &metav1.Duration{Duration: time.Hour},
 			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
 				path("core", "stacks/numbers/docker-compose.yml"),
@@ -232,15 +257,13 @@ func TestStackFromGitSource(t *testing.T) {
 		})
 	}
 
-	rev1 := "main@sha1:1111111111111111111111111111111111111111"
 	waitSource(rev1, swarmv1.OutcomeCompleted, 3*time.Minute)
 	if stack.Status.LastAppliedSourceRevision != rev1 || swarmImage(t, api) != "numbers-api:v2" {
 		t.Fatalf("after the first commit: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
 
 	// A bad release: Swarm rolls it back, the operator says so and does not write it again.
-	rev2 := "main@sha1:2222222222222222222222222222222222222222"
-	git.commit(t, repo, rev2, tree("v5-bad.yml"))
+	rev2 := push(tree("v5-bad.yml"))
 	waitSource(rev2, swarmv1.OutcomeRolledBack, 3*time.Minute)
 	if c := readyCondition(t, stack); c.Reason != swarmv1.ReasonRolledBack || stack.Status.LastAppliedSourceRevision != rev1 {
 		t.Fatalf("after the bad release: Ready %+v, lastAppliedSourceRevision %q", c, stack.Status.LastAppliedSourceRevision)
@@ -254,23 +277,21 @@ func TestStackFromGitSource(t *testing.T) {
 	}
 
 	// The fix.
-	rev3 := "main@sha1:3333333333333333333333333333333333333333"
-	git.commit(t, repo, rev3, tree("v5.yml"))
+	rev3 := push(tree("v5.yml"))
 	waitSource(rev3, swarmv1.OutcomeCompleted, 3*time.Minute)
 	if stack.Status.LastAppliedSourceRevision != rev3 || swarmImage(t, api) != "numbers-api:v5" {
 		t.Fatalf("after the fix: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
 
 	// The file path deleted by a commit: a clear error, nothing removed from the swarm.
-	rev4 := "main@sha1:4444444444444444444444444444444444444444"
 	files := tree("v5.yml")
 	delete(files, "stacks/numbers/release.yml")
-	git.commit(t, repo, rev4, files)
+	rev4 := push(files)
 	eventually(t, 30*time.Second, "the missing file is reported", func() string {
 		get(t, stack)
 		c := readyCondition(t, stack)
 		if c.Reason != swarmv1.ReasonSourceNotFound || !strings.Contains(c.Message, "spec.compose.files[4] (release): ") ||
-			!strings.Contains(c.Message, `"stacks/numbers/release.yml" is not in the artifact of GitRepository `+ns+"/platform") ||
+			!strings.Contains(c.Message, `"stacks/numbers/release.yml" is not in the artifact of GitRepository `+ns+"/"+repoName) ||
 			!strings.Contains(c.Message, rev4) {
 			return describeConditions(stack.Status.Conditions)
 		}
@@ -283,4 +304,120 @@ func TestStackFromGitSource(t *testing.T) {
 	if err != nil || len(svcs) != 2 {
 		t.Fatalf("services of the stack: %d, %v", len(svcs), err)
 	}
+}
+
+// TestStackFromFluxSourceController runs the Git story against a real Flux
+// source-controller (hack/source-controller-assets.sh builds it) polling a real Git
+// server (gittestserver) that the test pushes commits to with git.
+func TestStackFromFluxSourceController(t *testing.T) {
+	ns, cluster := newNamespace(t, "flux")
+	dir := os.Getenv("SOURCE_CONTROLLER_ASSETS")
+	if dir == "" {
+		if sandbox.InCI() {
+			t.Fatal("SOURCE_CONTROLLER_ASSETS is not set (make test sets it from hack/source-controller-assets.sh)")
+		}
+		t.Skip("SOURCE_CONTROLLER_ASSETS is not set (make test sets it from hack/source-controller-assets.sh)")
+	}
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal("the git command is needed to push commits: ", err)
+	}
+	if err := installGitRepositoryCRD(); err != nil {
+		t.Fatal(err)
+	}
+	startSourceController(t, dir)
+
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(srv.Root()) })
+	srv.AutoCreate()
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.StopHTTP)
+	remote := srv.HTTPAddress() + "/platform.git"
+
+	work := t.TempDir()
+	gitRun := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gitBin, args...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+			"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.invalid", "GIT_CONFIG_NOSYSTEM=1", "HOME="+work)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gitRun("init", "-q", "-b", "main")
+	push := func(files map[string][]byte) string {
+		t.Helper()
+		entries, _ := os.ReadDir(work)
+		for _, e := range entries {
+			if e.Name() != ".git" {
+				_ = os.RemoveAll(filepath.Join(work, e.Name()))
+			}
+		}
+		for name, data := range files {
+			p := filepath.Join(work, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gitRun("add", "-A")
+		gitRun("commit", "-q", "-m", "release")
+		gitRun("push", "-q", remote, "main")
+		return "main@sha1:" + gitRun("rev-parse", "HEAD")
+	}
+
+	repo := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform"},
+		Spec: sourcev1.GitRepositorySpec{URL: remote, Interval: metav1.Duration{Duration: time.Second},
+			Reference: &sourcev1.GitRepositoryRef{Branch: "main"}},
+	}
+	if err := bed.Client.Create(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	gitStory(t, ns, cluster, repo.Name, push)
+}
+
+// startSourceController runs source-controller against the test control plane until the
+// test ends, serving artifacts on a loopback port.
+func startSourceController(t *testing.T, dir string) {
+	t.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+	}
+	storage := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "source-controller"),
+		"--storage-path="+t.TempDir(), "--storage-addr="+storage, "--storage-adv-addr="+storage,
+		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[1]), fmt.Sprintf("--health-addr=127.0.0.1:%d", ports[2]),
+		"--enable-leader-election=false", "--watch-all-namespaces=true", "--log-level=error")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+writeKubeconfig(t, "default"), "RUNTIME_NAMESPACE=default")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("source-controller output:\n%s", logs.String())
+		}
+	})
 }
