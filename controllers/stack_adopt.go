@@ -370,9 +370,14 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 	}
 	revision := adoptedRevision(foreign, sc.r.NamingKey)
 	st := &sc.s.Status
+	// Recorded once: an earlier pass whose writes were refused, or done in part (fewer
+	// foreign services now, another digest), left its entry on top.
+	if len(st.History) > 0 && st.History[0].Outcome == swarmv1.OutcomeAdopted {
+		return "", "", 0, nil
+	}
 	for _, h := range st.History {
 		if h.Outcome == swarmv1.OutcomeAdopted && h.Revision == revision {
-			return "", "", 0, nil // recorded by an earlier pass whose write did not happen
+			return "", "", 0, nil
 		}
 	}
 	names := make([]string, 0, len(foreign))

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -463,5 +465,42 @@ func TestAdoptionReusesConfigOnlyWithSameData(t *testing.T) {
 	api, _ := e.sw.Service("shop_api")
 	if ref := api.Spec.TaskTemplate.ContainerSpec.Configs[0]; ref.ConfigName == "shop_config1" || api.UpdateStatus == nil {
 		t.Fatalf("config with other data reused: %+v, update %+v", ref, api.UpdateStatus)
+	}
+}
+
+// TestAdoptionRecordedOnceWhenAWriteFails: a refused write (of the first service, or of
+// the second after the first was adopted) leaves the adoption to the next pass, which
+// records no second Adopted entry and restarts no task either.
+func TestAdoptionRecordedOnceWhenAWriteFails(t *testing.T) {
+	for _, nth := range []int{1, 2} {
+		t.Run(fmt.Sprintf("write %d refused", nth), func(t *testing.T) { adoptWithRefusedWrite(t, nth) })
+	}
+}
+
+func adoptWithRefusedWrite(t *testing.T, nth int) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	before, _ := e.sw.Service("shop_api")
+	adoptingStack(e, "shop")
+	e.sw.Fail(memswarm.OpUpdateService, nth, errors.New("injected: manager refused the write"))
+	e.passes("shop", 3)
+	e.sw.ConvergeAll()
+	e.passes("shop", 2)
+	adopted := 0
+	for _, h := range e.stack("shop").Status.History {
+		if h.Outcome == swarmv1.OutcomeAdopted {
+			adopted++
+		}
+	}
+	if adopted != 1 {
+		t.Fatalf("%d Adopted entries: %+v", adopted, e.stack("shop").Status.History)
+	}
+	api, _ := e.sw.Service("shop_api")
+	if api.Spec.Labels[swarmv1.LabelOwner] == "" || specJSON(t, api.Spec.TaskTemplate) != specJSON(t, before.Spec.TaskTemplate) {
+		t.Fatalf("shop_api after the retried adoption: labels %v, task template changed: %v", api.Spec.Labels,
+			specJSON(t, api.Spec.TaskTemplate) != specJSON(t, before.Spec.TaskTemplate))
+	}
+	if r := e.ready("shop"); r.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
 	}
 }
