@@ -165,7 +165,7 @@ func normalize(v any) any {
 }
 
 // toLua turns decoded YAML into Lua values, as Argo CD hands objects to its scripts.
-func toLua(L *lua.LState, v any) lua.LValue {
+func toLua(ls *lua.LState, v any) lua.LValue {
 	switch t := v.(type) {
 	case nil:
 		return lua.LNil
@@ -180,15 +180,15 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	case int:
 		return lua.LNumber(t)
 	case []any:
-		tbl := L.NewTable()
+		tbl := ls.NewTable()
 		for _, e := range t {
-			tbl.Append(toLua(L, e))
+			tbl.Append(toLua(ls, e))
 		}
 		return tbl
 	case map[string]any:
-		tbl := L.NewTable()
+		tbl := ls.NewTable()
 		for k, e := range t {
-			tbl.RawSetString(k, toLua(L, e))
+			tbl.RawSetString(k, toLua(ls, e))
 		}
 		return tbl
 	}

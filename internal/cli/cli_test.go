@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,7 +60,6 @@ type world struct {
 	// change its status (the stand-in writes it back).
 	operator func(s *swarmv1.SwarmStack) bool
 	sw       swarm.Swarm
-	mu       sync.Mutex
 	stop     chan struct{}
 	done     chan struct{}
 }

@@ -18,15 +18,15 @@ import (
 const completionTimeout = 3 * time.Second
 
 func (e *env) stackNames(g *globalFlags) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		return e.completeNames(cmd, g, "SwarmStack"), cobra.ShellCompDirectiveNoFileComp
+		return e.completeNames(g, "SwarmStack"), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
-func (e *env) completeNames(cmd *cobra.Command, g *globalFlags, kind string) []string {
+func (e *env) completeNames(g *globalFlags, kind string) []string {
 	if e.setUp(g) != nil {
 		return nil
 	}

@@ -34,11 +34,11 @@ func (e *env) getCommand(g *globalFlags) *cobra.Command {
 		Use:   "get stacks|clusters|maintenances [NAME]",
 		Short: "List SwarmStacks, SwarmClusters or SwarmNodeMaintenances; one stack with its services",
 		Args:  cobra.RangeArgs(1, 2),
-		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 {
 				return []string{"stacks", "clusters", "maintenances"}, cobra.ShellCompDirectiveNoFileComp
 			}
-			return e.completeNames(cmd, g, kinds[strings.ToLower(args[0])]), cobra.ShellCompDirectiveNoFileComp
+			return e.completeNames(g, kinds[strings.ToLower(args[0])]), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := kinds[strings.ToLower(args[0])]

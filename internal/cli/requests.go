@@ -50,7 +50,7 @@ stack is Stalled, 2 an error of the command, 3 the timeout passed first.`,
 				return s.Status.LastHandledReconcileAt == value && s.Status.ObservedGeneration == s.Generation
 			}
 			if !wait {
-				_, err := e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
+				err := e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
 					if handled(s) {
 						fmt.Fprintf(e.out, "Reconcile handled: %s\n", readyLine(s))
 						return true, nil
@@ -71,7 +71,7 @@ stack is Stalled, 2 an error of the command, 3 the timeout passed first.`,
 // progress, and turns the outcome into the exit code.
 func (e *env) follow(ctx context.Context, name string, timeout time.Duration, requested time.Time, handled func(*swarmv1.SwarmStack) bool) error {
 	p := &progress{}
-	_, err := e.waitFor(ctx, name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
+	err := e.waitFor(ctx, name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
 		conds := s.Status.Conditions
 		stalled := meta.FindStatusCondition(conds, swarmv1.ConditionStalled)
 		if !handled(s) {
@@ -136,7 +136,7 @@ func readyLine(s *swarmv1.SwarmStack) string {
 }
 
 // waitFor re-reads the stack until done says so, the context ends or the timeout passes.
-func (e *env) waitFor(ctx context.Context, name string, timeout time.Duration, done func(*swarmv1.SwarmStack) (bool, error)) (*swarmv1.SwarmStack, error) {
+func (e *env) waitFor(ctx context.Context, name string, timeout time.Duration, done func(*swarmv1.SwarmStack) (bool, error)) error {
 	var last *swarmv1.SwarmStack
 	for {
 		s, err := e.stack(ctx, name)
@@ -145,10 +145,10 @@ func (e *env) waitFor(ctx context.Context, name string, timeout time.Duration, d
 			last = s
 			ok, err := done(s)
 			if ok || err != nil {
-				return s, err
+				return err
 			}
 		case ctx.Err() == nil:
-			return nil, err
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -157,9 +157,9 @@ func (e *env) waitFor(ctx context.Context, name string, timeout time.Duration, d
 				msg += "; " + readyLine(last)
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return last, withCode(ExitTimeout, errors.New(msg))
+				return withCode(ExitTimeout, errors.New(msg))
 			}
-			return last, withCode(ExitError, ctx.Err())
+			return withCode(ExitError, ctx.Err())
 		case <-time.After(e.opts.Poll):
 		}
 	}
@@ -203,7 +203,7 @@ func (e *env) suspendCommand(g *globalFlags, suspend bool) *cobra.Command {
 			}
 			gen := s.Generation
 			// Confirmed once the operator finished a pass of the new generation.
-			_, err = e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
+			err = e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
 				return s.Status.ObservedGeneration >= gen && s.Generation >= gen, nil
 			})
 			if err != nil {
@@ -257,7 +257,7 @@ func (e *env) annotateCommand(g *globalFlags, verb, annotation string) *cobra.Co
 			if wait {
 				return e.follow(ctx, s.Name, timeout, requested, handled)
 			}
-			_, err = e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
+			err = e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
 				return handled(s), nil
 			})
 			if err != nil {
