@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,54 @@ func TestCoordinationFrozenRevisionAppliedWhenTheWindowEnds(t *testing.T) {
 	if img := swarmImage(t, "frozen_api"); img != "numbers-api:v2" {
 		t.Fatalf("after the freeze: %s", img)
 	}
+}
+
+// TestCoordinationRebalanceSpreadsTasksBack: after a window with spec.rebalance, the
+// drained worker, back and empty while the others run its tasks, gets tasks again: the
+// uneven service was force-updated and status.rebalance names it.
+func TestCoordinationRebalanceSpreadsTasksBack(t *testing.T) {
+	env := newMaintenanceEnv(t, "rebalance")
+	worker, _ := workerNames()
+	replicas := len(bed.Swarm.Workers()) + len(bed.Swarm.Managers())
+	stack := inlineStack(env.ns, "spread", "spread", fmt.Sprintf(`services:
+  api:
+    image: numbers-api:v1
+    deploy:
+      replicas: %d
+      update_config: {parallelism: 2, delay: 0s, monitor: 1s}
+`, replicas))
+	create(t, stack)
+	t.Cleanup(func() { deleteStack(t, stack) })
+	waitReady(t, stack, 2*time.Minute)
+	const svc = "spread_api"
+	workerID := env.node(worker).ID
+
+	start := metav1.NewTime(clock.Now())
+	m := env.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{
+		Nodes: []string{worker}, Rebalance: true,
+		Window: &swarmv1.MaintenanceWindow{Start: &start, Duration: metav1.Duration{Duration: 20 * time.Second}},
+	})
+	waitMaintenance(t, m, time.Minute, "the worker in maintenance", func(m *swarmv1.SwarmNodeMaintenance) string {
+		return readyIs(m, metav1.ConditionTrue, swarmv1.ReasonNodesInMaintenance)
+	})
+	env.waitRunning(svc, replicas)
+	if on, err := env.runningTasks(svc); err != nil || on[workerID] != 0 {
+		t.Fatalf("tasks on the drained worker: %v (%v)", on, err)
+	}
+	waitMaintenance(t, m, 2*time.Minute, "rebalanced after the window", func(m *swarmv1.SwarmNodeMaintenance) string {
+		if rb := m.Status.Rebalance; rb == nil || rb.FinishedAt == nil || !slices.Contains(rb.Services, svc) {
+			return fmt.Sprintf("rebalance %+v", m.Status.Rebalance)
+		}
+		return ""
+	})
+	eventually(t, time.Minute, "tasks on the worker again", func() string {
+		on, err := env.runningTasks(svc)
+		if err != nil {
+			return err.Error()
+		}
+		if on[workerID] == 0 || total(on) != replicas {
+			return fmt.Sprintf("running per node %v", on)
+		}
+		return ""
+	})
 }
