@@ -136,4 +136,11 @@ func TestCLIReconcileWaitDiffAndTree(t *testing.T) {
 	if r := kubectlSwarm(t, kubeconfig, "history", "cli"); !strings.Contains(r.out, swarmv1.OutcomeRolledBack) || !strings.Contains(r.out, swarmv1.OutcomeCompleted) {
 		t.Fatalf("history:\n%s", r.out)
 	}
+	if r := kubectlSwarm(t, kubeconfig, "events", "cli"); !strings.Contains(r.out, swarmv1.ReasonRolledBack) || !strings.Contains(r.out, swarmv1.EventRolloutStarted) {
+		t.Fatalf("events:\n%s", r.out)
+	}
+	// A retry is acted on (the revision written again) and rolls back again: exit 1.
+	if r := kubectlSwarm(t, kubeconfig, "retry", "cli", "--wait", "--timeout", "4m"); r.code != cli.ExitFailed || !strings.Contains(r.errOut, swarmv1.ReasonRolledBack) {
+		t.Fatalf("retry --wait: exit %d, want %d with RolledBack", r.code, cli.ExitFailed)
+	}
 }

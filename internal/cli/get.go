@@ -194,11 +194,12 @@ func orDash(s string) string {
 	return s
 }
 
-// setKinds fills in apiVersion and kind, which typed reads leave empty, so -o yaml
-// prints what kubectl get -o yaml prints.
+// setKinds fills in apiVersion and kind, which typed reads leave empty, and drops the
+// managed fields, so -o yaml prints what kubectl get -o yaml prints.
 func setKinds(kind string, items []client.Object) {
 	for _, o := range items {
 		o.GetObjectKind().SetGroupVersionKind(swarmv1.GroupVersion.WithKind(kind))
+		o.SetManagedFields(nil)
 	}
 }
 
