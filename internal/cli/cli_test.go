@@ -549,3 +549,20 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+func TestDiffOfAFluxSourcedStackNeedsLocalFiles(t *testing.T) {
+	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "swarm-operator-system", Name: namingKeySecret}, Data: map[string][]byte{"key": []byte("0123456789abcdef0123")}}
+	cluster := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prod"}, Spec: swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://m1:2376"}}}
+	s := newStack("numbers")
+	s.Spec.SourceRef = &swarmv1.SourceReference{Kind: "GitRepository", Name: "platform"}
+	w := newWorld(t, nil, s, cluster, key)
+	w.sw = memswarm.New()
+	if code, _, errOut := w.run("diff", "numbers"); code != ExitError || !strings.Contains(errOut, "give the files with -f") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	local := t.TempDir() + "/docker-compose.yml"
+	writeFile(t, local, "services: {api: {image: numbers-api:v6}}\n")
+	if code, out, errOut := w.run("diff", "numbers", "-f", local); code != ExitChanges || !strings.Contains(out, "+ service numbers_api") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+}

@@ -32,7 +32,8 @@ func (e *env) diffCommand(g *globalFlags) *cobra.Command {
 		Long: `Computes, with the operator's own code and nothing written, what a reconcile of the stack
 would write against the live Swarm: services created, updated (field by field) and removed,
 networks, and secret and config versions created (rotations) or removed by prune once the
-rollout completed. With -f the given compose files replace the stack's, in order.
+rollout completed. With -f the given compose files replace the stack's, in order (and
+its spec.sourceRef: a stack whose files come from a Flux source is diffed with -f only).
 
 Exit code 0: no change; 1: changes; 2: an error (like flux diff).
 
@@ -50,6 +51,10 @@ operator's naming key Secret (--operator-namespace), so that secret names match.
 				if err := replaceFiles(s, files); err != nil {
 					return withCode(ExitError, err)
 				}
+			}
+			if ref := s.Spec.SourceRef; ref != nil {
+				return withCode(ExitError, fmt.Errorf("SwarmStack %s/%s reads its compose files from %s %s: diff reads no Flux artifacts, give the files with -f",
+					s.Namespace, s.Name, ref.Kind, ref.Name))
 			}
 			sw, err := e.openSwarm(ctx, s)
 			if err != nil {
@@ -94,6 +99,8 @@ func replaceFiles(s *swarmv1.SwarmStack, files []string) error {
 		out = append(out, swarmv1.ComposeFile{Name: filepath.Base(f), Inline: &text})
 	}
 	s.Spec.Compose.Files = out
+	// The local files stand in for the source's too: nothing is read from an artifact.
+	s.Spec.SourceRef = nil
 	return nil
 }
 
