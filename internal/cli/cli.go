@@ -128,6 +128,14 @@ reach the Swarm through the SwarmCluster's endpoints and TLS Secret: they need r
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Completion scripts and completion requests need no cluster; the completion
+			// functions connect themselves and complete nothing when they cannot.
+			for c := cmd; c != nil; c = c.Parent() {
+				switch c.Name() {
+				case "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+					return nil
+				}
+			}
 			return e.setUp(g)
 		},
 	}

@@ -566,3 +566,21 @@ func TestDiffOfAFluxSourcedStackNeedsLocalFiles(t *testing.T) {
 		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// Completion works without a cluster (scripts) and completes names from one.
+func TestCompletionNeedsNoKubeconfigAndCompletesNames(t *testing.T) {
+	t.Setenv("KUBECONFIG", t.TempDir()+"/none")
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"completion", "zsh"}, Options{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("completion without a kubeconfig: exit %d %s", code, errOut.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"__complete", "get", ""}, Options{Stdout: &out, Stderr: &errOut}); code != 0 || !strings.Contains(out.String(), "stacks") {
+		t.Fatalf("__complete get: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	w := newWorld(t, nil, newStack("numbers"), newStack("web"))
+	code, got, _ := w.run("__complete", "history", "")
+	if code != 0 || !strings.Contains(got, "numbers\n") || !strings.Contains(got, "web\n") {
+		t.Fatalf("__complete history: exit %d\n%s", code, got)
+	}
+}
