@@ -584,3 +584,17 @@ func TestCompletionNeedsNoKubeconfigAndCompletesNames(t *testing.T) {
 		t.Fatalf("__complete history: exit %d\n%s", code, got)
 	}
 }
+
+func TestReconcileWithoutWaitIsConfirmedAndNamespaceFlagWins(t *testing.T) {
+	s := newStack("numbers")
+	s.Namespace = "team-b"
+	w := newWorld(t, nil, s)
+	w.operator = handledReconcile(func(*swarmv1.SwarmStack) {})
+	code, out, errOut := w.run("reconcile", "numbers", "-n", "team-b")
+	if code != 0 || !strings.Contains(out, "Reconcile handled: Ready=True") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := w.run("reconcile", "numbers"); code != ExitError || !strings.Contains(errOut, "apps/numbers") {
+		t.Fatalf("without -n the default namespace is used: exit %d %s", code, errOut)
+	}
+}
