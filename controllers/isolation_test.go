@@ -82,11 +82,14 @@ func TestHungSwarmDoesNotDelayStacksOnAnotherSwarm(t *testing.T) {
 		}
 		return ""
 	})
-	var stuck swarmv1.SwarmStack
-	if err := bed.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stuck0"}, &stuck); err != nil {
-		t.Fatal(err)
-	}
-	if c := condition(stuck.Status.Conditions, swarmv1.ConditionReady); c == nil || c.Reason != swarmv1.ReasonClusterNotReady {
-		t.Errorf("a stack on the hung swarm says %s", describeConditions(stuck.Status.Conditions))
-	}
+	eventually(t, time.Minute, "the stacks on the hung swarm say why they wait", func() string {
+		var stuck swarmv1.SwarmStack
+		if err := bed.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stuck0"}, &stuck); err != nil {
+			return err.Error()
+		}
+		if c := condition(stuck.Status.Conditions, swarmv1.ConditionReady); c == nil || c.Reason != swarmv1.ReasonClusterNotReady {
+			return "stuck0: " + describeConditions(stuck.Status.Conditions) + "."
+		}
+		return ""
+	})
 }
