@@ -44,6 +44,7 @@ var interactive = func() bool {
 type demo struct {
 	bed   *testbed.Bed
 	c     crclient.Client
+	cli   *cli
 	start time.Time
 }
 
@@ -83,7 +84,13 @@ func runDemo() int {
 		return 1
 	}
 	defer stop()
-	d := &demo{bed: bed, c: bed.Client, start: time.Now()}
+	cli, err := newCLI(bed)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cli.close()
+	d := &demo{bed: bed, c: bed.Client, cli: cli, start: time.Now()}
 	if err := d.run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "\nDEMO FAILED:", err)
 		return 1
@@ -355,58 +362,19 @@ func (d *demo) wait(ctx context.Context, what string, timeout time.Duration, con
 	}
 }
 
-func (d *demo) printClusters(ctx context.Context) {
-	var list swarmv1.SwarmClusterList
-	if err := d.c.List(ctx, &list, crclient.InNamespace(ns)); err != nil {
-		return
-	}
-	tw := table("$ kubectl get swarmclusters", "NAME", "ENDPOINT", "MANAGERS", "LEADER", "QUORUM", "NODES", "READY", "STATUS")
-	for _, c := range list.Items {
-		m, n := c.Status.Managers, c.Status.Nodes
-		if m == nil || n == nil {
-			continue
-		}
-		ok, msg := ready(c.Status.Conditions)
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%d\t%d ready, %d drain\t%t\t%s\n", c.Name, c.Status.Endpoint, m.Reachable, m.Total, m.Leader, m.Quorum, n.Ready, n.Drain, ok, msg)
-	}
-	tw.Flush()
+func (d *demo) printClusters(context.Context) {
+	d.cli.kubectl("get", "swarmclusters")
 }
 
-func (d *demo) printStack(ctx context.Context) {
-	var s swarmv1.SwarmStack
-	if err := d.c.Get(ctx, key("numbers"), &s); err != nil {
-		return
-	}
-	ok, msg := ready(s.Status.Conditions)
-	tw := table("$ kubectl get swarmstacks", "NAME", "CLUSTER", "VERSION", "READY", "STATUS")
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", s.Name, s.Spec.ClusterRef.Name, s.Spec.Version, ok, msg)
-	tw.Flush()
-	tw = table("  services (status.services)", "SERVICE", "MODE", "IMAGE", "TASKS", "UPDATE STATE", "UPDATE CONFIG", "MESSAGE")
-	for _, svc := range s.Status.Services {
-		uc := "-"
-		if c := svc.UpdateConfig; c != nil {
-			uc = fmt.Sprintf("parallelism %d, %s, on failure %s", c.Parallelism, c.Order, c.FailureAction)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", svc.Name, svc.Mode, svc.Image, svc.RunningTasks, svc.DesiredTasks, dash(svc.UpdateState), uc, dash(svc.UpdateMessage))
-	}
-	tw.Flush()
-	tw = table("  history (status.history, newest first)", "VERSION", "OUTCOME", "TOOK", "MESSAGE")
-	for _, h := range s.Status.History {
-		took := "-"
-		if h.FinishedAt != nil {
-			took = h.FinishedAt.Sub(h.StartedAt.Time).Round(time.Second).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Version, h.Outcome, took, dash(h.Message))
-	}
-	tw.Flush()
+func (d *demo) printStack(context.Context) {
+	d.cli.kubectl("get", "swarmstacks")
+	d.cli.kubectl("swarm", "get", "stack", "numbers")
+	d.cli.kubectl("swarm", "history", "numbers")
 }
 
 func (d *demo) printMaintenance(m *swarmv1.SwarmNodeMaintenance) {
-	tw := table("$ kubectl get swarmnodemaintenance", "NAME", "PHASE", "NODE", "ROLE", "PREVIOUS", "NOW", "TASKS LEFT")
-	for _, n := range m.Status.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", m.Name, m.Status.Phase, n.Name, n.Role, n.PreviousAvailability, n.Availability, n.TasksRemaining)
-	}
-	tw.Flush()
+	d.cli.kubectl("get", "swarmnodemaintenances")
+	d.cli.kubectl("swarm", "get", "maintenances", m.Name)
 }
 
 // printNodes shows what `docker node ls` would, plus the tasks running on each node.
@@ -479,12 +447,6 @@ func table(title string, cols ...string) *tabwriter.Writer {
 
 func key(name string) crclient.ObjectKey { return crclient.ObjectKey{Namespace: ns, Name: name} }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
 
 func step(s string) { fmt.Printf("\n==> %s\n", s) }
 
