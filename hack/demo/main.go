@@ -447,7 +447,6 @@ func table(title string, cols ...string) *tabwriter.Writer {
 
 func key(name string) crclient.ObjectKey { return crclient.ObjectKey{Namespace: ns, Name: name} }
 
-
 func step(s string) { fmt.Printf("\n==> %s\n", s) }
 
 func done(t0 time.Time) { fmt.Printf("  done in %s\n", time.Since(t0).Round(100*time.Millisecond)) }
