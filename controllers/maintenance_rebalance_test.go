@@ -108,3 +108,28 @@ func TestNoRebalanceWithoutTheFlag(t *testing.T) {
 		t.Fatal("rebalanced without spec.rebalance")
 	}
 }
+
+// The stack reconciler does not undo a rebalance: a force update is no drift, and the
+// spec it wants is unchanged, so nothing is written back.
+func TestStackDoesNotUndoARebalance(t *testing.T) {
+	e := appliedStack(t)
+	svc, _ := e.sw.Service("numbers_api")
+	spec := svc.Spec
+	spec.TaskTemplate.ForceUpdate++
+	if _, err := e.sw.UpdateService(context.Background(), swarm.ServiceWrite{ID: svc.ID, Version: svc.Version, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.writes()
+	e.passes("numbers", 3)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	if e.writes() != before {
+		t.Fatalf("the stack wrote after a force update: %v", e.sw.Writes()[before:])
+	}
+	if got, _ := e.sw.Service("numbers_api"); got.Spec.TaskTemplate.ForceUpdate != 1 {
+		t.Fatalf("ForceUpdate %d after the stack's passes", got.Spec.TaskTemplate.ForceUpdate)
+	}
+	if hasEvent(e.events(), swarmv1.EventDriftCorrected) {
+		t.Fatal("a force update was taken for drift")
+	}
+}
