@@ -349,7 +349,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		}
 	}
 	slices.Sort(back)
-	cur.RolledBackServices = append(back, removed...)
+	cur.RolledBackServices = slices.Concat(back, removed)
 	msg := "; the stack rolled back to revision " + shortRev(last)
 	if len(back) > 0 {
 		msg += ": " + strings.Join(back, ", ")
