@@ -44,7 +44,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 .PHONY: test
 test: manifests generate ## Run every test: envtest (built once, cached) and sandbox Swarms (needs root and dockerd).
 	hack/install-prereqs.sh
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test $(TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" SOURCE_CONTROLLER_ASSETS="$$(hack/source-controller-assets.sh)" go test $(TEST_FLAGS) ./...
 
 .PHONY: demo
 demo: manifests ## Run the release routine on a local control plane and sandbox swarm (root, Linux).
