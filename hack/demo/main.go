@@ -150,14 +150,16 @@ func (d *demo) run(ctx context.Context) error {
 		d.printStack(ctx)
 	}
 
-	step("7. Maintenance: drain worker node5 and manager node3 (no window: until the resource is deleted)")
+	step("7. Maintenance: drain worker node5 and manager node3 for a window starting now (10 minutes), rebalance after it")
 	t0 := time.Now()
 	d.printNodes(ctx)
+	start := metav1.NewTime(time.Now().Truncate(time.Second))
 	m := &swarmv1.SwarmNodeMaintenance{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo-maintenance"},
 		Spec: swarmv1.SwarmNodeMaintenanceSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}, Nodes: []string{"node5", "node3"},
-			MaxConcurrent: 2, Reason: "demo",
+			MaxConcurrent: 2, Reason: "demo", Rebalance: true,
+			Window: &swarmv1.MaintenanceWindow{Start: &start, Duration: metav1.Duration{Duration: 10 * time.Minute}},
 		},
 	}
 	if err := d.c.Create(ctx, m); err != nil {
@@ -174,19 +176,31 @@ func (d *demo) run(ctx context.Context) error {
 	done(t0)
 	d.printMaintenance(m)
 	d.printNodes(ctx)
-	step("8. End of the window: delete the maintenance; each node returns to its previous availability")
+	step("8. End of the window (ended early: its duration set to end now); each node returns to its previous availability, then the rebalance spreads the api tasks back")
 	t0 = time.Now()
-	if err := d.c.Delete(ctx, m); err != nil {
+	if err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), m); err != nil {
 		return err
 	}
-	if err := d.wait(ctx, "nodes restored", 2*time.Minute, func() (bool, string) {
-		err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), &swarmv1.SwarmNodeMaintenance{})
-		return err != nil, "maintenance still finalising"
+	m.Spec.Window.Duration = metav1.Duration{Duration: time.Since(start.Time).Round(time.Second) + time.Second}
+	if err := d.c.Update(ctx, m); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "nodes restored and services rebalanced", 3*time.Minute, func() (bool, string) {
+		if err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), m); err != nil {
+			return false, err.Error()
+		}
+		rb := m.Status.Rebalance
+		return m.Status.Phase == swarmv1.PhaseCompleted && rb != nil && rb.FinishedAt != nil, "phase " + m.Status.Phase + " " + nodeSummary(m)
 	}); err != nil {
 		return err
 	}
 	done(t0)
+	fmt.Printf("  rebalanced: %s\n", strings.Join(m.Status.Rebalance.Services, ", "))
+	d.printMaintenance(m)
 	d.printNodes(ctx)
+	if err := d.c.Delete(ctx, m); err != nil {
+		return err
+	}
 
 	step("9. High availability: stop the manager the operator uses (node1); it goes on through another")
 	t0 = time.Now()
