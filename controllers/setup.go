@@ -72,6 +72,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.Artifacts.Dir == "" {
+		// A temporary cache goes with the manager.
+		if err := mgr.Add(artifacts); err != nil {
+			return err
+		}
+	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
 	swarms := HubSwarms{Hub: hub}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io

@@ -301,6 +301,16 @@ func (a *ArtifactStore) touch(key string) {
 	}
 }
 
+// Start waits for the manager to stop and removes the store's directory: Setup adds the
+// store as a runnable only when the directory is a temporary one of its own.
+func (a *ArtifactStore) Start(ctx context.Context) error {
+	<-ctx.Done()
+	return os.RemoveAll(a.dir)
+}
+
+// NeedLeaderElection is false: every replica keeps (and removes) its own cache.
+func (a *ArtifactStore) NeedLeaderElection() bool { return false }
+
 // Fetches is how many artifacts were downloaded so far.
 func (a *ArtifactStore) Fetches() int {
 	a.mu.Lock()

@@ -11,8 +11,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -548,5 +551,24 @@ func TestArtifactStoreEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	if _, err := store.Open(ctx, &meta.Artifact{URL: srv.URL + "/x", Digest: "../../etc"}); err == nil {
 		t.Fatal("a digest that is not algorithm:hex must never become a path")
+	}
+}
+
+func TestArtifactStoreRemovesItsTemporaryDirectoryWhenStopped(t *testing.T) {
+	store, err := NewArtifactStore(ArtifactStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newArtifactServer(t)
+	if _, err := store.Open(context.Background(), srv.publish(t, "r", "main@sha1:a", map[string]string{"f": "x"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(store.dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("directory %s still there: %v", store.dir, err)
 	}
 }
