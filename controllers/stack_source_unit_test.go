@@ -113,7 +113,8 @@ type sourceEnv struct {
 
 func newSourceEnv(t *testing.T) *sourceEnv {
 	t.Helper()
-	clk := &stackClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	clk := newUnitClock()
+	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
 	sw := memswarm.New()
 	sw.Now = clk.Now
 	sw.AddNode("manager1", swarmtypes.NodeRoleManager)

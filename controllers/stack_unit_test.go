@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,24 +33,6 @@ import (
 
 const stackNS = "apps"
 
-// stackClock is the one clock of the reconciler and the in-memory Swarm.
-type stackClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stackClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stackClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // memSwarms opens the in-memory Swarm for any SwarmCluster whose TLS Secret (if named)
 // exists, as the Hub would.
 type memSwarms struct {
@@ -78,7 +59,7 @@ type stackEnv struct {
 	t   *testing.T
 	c   client.Client
 	sw  *memswarm.Swarm
-	clk *stackClock
+	clk *unitClock
 	rec *record.FakeRecorder
 	// loseStatusPatches drops that many status patches after they reached the "server"
 	// side of the pass: a crash between the Swarm write and the status write.
@@ -87,7 +68,8 @@ type stackEnv struct {
 
 func newStackEnv(t *testing.T) *stackEnv {
 	t.Helper()
-	clk := &stackClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	clk := newUnitClock()
+	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
 	sw := memswarm.New()
 	sw.Now = clk.Now
 	sw.AddNode("manager1", swarmtypes.NodeRoleManager)
@@ -264,10 +246,7 @@ func TestPartialApplyThenPauseIsNotReportedCompleted(t *testing.T) {
 	e.passes("numbers", 3)
 	e.sw.AutoConverge = false
 	// Revision 2 changes both services; the write of the second one is refused once.
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, ":v1", ":v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
 	e.sw.Fail(memswarm.OpUpdateService, 2, errors.New("injected: manager refused the write"))
 	e.passes("numbers", 1)
 	if e.image("numbers_api") != "numbers-api:v2" || e.image("numbers_web") != "numbers-web:v1" {
@@ -291,10 +270,7 @@ func TestRestartAfterTheWriteFollowsTheRolloutInsteadOfCallingItDone(t *testing.
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
 	e.sw.AutoConverge = false
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.loseStatusPatches = 1 // the operator dies right after writing to the swarm
 	e.passes("numbers", 1)
 	e.sw.SetUpdateState("numbers_api", swarmtypes.UpdateStatePaused, "update paused due to failure")
@@ -323,10 +299,7 @@ func TestNewSpecDuringASlowRolloutIsWrittenAtOnce(t *testing.T) {
 	e := newStackEnv(t)
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 2) // rollout in flight: tasks not running
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	if got := e.image("numbers_api"); got != "numbers-api:v2" {
 		t.Fatalf("new spec not written during the rollout: %s", got)
@@ -343,10 +316,7 @@ func TestRollbackRequestDuringARolloutActsAtOnce(t *testing.T) {
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
 	e.sw.AutoConverge = false
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRollback: "1"} })
 	e.passes("numbers", 1)
@@ -364,10 +334,7 @@ func TestRollbackRetriedOnAnotherManagerDoesNotSwapTheSpecsBack(t *testing.T) {
 	e.sw.AutoConverge = true
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 3)
 	e.sw.RetryElsewhere(memswarm.OpRollbackService, 1)
 	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRollback: "1"} })
@@ -382,10 +349,7 @@ func TestPartlyFailedRollbackIsRetriedAndNeverOverwritten(t *testing.T) {
 	e.sw.AutoConverge = true
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, ":v1", ":v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
 	e.passes("numbers", 3)
 	e.sw.Fail(memswarm.OpRollbackService, 2, errors.New("injected: rollback refused"))
 	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRollback: "1"} })
@@ -537,10 +501,7 @@ func TestRolledBackRevisionIsNotWrittenAgainWithoutANewSpecOrRetry(t *testing.T)
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
 	e.sw.AutoConverge = false
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	// Swarm's updater gives up and rolls the service back by itself.
 	if err := e.sw.RollbackService(context.Background(), mustService(t, e.sw, "numbers_api").ID, mustService(t, e.sw, "numbers_api").Version); err != nil {
@@ -727,10 +688,7 @@ func TestProgressDeadlineRollsBackOnlyTheServicesStillUpdating(t *testing.T) {
 	e.createStack("numbers", twoServices, func(s *swarmv1.SwarmStack) { s.Spec.ProgressDeadlineSeconds = &deadline })
 	e.passes("numbers", 3)
 	e.sw.AutoConverge = false
-	e.edit("numbers", func(s *swarmv1.SwarmStack) {
-		v2 := strings.ReplaceAll(twoServices, ":v1", ":v2")
-		s.Spec.Compose.Files[0].Inline = &v2
-	})
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
 	e.passes("numbers", 1)
 	e.sw.Converge("numbers_web") // web finishes; api's update hangs
 	e.clk.Advance(time.Minute)
