@@ -21,22 +21,16 @@ import (
 	"testing"
 	"time"
 
-	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/runtime"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	clienttesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/record"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/internal/memswarm"
 )
 
 // artifactServer serves artifacts by path and counts the downloads.
@@ -113,58 +107,20 @@ type sourceEnv struct {
 
 func newSourceEnv(t *testing.T) *sourceEnv {
 	t.Helper()
-	clk := newUnitClock()
-	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
-	sw := memswarm.New()
-	sw.Now = clk.Now
-	sw.AddNode("manager1", swarmtypes.NodeRoleManager)
-	sw.AddNode("worker1", swarmtypes.NodeRoleWorker)
-	e := &stackEnv{t: t, sw: sw, clk: clk, rec: record.NewFakeRecorder(1000)}
-	cluster := &swarmv1.SwarmCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "prod"},
-		Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://manager1:2376"}},
-	}
-	scheme := unitScheme(t)
-	if err := sourcev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
-	b := fake.NewClientBuilder().WithScheme(scheme).WithObjectTracker(tracker).
-		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &sourcev1.GitRepository{}).
-		WithObjects(cluster)
-	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, stackSourceIndexes} {
-		for name, fn := range indexes {
-			b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
-		}
-	}
-	b = b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
-	e.c = b.Build()
+	e := newStackEnvWith(t, stackEnvExtras{
+		schemes:     []func(*runtime.Scheme) error{sourcev1.AddToScheme},
+		statusKinds: []client.Object{&sourcev1.GitRepository{}},
+		indexes:     stackSourceIndexes,
+	})
 	store, err := NewArtifactStore(ArtifactStoreOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sourceEnv{stackEnv: e, srv: newArtifactServer(t), store: store}
+	se := &sourceEnv{stackEnv: e, srv: newArtifactServer(t), store: store}
+	e.tune = func(r *SwarmStackReconciler) { r.Sources = Sources{Store: se.store, NoCrossNamespaceRefs: se.noCross} }
+	return se
 }
 
-func (e *sourceEnv) reconciler() *SwarmStackReconciler {
-	r := e.stackEnv.reconciler()
-	r.Sources = Sources{Store: e.store, NoCrossNamespaceRefs: e.noCross}
-	return r
-}
-
-func (e *sourceEnv) pass(name string) (ctrl.Result, error) {
-	return e.reconciler().Reconcile(context.Background(), ctrl.Request{NamespacedName: ktypes.NamespacedName{Namespace: stackNS, Name: name}})
-}
-
-func (e *sourceEnv) passes(name string, n int) {
-	for range n {
-		_, _ = e.pass(name)
-		e.clk.Advance(3 * time.Second)
-	}
-}
-
-// gitRepo creates or updates a GitRepository whose status holds art (nil: none yet),
-// Ready as given.
 func (e *sourceEnv) gitRepo(namespace, name string, art *meta.Artifact, ready metav1.ConditionStatus) {
 	e.t.Helper()
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
@@ -64,9 +65,20 @@ type stackEnv struct {
 	// loseStatusPatches drops that many status patches after they reached the "server"
 	// side of the pass: a crash between the Swarm write and the status write.
 	loseStatusPatches int
+	// tune completes each new reconciler (an env that adds sources sets them here).
+	tune func(*SwarmStackReconciler)
 }
 
-func newStackEnv(t *testing.T) *stackEnv {
+// stackEnvExtras is what an env adds to the API server: more kinds and indexes.
+type stackEnvExtras struct {
+	schemes     []func(*runtime.Scheme) error
+	statusKinds []client.Object
+	indexes     map[string]client.IndexerFunc
+}
+
+func newStackEnv(t *testing.T) *stackEnv { return newStackEnvWith(t, stackEnvExtras{}) }
+
+func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 	t.Helper()
 	clk := newUnitClock()
 	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
@@ -80,11 +92,16 @@ func newStackEnv(t *testing.T) *stackEnv {
 		Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://manager1:2376"}},
 	}
 	scheme := unitScheme(t)
+	for _, add := range extras.schemes {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A plain tracker: the default one tracks managed fields by reflection, which knows
 	// no uint64 (the task counts in status); the API server handles them as JSON.
 	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
 	b := fake.NewClientBuilder().WithScheme(scheme).WithObjectTracker(tracker).
-		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}).
+		WithStatusSubresource(append([]client.Object{&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}}, extras.statusKinds...)...).
 		WithObjects(cluster).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			if e.loseStatusPatches > 0 {
@@ -93,8 +110,10 @@ func newStackEnv(t *testing.T) *stackEnv {
 			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		}})
-	for name, fn := range stackIndexes {
-		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
+	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, extras.indexes} {
+		for name, fn := range indexes {
+			b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
+		}
 	}
 	b = b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
 	e.c = b.Build()
@@ -103,8 +122,12 @@ func newStackEnv(t *testing.T) *stackEnv {
 
 // reconciler is a new reconciler each time: a restart keeps nothing but what the API holds.
 func (e *stackEnv) reconciler() *SwarmStackReconciler {
-	return &SwarmStackReconciler{Client: e.c, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
+	r := &SwarmStackReconciler{Client: e.c, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
 		Renderer: compose.NewCache(16), NamingKey: []byte("unit-test-key"), Recorder: e.rec, Now: e.clk.Now}
+	if e.tune != nil {
+		e.tune(r)
+	}
+	return r
 }
 
 const twoServices = `

@@ -112,8 +112,6 @@ type stackScope struct {
 	// Requests found on the object, acted on by later phases.
 	rollbackRequest string // a new value of the rollback annotation
 	retryRequest    string // a new value of the retry annotation
-	// rolloutEnded is the outcome of a rollout this pass saw end.
-	rolloutEnded string
 	// rolledBack names the services this pass asked Swarm to roll back.
 	rolledBack map[string]bool
 
@@ -701,7 +699,6 @@ func stillUpdating(svc swarmtypes.Service, revision string) bool {
 // finishRollout records a rollout's end in history, conditions and events.
 func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict) {
 	s, now := sc.s, sc.now
-	sc.rolloutEnded = v.outcome
 	t := metav1.NewTime(now)
 	cur.FinishedAt = &t
 	cur.Outcome = v.outcome
