@@ -132,7 +132,7 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	for _, svc := range sp.prune {
 		p.Services = append(p.Services, ServiceChange{Name: svc.Spec.Name, Action: ActionRemove})
 	}
-	if err := planObjects(ctx, sw, rendered, current, sp, owner, pruneEnabled(s), &p); err != nil {
+	if err := planObjects(ctx, sw, rendered, current, nets, sp, owner, pruneEnabled(s), &p); err != nil {
 		return StackPlan{}, err
 	}
 	if !p.Empty() {
@@ -267,13 +267,9 @@ func joinPath(prefix, k string) string {
 // planObjects fills in the networks, secrets and configs a reconcile creates, and those
 // the prune after the rollout would remove: owned objects that neither the rendered
 // stack nor the services' specs after the rollout (current and previous) use.
-func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, sp servicePlan,
-	owner string, prune bool, p *StackPlan) error {
+func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, nets []swarm.Object,
+	sp servicePlan, owner string, prune bool, p *StackPlan) error {
 	writes := len(sp.create)+len(sp.update) > 0
-	nets, err := sw.StackNetworks(ctx, rendered.Name)
-	if err != nil {
-		return fmt.Errorf("reading the stack's networks: %w", err)
-	}
 	allSecrets, err := sw.Secrets(ctx, "")
 	if err != nil {
 		return fmt.Errorf("reading the swarm's secrets: %w", err)
@@ -330,16 +326,6 @@ func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, c
 	}
 	// What the services use once the rollout completed: updated services keep their
 	// current spec as previous spec; removed ones use nothing.
-	inUseS, inUseC, inUseN := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, s := range rendered.Secrets {
-		inUseS[s.Name] = true
-	}
-	for _, c := range rendered.Configs {
-		inUseC[c.Name] = true
-	}
-	for _, n := range rendered.Networks {
-		inUseN[n.Name] = true
-	}
 	written := map[string]bool{}
 	for _, svc := range append(slices.Clone(sp.create), sp.update...) {
 		written[svc.Name] = true
@@ -348,31 +334,20 @@ func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, c
 	for _, svc := range sp.prune {
 		removed[svc.Spec.Name] = true
 	}
-	for _, svc := range current {
+	var specs []*swarmtypes.ServiceSpec
+	for i := range current {
+		svc := &current[i]
 		if removed[svc.Spec.Name] {
 			continue
 		}
-		specs := []*swarmtypes.ServiceSpec{&svc.Spec}
+		specs = append(specs, &svc.Spec)
 		if !written[svc.Spec.Name] {
 			specs = append(specs, svc.PreviousSpec)
 		}
-		for _, spec := range specs {
-			if spec == nil {
-				continue
-			}
-			if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
-				for _, ref := range cs.Secrets {
-					inUseS[ref.SecretName] = true
-				}
-				for _, ref := range cs.Configs {
-					inUseC[ref.ConfigName] = true
-				}
-			}
-			for _, n := range append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...) { //nolint:staticcheck // old specs may still use the deprecated field
-				inUseN[n.Target] = true
-			}
-		}
 	}
+	// The same rule as the prune after a completed rollout (pruneUnused).
+	u := objectsInUse(rendered, specs)
+	inUseS, inUseC, inUseN := u.secrets, u.configs, u.networks
 	for _, s := range allSecrets {
 		if s.Labels[swarmv1.LabelOwner] == owner && !inUseS[s.Name] && !replaced(p.Secrets, s.Name) {
 			p.Secrets = append(p.Secrets, ObjectChange{Name: s.Name, Action: ActionRemove})

@@ -82,7 +82,8 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 	current []swarmtypes.Service, owner, revision string, queryRegistry bool) ([]string, error) {
 	var warnings []string
 	if len(plan.create)+len(plan.update) > 0 {
-		if err := ensureNetworks(ctx, conn, rendered, owner); err != nil {
+		networkIDs, err := ensureNetworks(ctx, conn, rendered, owner)
+		if err != nil {
 			return nil, err
 		}
 		secretIDs, configIDs, err := ensureSecretsAndConfigs(ctx, conn, rendered, owner)
@@ -95,6 +96,7 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 		}
 		writeID := strconv.FormatInt(time.Now().UnixNano(), 36)
 		align := newAligner(conn, rendered, queryRegistry)
+		align.networkIDs = networkIDs // the stack's networks as just listed: no second read
 		for _, svc := range append(append([]compose.Service{}, plan.create...), plan.update...) {
 			spec, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, writeID)
 			if err != nil {
@@ -168,39 +170,41 @@ func serviceSpecForWrite(svc compose.Service, secretIDs, configIDs map[string]st
 	return spec, nil
 }
 
-func ensureNetworks(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, owner string) error {
-	var have map[string]bool
+// ensureNetworks creates the stack's missing networks. It returns the stack's networks
+// that existed, by name, when it had to list them (nil otherwise).
+func ensureNetworks(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, owner string) (map[string]string, error) {
+	var have map[string]string
 	for _, n := range rendered.Networks {
 		if n.External {
 			ok, err := conn.NetworkExists(ctx, n.Name)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !ok {
-				return fmt.Errorf("external network %q does not exist on the swarm", n.Name)
+				return nil, fmt.Errorf("external network %q does not exist on the swarm", n.Name)
 			}
 			continue
 		}
 		if have == nil {
 			nets, err := conn.StackNetworks(ctx, rendered.Name)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			have = map[string]bool{}
+			have = map[string]string{}
 			for _, existing := range nets {
-				have[existing.Name] = true
+				have[existing.Name] = existing.ID
 			}
 		}
-		if have[n.Name] {
+		if _, ok := have[n.Name]; ok {
 			continue
 		}
 		opts := n.Spec
 		opts.Labels = withLabel(opts.Labels, swarmv1.LabelOwner, owner)
 		if err := conn.CreateNetwork(ctx, n.Name, opts); err != nil {
-			return fmt.Errorf("creating network %s: %w", n.Name, err)
+			return nil, fmt.Errorf("creating network %s: %w", n.Name, err)
 		}
 	}
-	return nil
+	return have, nil
 }
 
 // ensureSecretsAndConfigs creates the stack's missing secrets and configs and returns the
@@ -262,39 +266,12 @@ func ensureSecretsAndConfigs(ctx context.Context, conn swarm.Swarm, rendered *co
 // rendered stack nor any service's current or previous spec uses: a Swarm rollback must
 // still find the secret versions it goes back to.
 func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
-	inUseSecrets, inUseConfigs, inUseNets := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, s := range rendered.Secrets {
-		inUseSecrets[s.Name] = true
+	var specs []*swarmtypes.ServiceSpec
+	for i := range services {
+		specs = append(specs, &services[i].Spec, services[i].PreviousSpec)
 	}
-	for _, c := range rendered.Configs {
-		inUseConfigs[c.Name] = true
-	}
-	for _, n := range rendered.Networks {
-		inUseNets[n.Name] = true
-	}
-	for _, svc := range services {
-		for _, spec := range []*swarmtypes.ServiceSpec{&svc.Spec, svc.PreviousSpec} {
-			if spec == nil || spec.TaskTemplate.ContainerSpec == nil {
-				continue
-			}
-			for _, ref := range spec.TaskTemplate.ContainerSpec.Secrets {
-				inUseSecrets[ref.SecretName] = true
-			}
-			for _, ref := range spec.TaskTemplate.ContainerSpec.Configs {
-				inUseConfigs[ref.ConfigName] = true
-			}
-		}
-		// Swarm keeps a service's networks by ID or name; a rollback needs the ones of
-		// the previous spec too.
-		for _, spec := range []*swarmtypes.ServiceSpec{&svc.Spec, svc.PreviousSpec} {
-			if spec == nil {
-				continue
-			}
-			for _, n := range append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...) { //nolint:staticcheck // old specs may still use the deprecated field
-				inUseNets[n.Target] = true
-			}
-		}
-	}
+	inUse := objectsInUse(rendered, specs)
+	inUseSecrets, inUseConfigs, inUseNets := inUse.secrets, inUse.configs, inUse.networks
 	var errs []error
 	secrets, err := conn.Secrets(ctx, owner)
 	if err != nil {
@@ -324,6 +301,42 @@ func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack,
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inUse names the secrets, configs and networks (by name or ID) something still uses.
+type inUse struct{ secrets, configs, networks map[string]bool }
+
+// objectsInUse is what the rendered stack and the given service specs (nil ones
+// skipped) use. Swarm keeps a service's networks by ID or name, and a rollback needs what
+// the previous spec used, so callers pass previous specs too.
+func objectsInUse(rendered *compose.Stack, specs []*swarmtypes.ServiceSpec) inUse {
+	u := inUse{secrets: map[string]bool{}, configs: map[string]bool{}, networks: map[string]bool{}}
+	for _, s := range rendered.Secrets {
+		u.secrets[s.Name] = true
+	}
+	for _, c := range rendered.Configs {
+		u.configs[c.Name] = true
+	}
+	for _, n := range rendered.Networks {
+		u.networks[n.Name] = true
+	}
+	for _, spec := range specs {
+		if spec == nil {
+			continue
+		}
+		if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+			for _, ref := range cs.Secrets {
+				u.secrets[ref.SecretName] = true
+			}
+			for _, ref := range cs.Configs {
+				u.configs[ref.ConfigName] = true
+			}
+		}
+		for _, n := range append(slices.Clone(spec.TaskTemplate.Networks), spec.Networks...) { //nolint:staticcheck // old specs may still use the deprecated field
+			u.networks[n.Target] = true
+		}
+	}
+	return u
 }
 
 // removeStack deletes everything the stack owns: services first, then what they used.
