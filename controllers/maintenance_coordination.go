@@ -50,8 +50,9 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 	}
 	started := firstDrainedAt(m)
 	for i := range st.Nodes {
-		if writePending(&st.Nodes[i]) {
-			// Recorded in an earlier pass that found nothing to wait for: the drain has begun.
+		if started.IsZero() && writePending(&st.Nodes[i]) {
+			// Recorded in an earlier pass that found nothing to wait for: the drain has
+			// begun, though no node is written yet. A drain already written began earlier.
 			started = now
 		}
 	}

@@ -150,3 +150,23 @@ func TestMaintenanceIgnoresRolloutsOnOtherClusters(t *testing.T) {
 		t.Fatal("waited for a rollout on another cluster")
 	}
 }
+
+// A node recorded (not yet written) while another is already drained does not move the
+// drain's start to now: a rollout that began after the first drain is no reason to wait.
+func TestMaintenanceWithAPendingNodeKeepsItsFirstDrainAsItsStart(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1", "w2", "w3")
+	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+	w.runFor(10 * time.Second)
+	if w.availability("w1") != avDrain {
+		t.Fatal("w1 not drained")
+	}
+	w.env.Mutate(m, func() { m.Spec.Nodes = []string{"w1", "w2", "w3"}; m.Spec.MaxConcurrent = 2 })
+	w.step() // records w2: its write is pending
+	w.env.Clock.Advance(100 * time.Millisecond)
+	w.rollingStack("numbers", w.env.Clock.Now()) // after the first drain, before w2's write
+	w.env.Clock.Advance(100 * time.Millisecond)
+	w.step()
+	if got := w.get(m); len(got.Status.WaitingOn) > 0 {
+		t.Fatalf("waits on a rollout that started after its first drain: %v: %s", got.Status.WaitingOn, describeEntries(got.Status.Nodes))
+	}
+}

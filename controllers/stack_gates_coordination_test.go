@@ -11,6 +11,7 @@ import (
 	ktypes "k8s.io/apimachinery/pkg/types"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 )
 
 // The freeze and maintenance gates of the stack reconciler, on the in-memory Swarm.
@@ -288,5 +289,20 @@ func TestRollbackAndOptOutDoNotWaitForADrain(t *testing.T) {
 	e.passes("numbers", 3)
 	if got := e.image("numbers_api"); got != "numbers-api:v3" {
 		t.Fatalf("opted-out stack held by the drain: api runs %s", got)
+	}
+}
+
+func TestDeletedStackLeavesNoHeldRevisionSeries(t *testing.T) {
+	e := newStackEnv(t)
+	e.createStack("numbers", twoServices, func(s *swarmv1.SwarmStack) {
+		s.Spec.Freeze = []swarmv1.TimeWindow{oneOffFreeze(e.clk.Now(), 24*time.Hour)}
+	})
+	e.passes("numbers", 2) // frozen: the gauge says so
+	if err := e.c.Delete(context.Background(), e.stack("numbers")); err != nil {
+		t.Fatal(err)
+	}
+	e.passes("numbers", 2)
+	if metrics.StackRevisionHeld.DeleteLabelValues(stackNS, "numbers", swarmv1.ReasonFrozen) {
+		t.Fatal("the deleted stack's held-revision series is still exported")
 	}
 }

@@ -222,6 +222,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileDelete(ctx context.Context, m 
 		metrics.NodesInMaintenance.DeleteLabelValues(m.Namespace, m.Name)
 		metrics.MaintenanceInWindow.DeleteLabelValues(m.Namespace, m.Name)
 		metrics.MaintenanceWaitingForRollouts.DeleteLabelValues(m.Namespace, m.Name)
+		metrics.ServicesRebalanced.DeleteLabelValues(m.Namespace, m.Name)
 	}
 	return result, done, err
 }

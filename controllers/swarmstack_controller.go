@@ -799,7 +799,9 @@ func isReadyWithReason(conds []metav1.Condition, reason, msg string) bool {
 func (r *SwarmStackReconciler) reconcileDelete(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, bool, error) {
 	result, done, err := r.removeFromSwarm(ctx, s)
 	if done {
-		metrics.ServiceUpdateState.DeletePartialMatch(prometheus.Labels{"namespace": s.Namespace, "stack": s.Name})
+		labels := prometheus.Labels{"namespace": s.Namespace, "stack": s.Name}
+		metrics.ServiceUpdateState.DeletePartialMatch(labels)
+		metrics.StackRevisionHeld.DeletePartialMatch(labels)
 	}
 	return result, done, err
 }

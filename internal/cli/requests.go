@@ -204,7 +204,7 @@ func (e *env) suspendCommand(g *globalFlags, suspend bool) *cobra.Command {
 			gen := s.Generation
 			// Confirmed once the operator finished a pass of the new generation.
 			err = e.waitFor(ctx, s.Name, timeout, func(s *swarmv1.SwarmStack) (bool, error) {
-				return s.Status.ObservedGeneration >= gen && s.Generation >= gen, nil
+				return s.Status.ObservedGeneration >= gen, nil
 			})
 			if err != nil {
 				return err

@@ -190,17 +190,19 @@ func (c *Conn) Endpoint() (endpoint, apiVersion string) {
 	return c.endpoints[c.current], c.version
 }
 
-// do runs fn against the endpoint in use; when that endpoint does not answer, or is no
-// longer a manager, it moves on to the next one, so callers never see a single manager's
-// loss. Other errors (bad request, conflict) return at once.
 // read runs a call that changes nothing, with the shorter read timeout.
 func (c *Conn) read(ctx context.Context, fn func(ctx context.Context, cli *client.Client) error) error {
 	return c.call(ctx, readTimeout, fn)
 }
 
+// do runs a call that may write, with the longer call timeout.
 func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.Client) error) error {
 	return c.call(ctx, callTimeout, fn)
 }
+
+// call runs fn against the endpoint in use; when that endpoint does not answer, or is
+// no longer a manager, it moves on to the next one, so callers never see a single
+// manager's loss. Other errors (bad request, conflict) return at once.
 
 func (c *Conn) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cli *client.Client) error) error {
 	if err := c.parked(ctx); err != nil {

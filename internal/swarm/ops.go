@@ -295,7 +295,7 @@ func (c *Conn) RemoveConfig(ctx context.Context, id string) error {
 // ConfigData reads a config's data.
 func (c *Conn) ConfigData(ctx context.Context, id string) ([]byte, error) {
 	var data []byte
-	err := c.do(ctx, func(ctx context.Context, cli *client.Client) error {
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
 		cfg, _, err := cli.ConfigInspectWithRaw(ctx, id)
 		data = cfg.Spec.Data
 		return err

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/client"
 )
 
 // hungManager accepts connections and never answers, like a daemon that is stopped
@@ -71,5 +73,26 @@ func TestHungSwarmIsParkedSoItsOtherCallsCostNothing(t *testing.T) {
 	c.now = func() time.Time { return time.Now().Add(parkFor + time.Second) }
 	if _, err := c.StackServices(ctx, "numbers"); errors.Is(err, ErrParked) {
 		t.Fatalf("still parked after parkFor: %v", err)
+	}
+}
+
+func TestSwarmThatAnswersAgainIsNoLongerParked(t *testing.T) {
+	endpoint, _ := hungManager(t)
+	c, err := NewConn(Target{Endpoints: []string{endpoint}, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.callTimeout = 200 * time.Millisecond
+	ctx := context.Background()
+	_, _ = c.StackServices(ctx, "numbers") // parks it
+	// The probe gets an answer: the swarm is back, and calls go out again at once,
+	// before parkFor has passed.
+	answered := errors.New("an answer from the swarm")
+	if err := c.call(probe(ctx), readTimeout, func(context.Context, *client.Client) error { return answered }); !errors.Is(err, answered) {
+		t.Fatalf("probe: %v", err)
+	}
+	if _, err := c.StackServices(ctx, "numbers"); errors.Is(err, ErrParked) {
+		t.Fatalf("still parked after the swarm answered: %v", err)
 	}
 }
