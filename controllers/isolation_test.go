@@ -3,7 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -11,34 +10,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/testbed"
 )
 
-// hungSwarm accepts connections on the loopback and never answers, like a manager
-// whose daemon is stopped while the kernel still completes the handshake.
+// hungSwarm accepts connections on the loopback and never answers (testbed.HungEndpoint).
 func hungSwarm(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	endpoint, closeAll, err := testbed.HungEndpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make(chan net.Conn, 1024)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(conns)
-				return
-			}
-			conns <- c
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		for c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "tcp://" + l.Addr().String()
+	t.Cleanup(closeAll)
+	return endpoint
 }
 
 // TestHungSwarmDoesNotDelayStacksOnAnotherSwarm: stacks on a swarm that accepts and

@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,7 +245,6 @@ func BenchmarkScale(b *testing.B) {
 	getBed(b)
 	load := loadAvg()
 	stacks, per := envInt("BENCH_SCALE_STACKS", 200), envInt("BENCH_SCALE_SERVICES", 5)
-	ctx := context.Background()
 	ns, cluster := newCluster(b, "bench-scale", time.Hour)
 	b.Cleanup(func() {
 		took := deleteStacks(b, ns, 15*time.Minute)
@@ -254,31 +254,81 @@ func BenchmarkScale(b *testing.B) {
 
 	b.ResetTimer()
 	t0 := time.Now()
-	for i := 0; i < stacks; i++ {
-		var c strings.Builder
-		c.WriteString("services:\n")
-		for j := 0; j < per; j++ {
-			fmt.Fprintf(&c, "  svc%d:\n    image: numbers-api:v%d\n    environment: [STACK=%d]\n    deploy: {replicas: 0}\n", j, j%5+1, i)
-		}
-		inline := c.String()
-		s := &swarmv1.SwarmStack{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s%03d", i)},
-			Spec: swarmv1.SwarmStackSpec{
-				ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-				Version:    "v1",
-				Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "stack.yml", Inline: &inline}}},
-			},
-		}
-		if err := bed.Client.Create(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	createScaleStacks(b, ns, []string{cluster.Name}, stacks, per, 1)
 	created := time.Since(t0)
-	// Deployed: every stack says Ready=True for its generation (what `kubectl wait
-	// --for=condition=Ready` waits for).
+	stuckCount := waitScaleStacksDeployed(b, ns, stacks, 400*time.Millisecond)
+	deployed := time.Since(t0)
+	quietFor(b, 3*time.Second, 2*time.Minute)
+	r := measureResync(b, nil)
+	b.StopTimer()
+
+	r.report(b)
+	b.ReportMetric(deployed.Seconds(), "deploy-s")
+	b.ReportMetric(float64(stacks*per)/deployed.Seconds(), "services-created/s")
+	b.ReportMetric(float64(stuckCount), "stuck-progressing")
+	reportLoad(b, load)
+	logBoth(b, "%d stacks x %d services (replicas 0): created the resources in %s, all Ready after %s (%.1f stacks/s); %d of them Ready with the rollout still recorded as Progressing\n %s",
+		stacks, per, created.Round(time.Millisecond), deployed.Round(time.Second), float64(stacks)/deployed.Seconds(), stuckCount, r)
+}
+
+// scaleStack is stack i of a scale run: per services of numbers-api at replicas 0 (no
+// containers), one default overlay network, in one inline file.
+func scaleStack(ns, cluster string, i, per int) *swarmv1.SwarmStack {
+	var c strings.Builder
+	c.WriteString("services:\n")
+	for j := 0; j < per; j++ {
+		fmt.Fprintf(&c, "  svc%d:\n    image: numbers-api:v%d\n    environment: [STACK=%d]\n    deploy: {replicas: 0}\n", j, j%5+1, i)
+	}
+	inline := c.String()
+	return &swarmv1.SwarmStack{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s%04d", i)},
+		Spec: swarmv1.SwarmStackSpec{
+			ClusterRef: swarmv1.LocalObjectReference{Name: cluster},
+			Version:    "v1",
+			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "stack.yml", Inline: &inline}}},
+		},
+	}
+}
+
+// createScaleStacks creates n scale stacks in ns, stack i on clusters[i % len], from
+// `writers` concurrent clients (one client alone creates a few hundred a second).
+func createScaleStacks(b *testing.B, ns string, clusters []string, n, per, writers int) {
+	b.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += writers {
+				if err := bed.Client.Create(ctx, scaleStack(ns, clusters[i%len(clusters)], i, per)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// waitScaleStacksDeployed waits until the n stacks of ns say Ready=True for their first
+// generation (what `kubectl wait --for=condition=Ready` waits for), listing them every
+// `poll`, and returns how many of them were Ready while their rollout was still recorded
+// as in progress (see settle). Those get a reconcile request, and it then waits until
+// every rollout is recorded as completed, so that a resync after this finds the steady
+// state.
+func waitScaleStacksDeployed(b *testing.B, ns string, n int, poll time.Duration) (leftProgressing int) {
+	b.Helper()
+	ctx := context.Background()
+	t0 := time.Now()
 	var stuck []*swarmv1.SwarmStack
 	var lastReport time.Time
-	waitUntil(b, 40*time.Minute, fmt.Sprintf("%d stacks Ready", stacks), func() (string, error) {
+	waitUntil(b, 40*time.Minute, fmt.Sprintf("%d stacks Ready", n), func() (string, error) {
 		var list swarmv1.SwarmStackList
 		if err := bed.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return "", err
@@ -295,21 +345,17 @@ func BenchmarkScale(b *testing.B) {
 				}
 			}
 		}
-		if ready == stacks {
+		if ready == n {
 			return "", nil
 		}
 		if time.Since(lastReport) > time.Minute {
 			lastReport = time.Now()
-			detailf("%s: %s: %d/%d stacks Ready", b.Name(), time.Since(t0).Round(time.Second), ready, stacks)
+			detailf("%s: %s: %d/%d stacks Ready", b.Name(), time.Since(t0).Round(time.Second), ready, n)
 		}
-		time.Sleep(400 * time.Millisecond)
-		return fmt.Sprintf("%d/%d Ready", ready, stacks), nil
+		time.Sleep(poll)
+		return fmt.Sprintf("%d/%d Ready", ready, n), nil
 	})
-	deployed := time.Since(t0)
-	// Stacks left Ready with their rollout recorded as in progress (see settle) would
-	// make the resync finish those rollouts; request a reconcile of each so the restart
-	// below finds the steady state.
-	stuckCount := len(stuck)
+	leftProgressing = len(stuck)
 	for _, st := range stuck {
 		requestReconcile(b, st)
 	}
@@ -328,21 +374,43 @@ func BenchmarkScale(b *testing.B) {
 				done++
 			}
 		}
-		if done == stacks {
+		if done == n {
 			return "", nil
 		}
-		time.Sleep(400 * time.Millisecond)
-		return fmt.Sprintf("%d/%d completed", done, stacks), nil
+		time.Sleep(poll)
+		return fmt.Sprintf("%d/%d completed", done, n), nil
 	})
-	quietFor(b, 3*time.Second, 2*time.Minute)
+	return leftProgressing
+}
 
-	// Restart: everything the operator holds is rebuilt from the API and the swarm.
+// resyncFigures is what an operator restart costs: everything it holds is rebuilt from
+// the API and the swarms.
+type resyncFigures struct {
+	stacks       int // SwarmStacks in the API
+	took         time.Duration
+	reconciles   float64
+	perReconcile time.Duration
+	requests     requestCount
+	// Go heap in use after GC and process RSS, with the operator stopped and running.
+	heapOff, heapOn, rssOff, rssOn uint64
+}
+
+// measureResync stops the operator and starts it again, and measures the time from its
+// start until the SwarmStack controller has finished one reconcile per SwarmStack in the
+// API (controller_runtime_reconcile_total) and its queue and workers are idle
+// (workqueue_depth, controller_runtime_active_workers). duringResync, when not nil, runs
+// from the start until the resync is done (its context is then cancelled), and the
+// resync waits for it to return.
+func measureResync(b *testing.B, duringResync func(ctx context.Context)) resyncFigures {
+	b.Helper()
 	stopOperator()
-	heapOff, rssOff := liveHeap(), rss()
+	var r resyncFigures
+	r.heapOff, r.rssOff = liveHeap(), rss()
 	var all swarmv1.SwarmStackList
-	if err := bed.Client.List(ctx, &all); err != nil {
+	if err := bed.Client.List(context.Background(), &all); err != nil {
 		b.Fatal(err)
 	}
+	r.stacks = len(all.Items)
 	rec0, req0 := stackReconciles(), dockerRequests()
 	rt0, rn0 := reconcileTime()
 	stopProfile := profile(b, os.Getenv("BENCH_RESYNC_PROFILE"))
@@ -350,35 +418,43 @@ func BenchmarkScale(b *testing.B) {
 	if err := startOperator(); err != nil {
 		b.Fatal(err)
 	}
+	during := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if duringResync != nil {
+		go func() { defer close(during); duringResync(ctx) }()
+	} else {
+		close(during)
+	}
 	waitMetrics(b, 10*time.Minute, "full resync", func() bool {
-		return stackReconciles()-rec0 >= float64(len(all.Items)) && stackQueueIdle()
+		return stackReconciles()-rec0 >= float64(r.stacks) && stackQueueIdle()
 	})
-	resync := time.Since(t1)
+	r.took = time.Since(t1)
+	cancel()
+	<-during
 	stopProfile()
-	reconciles := stackReconciles() - rec0
+	r.reconciles = stackReconciles() - rec0
 	rt1, rn1 := reconcileTime()
-	perReconcile := time.Duration((rt1 - rt0) / max(rn1-rn0, 1) * float64(time.Second))
-	reqs := dockerRequests().minus(req0)
-	heapOn, rssOn := liveHeap(), rss()
-	b.StopTimer()
+	r.perReconcile = time.Duration((rt1 - rt0) / max(rn1-rn0, 1) * float64(time.Second))
+	r.requests = dockerRequests().minus(req0)
+	r.heapOn, r.rssOn = liveHeap(), rss()
+	return r
+}
 
-	b.ReportMetric(resync.Seconds(), "resync-s")
-	b.ReportMetric(reconciles/resync.Seconds(), "reconciles/s")
-	b.ReportMetric(float64(perReconcile)/float64(time.Millisecond), "ms/reconcile")
-	b.ReportMetric(reqs.total()/float64(len(all.Items)), "resync-requests/stack")
-	b.ReportMetric(reqs.writes, "resync-writes")
-	b.ReportMetric(float64(int64(heapOn)-int64(heapOff))/mib, "operator-heap-MiB")
-	b.ReportMetric(float64(rssOn)/mib, "process-rss-MiB")
-	b.ReportMetric(deployed.Seconds(), "deploy-s")
-	b.ReportMetric(float64(stacks*per)/deployed.Seconds(), "services-created/s")
-	b.ReportMetric(float64(stuckCount), "stuck-progressing")
-	reportLoad(b, load)
-	logBoth(b, "%d stacks x %d services (replicas 0): created the resources in %s, all Ready after %s (%.1f stacks/s); %d of them Ready with the rollout still recorded as Progressing\n"+
-		" restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s, %s each on average), %.0f Docker reads and %.0f writes\n"+
+func (r resyncFigures) report(b *testing.B) {
+	b.ReportMetric(r.took.Seconds(), "resync-s")
+	b.ReportMetric(r.reconciles/r.took.Seconds(), "reconciles/s")
+	b.ReportMetric(float64(r.perReconcile)/float64(time.Millisecond), "ms/reconcile")
+	b.ReportMetric(r.requests.total()/float64(max(r.stacks, 1)), "resync-requests/stack")
+	b.ReportMetric(r.requests.writes, "resync-writes")
+	b.ReportMetric(float64(int64(r.heapOn)-int64(r.heapOff))/mib, "operator-heap-MiB")
+	b.ReportMetric(float64(r.rssOn)/mib, "process-rss-MiB")
+}
+
+func (r resyncFigures) String() string {
+	return fmt.Sprintf("restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s, %s each on average), %.0f Docker reads and %.0f writes\n"+
 		" Go heap in use after GC: %.1f MiB with the operator stopped, %.1f MiB running (operator %.1f MiB); RSS %.1f MiB stopped, %.1f MiB running",
-		stacks, per, created.Round(time.Millisecond), deployed.Round(time.Second), float64(stacks)/deployed.Seconds(), stuckCount,
-		len(all.Items), reconciles, resync.Round(time.Millisecond), reconciles/resync.Seconds(), perReconcile.Round(100*time.Microsecond), reqs.reads, reqs.writes,
-		float64(heapOff)/mib, float64(heapOn)/mib, float64(int64(heapOn)-int64(heapOff))/mib, float64(rssOff)/mib, float64(rssOn)/mib)
+		r.stacks, r.reconciles, r.took.Round(time.Millisecond), r.reconciles/r.took.Seconds(), r.perReconcile.Round(100*time.Microsecond), r.requests.reads, r.requests.writes,
+		float64(r.heapOff)/mib, float64(r.heapOn)/mib, float64(int64(r.heapOn)-int64(r.heapOff))/mib, float64(r.rssOff)/mib, float64(r.rssOn)/mib)
 }
 
 // profile writes a CPU profile of the process to path until the returned function is

@@ -40,6 +40,10 @@ var (
 	bedStart time.Duration
 	instance = -1 // the sandbox instance this process owns, for the leftover check
 
+	// extraSwarms are the sandbox swarms a benchmark started beside the bed's
+	// (BenchmarkScaleOut); teardown closes them too.
+	extraSwarms []*sandbox.Swarm
+
 	operatorMu sync.Mutex
 	stopOp     func()
 
@@ -78,19 +82,30 @@ func teardown() bool {
 	stopOperator()
 	bedMu.Lock()
 	defer bedMu.Unlock()
-	if bed == nil {
-		return true
-	}
 	ok := true
-	if err := bed.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: teardown:", err)
-		ok = false
+	owned := map[int]bool{}
+	for _, sw := range extraSwarms {
+		owned[sw.Instance] = true
+		if err := sw.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: teardown:", err)
+			ok = false
+		}
 	}
-	bed = nil
+	extraSwarms = nil
+	if bed != nil {
+		owned[instance] = true
+		if err := bed.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: teardown:", err)
+			ok = false
+		}
+		bed = nil
+	}
 	var mine []string
 	for _, l := range sandbox.Leftovers() {
-		if strings.HasPrefix(l, fmt.Sprintf("[%d] ", instance)) {
-			mine = append(mine, l)
+		for idx := range owned {
+			if strings.HasPrefix(l, fmt.Sprintf("[%d] ", idx)) {
+				mine = append(mine, l)
+			}
 		}
 	}
 	if len(mine) > 0 {
@@ -254,33 +269,39 @@ func reportLoad(b *testing.B, atStart float64) {
 	b.ReportMetric(loadAvg(), "load1-end")
 }
 
-// newCluster creates, in a fresh namespace, the TLS Secret and a SwarmCluster for the
-// sandbox's managers, like testbed.CreateCluster but with the health interval given
-// (a long one keeps the cluster's periodic Docker reads out of request counts), and
-// waits until the cluster is Ready.
+// newCluster creates, in a fresh namespace, a SwarmCluster for the bed's sandbox swarm
+// (see clusterOn).
 func newCluster(b *testing.B, prefix string, interval time.Duration) (ns string, cluster *swarmv1.SwarmCluster) {
 	b.Helper()
-	ctx := context.Background()
-	ns, err := bed.Namespace(ctx, prefix)
+	ns, err := bed.Namespace(context.Background(), prefix)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return ns, clusterOn(b, ns, "sandbox", bed.Swarm, interval)
+}
+
+// clusterOn creates the TLS Secret and a SwarmCluster for the managers of sw, like
+// testbed.CreateCluster but with the health interval given (a long one keeps the
+// cluster's periodic Docker reads out of request counts), and waits until it is Ready.
+func clusterOn(b *testing.B, ns, name string, sw *sandbox.Swarm, interval time.Duration) *swarmv1.SwarmCluster {
+	b.Helper()
+	ctx := context.Background()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sandbox-tls"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-tls"},
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
-			"ca.crt": bed.Swarm.CACertPEM, "tls.crt": bed.Swarm.ClientCertPEM, "tls.key": bed.Swarm.ClientKeyPEM,
+			"ca.crt": sw.CACertPEM, "tls.crt": sw.ClientCertPEM, "tls.key": sw.ClientKeyPEM,
 		},
 	}
 	if err := bed.Client.Create(ctx, secret); err != nil {
 		b.Fatal(err)
 	}
 	var endpoints []string
-	for _, m := range bed.Swarm.Managers() {
+	for _, m := range sw.Managers() {
 		endpoints = append(endpoints, m.Endpoint)
 	}
-	cluster = &swarmv1.SwarmCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sandbox"},
+	cluster := &swarmv1.SwarmCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: swarmv1.SwarmClusterSpec{
 			Endpoints:    endpoints,
 			TLSSecretRef: &swarmv1.LocalObjectReference{Name: secret.Name},
@@ -290,7 +311,7 @@ func newCluster(b *testing.B, prefix string, interval time.Duration) (ns string,
 	if err := bed.Client.Create(ctx, cluster); err != nil {
 		b.Fatal(err)
 	}
-	waitUntil(b, 2*time.Minute, "cluster "+ns+"/sandbox Ready", func() (string, error) {
+	waitUntil(b, 2*time.Minute, "cluster "+ns+"/"+name+" Ready", func() (string, error) {
 		if err := bed.Client.Get(ctx, client.ObjectKeyFromObject(cluster), cluster); err != nil {
 			return "", err
 		}
@@ -299,7 +320,7 @@ func newCluster(b *testing.B, prefix string, interval time.Duration) (ns string,
 		}
 		return "", nil
 	})
-	return ns, cluster
+	return cluster
 }
 
 // deleteCluster removes the cluster (the operator closes its connection and event stream).

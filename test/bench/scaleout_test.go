@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	dockerclient "github.com/docker/docker/client"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/testbed"
+)
+
+// BenchmarkScaleOut (issue 18): many stacks over several swarms, and how fast a change
+// to a stack on another, healthy swarm is acted on beside them. In one run:
+//  1. reaction on the bed's swarm, idle: BENCH_SCALEOUT_CHANGES (10) changes;
+//  2. the same beside a hung swarm (TCP accepted, nothing answered) holding
+//     BENCH_HUNG_STACKS (100) stacks;
+//  3. deploy from nothing: BENCH_SCALEOUT_STACKS (2000) stacks of BENCH_SCALE_SERVICES
+//     (5) services (replicas 0, no containers) spread over BENCH_SCALEOUT_SWARMS (4)
+//     sandbox swarms of one manager each;
+//  4. an operator restart: the resync of those stacks, with changes to the reaction
+//     stack made while it runs.
+//
+// Reaction is the time from the API write to Swarm starting the update (the earlier
+// UpdateStatus.StartedAt of the stack's two services, Swarm's own timestamp: the
+// sandbox runs on this machine's clock).
+func BenchmarkScaleOut(b *testing.B) {
+	getBed(b)
+	load := loadAvg()
+	nSwarms := max(envInt("BENCH_SCALEOUT_SWARMS", 4), 1)
+	nStacks := envInt("BENCH_SCALEOUT_STACKS", 2000)
+	per := envInt("BENCH_SCALE_SERVICES", 5)
+	nHung := envInt("BENCH_HUNG_STACKS", 100)
+	changes := max(envInt("BENCH_SCALEOUT_CHANGES", 10), 1)
+	ctx := context.Background()
+
+	swarms := startSwarms(b, nSwarms)
+	probe := newReactionProbe(b)
+
+	b.ResetTimer()
+	idle := probe.changes(b, changes)
+
+	hungNS, err := bed.Namespace(ctx, "bench-hung")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hungAt := hungSwarmWithStacks(b, hungNS, nHung)
+	behindHung := probe.changes(b, changes)
+	hungReconciles := stackReconciles()
+	removeHungStacks(b, hungNS)
+	hungAt()
+
+	ns, err := bed.Namespace(ctx, "bench-out")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var clusters []string
+	for k, sw := range swarms {
+		clusters = append(clusters, clusterOn(b, ns, fmt.Sprintf("swarm%d", k+1), sw, time.Hour).Name)
+	}
+	b.Cleanup(func() {
+		took := deleteStacks(b, ns, 30*time.Minute)
+		logBoth(b, "deleting the %d stacks took %s", nStacks, took.Round(time.Second))
+	})
+	t0 := time.Now()
+	createScaleStacks(b, ns, clusters, nStacks, per, 8)
+	created := time.Since(t0)
+	stuck := waitScaleStacksDeployed(b, ns, nStacks, time.Second)
+	deployed := time.Since(t0)
+	quietFor(b, 3*time.Second, 2*time.Minute)
+
+	var duringResync samples
+	r := measureResync(b, func(ctx context.Context) {
+		for ctx.Err() == nil || len(duringResync) == 0 {
+			duringResync = append(duringResync, probe.change(b))
+		}
+	})
+	b.StopTimer()
+
+	idle.report(b, "idle-write-to-start", "ms")
+	behindHung.report(b, "hung-write-to-start", "ms")
+	duringResync.report(b, "resync-write-to-start", "ms")
+	r.report(b)
+	b.ReportMetric(deployed.Seconds(), "deploy-s")
+	b.ReportMetric(float64(nStacks*per)/deployed.Seconds(), "services-created/s")
+	b.ReportMetric(float64(stuck), "stuck-progressing")
+	reportLoad(b, load)
+	logBoth(b, "reaction (write to Swarm's update start) on a healthy swarm:\n idle %v\n beside a hung swarm with %d stacks (%.0f stack reconciles meanwhile) %v\n during the resync below %v",
+		idle, nHung, hungReconciles, behindHung, duringResync)
+	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
+		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
+		float64(nStacks*per)/deployed.Seconds(), stuck, r)
+}
+
+// startSwarms starts n sandbox swarms of BENCH_SCALEOUT_MANAGERS (1) managers at once.
+// They are closed after the benchmark, and by teardown should it not get there.
+func startSwarms(b *testing.B, n int) []*sandbox.Swarm {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	managers := max(envInt("BENCH_SCALEOUT_MANAGERS", 1), 1)
+	logf := func(string, ...any) {}
+	if os.Getenv("BENCH_VERBOSE") != "" {
+		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "sandbox: "+f+"\n", a...) }
+	}
+	out := make([]*sandbox.Swarm, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sw, err := sandbox.Start(ctx, sandbox.Options{Name: fmt.Sprintf("out%d-", k+1), Managers: managers, Logf: logf})
+			if err != nil {
+				errs[k] = err
+				return
+			}
+			bedMu.Lock()
+			extraSwarms = append(extraSwarms, sw)
+			bedMu.Unlock()
+			out[k] = sw
+		}()
+	}
+	wg.Wait()
+	b.Cleanup(func() {
+		for _, sw := range out {
+			if sw != nil {
+				if err := sw.Close(); err != nil {
+					b.Error(err)
+				}
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			b.Fatalf("starting a sandbox swarm: %v", err)
+		}
+	}
+	detailf("%s: %d sandbox swarms of %d manager(s) started in %s", b.Name(), n, managers, time.Since(t0).Round(time.Millisecond))
+	return out
+}
+
+// reactionProbe is the two-service numbers stack at 0 replicas on the bed's swarm: a
+// change is a spec update Swarm starts and completes at once, so what is timed is the
+// operator getting to the write.
+type reactionProbe struct {
+	s    *swarmv1.SwarmStack
+	w    *stackWatch
+	cli  *dockerclient.Client
+	sh   numbersShape
+	next int
+}
+
+func newReactionProbe(b *testing.B) *reactionProbe {
+	b.Helper()
+	ns, cluster := newCluster(b, "bench-out-react", 30*time.Second)
+	p := &reactionProbe{sh: numbersShape{replicas: 0}, cli: swarmClient(b), next: 1}
+	p.s, p.w, _ = createNumbersStack(b, ns, cluster, "react", p.sh)
+	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
+	return p
+}
+
+func (p *reactionProbe) changes(b *testing.B, n int) samples {
+	b.Helper()
+	var out samples
+	for range n {
+		out = append(out, p.change(b))
+	}
+	return out
+}
+
+// change makes the next change and returns the time from its write to Swarm's start of
+// the update; it returns when the stack reports the rollout completed.
+func (p *reactionProbe) change(b *testing.B) time.Duration {
+	b.Helper()
+	i := p.next
+	p.next++
+	mark := p.w.mark()
+	write, gen := setChange(b, p.s, p.sh, i)
+	var start time.Time
+	waitUntil(b, 2*time.Minute, fmt.Sprintf("Swarm starts change %d", i), func() (string, error) {
+		svcs, err := stackServices(p.cli, stackName(p.s))
+		if err != nil {
+			return "", err
+		}
+		start = time.Time{}
+		for _, svc := range svcs {
+			u := svc.UpdateStatus
+			if u == nil || u.StartedAt == nil || u.StartedAt.Before(write) {
+				return svc.Spec.Name + " has not started the update", nil
+			}
+			if start.IsZero() || u.StartedAt.Before(start) {
+				start = *u.StartedAt
+			}
+		}
+		if len(svcs) != 2 {
+			return fmt.Sprintf("%d services", len(svcs)), nil
+		}
+		return "", nil
+	})
+	if _, err := p.w.waitFor(mark, 2*time.Minute, rolledOut(versionOf(i), gen)); err != nil {
+		b.Fatalf("change %d: %v", i, err)
+	}
+	return start.Sub(write)
+}
+
+// hungSwarmWithStacks creates, in ns, a SwarmCluster whose only endpoint accepts and
+// never answers and n stacks on it (deletionPolicy Orphan: there is nothing to remove),
+// and waits until each has been reconciled once (its Ready condition says why it
+// waits). It returns the function that closes the endpoint.
+func hungSwarmWithStacks(b *testing.B, ns string, n int) (closeEndpoint func()) {
+	b.Helper()
+	ctx := context.Background()
+	endpoint, closeAll, err := testbed.HungEndpoint()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(closeAll)
+	hung := &swarmv1.SwarmCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hung"},
+		Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{endpoint}, Insecure: true},
+	}
+	if err := bed.Client.Create(ctx, hung); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		s := scaleStack(ns, hung.Name, i, 1)
+		s.Spec.DeletionPolicy = "Orphan"
+		if err := bed.Client.Create(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	waitUntil(b, 5*time.Minute, fmt.Sprintf("%d stacks on the hung swarm reconciled", n), func() (string, error) {
+		var list swarmv1.SwarmStackList
+		if err := bed.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return "", err
+		}
+		seen := 0
+		for i := range list.Items {
+			if c := meta.FindStatusCondition(list.Items[i].Status.Conditions, swarmv1.ConditionReady); c != nil && c.ObservedGeneration >= 1 {
+				seen++
+			}
+		}
+		if seen < n {
+			time.Sleep(400 * time.Millisecond)
+			return fmt.Sprintf("%d/%d", seen, n), nil
+		}
+		return "", nil
+	})
+	detailf("%s: %d stacks on the hung swarm reconciled once after %s", b.Name(), n, time.Since(t0).Round(time.Millisecond))
+	return closeAll
+}
+
+// removeHungStacks deletes the hung swarm's stacks and cluster.
+func removeHungStacks(b *testing.B, ns string) {
+	b.Helper()
+	deleteStacks(b, ns, 5*time.Minute)
+	if err := bed.Client.DeleteAllOf(context.Background(), &swarmv1.SwarmCluster{}, client.InNamespace(ns)); err != nil {
+		b.Error(err)
+	}
+}
