@@ -40,6 +40,16 @@ const (
 	ReasonInvalidFreeze = "InvalidFreeze"
 )
 
+// ConditionPruned is present only while removing what a completed revision no longer
+// uses (services it dropped with rollbackPolicy Stack, networks, secrets, configs)
+// failed: Status False, reason ReasonPruneFailed, and the passes retry until it works.
+// It is durable, so a restart still retries, and a pass with nothing to do costs no
+// listing of the stack's objects.
+const (
+	ConditionPruned   = "Pruned"
+	ReasonPruneFailed = "PruneFailed"
+)
+
 // AnnotationOverrideFreeze applies a new revision during a freeze window, once per new
 // value (recorded in status.lastHandledOverrideFreeze).
 const AnnotationOverrideFreeze = "swarm.swarmops.io/override-freeze"
