@@ -213,7 +213,8 @@ func getBed(b *testing.B) *testbed.Bed {
 func startOperator() error {
 	operatorMu.Lock()
 	defer operatorMu.Unlock()
-	stop, err := bed.StartOperator(controllers.Options{})
+	// BENCH_CONCURRENT sets --concurrent (0: the operator's default).
+	stop, err := bed.StartOperator(controllers.Options{Concurrent: envInt("BENCH_CONCURRENT", 0)})
 	if err != nil {
 		return fmt.Errorf("starting the operator: %w", err)
 	}
