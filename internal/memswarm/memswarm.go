@@ -13,6 +13,8 @@
 //     errors (typed as Docker's client types them: errdefs Conflict, NotFound, ...);
 //   - a log of every port call, and faults a test injects per operation: a failure, a
 //     lost answer, a hang, and a fail-over retry on another manager as Conn performs it.
+//   - the round trip to a remote manager, as a latency per exchange (Latency), for
+//     simulations of many swarms.
 //
 // What it does not: there is no scheduler, orchestrator nor updater. Tasks exist only
 // where the test places them (AddTask), a rollout moves only when the test says so
@@ -50,6 +52,11 @@ type Swarm struct {
 	ID string
 	// APIVersion is what Health reports as negotiated (default "1.51").
 	APIVersion string
+	// Latency is added to every exchange with a manager, as the round trip to a remote
+	// one would be (simulations; default none). It is waited out without holding the
+	// swarm's lock, so concurrent calls overlap as they do on a real manager, and a
+	// call whose context ends meanwhile returns the context's error.
+	Latency time.Duration
 
 	mu       sync.Mutex
 	index    uint64 // last version handed out; shared by all objects like Raft's index
@@ -160,7 +167,7 @@ func (m *Swarm) record(op Op, target string, err error) {
 
 // do is one exchange with a manager, which the faults planned for op may hit.
 func (m *Swarm) do(ctx context.Context, op Op, apply func() error) error {
-	if err := ctx.Err(); err != nil {
+	if err := m.roundTrip(ctx); err != nil {
 		return err
 	}
 	if err := m.managerAnswers(); err != nil {
@@ -187,6 +194,22 @@ func (m *Swarm) do(ctx context.Context, op Op, apply func() error) error {
 		return apply()
 	}
 	return apply()
+}
+
+// roundTrip waits out the Latency of one exchange, or until ctx ends. It must be called
+// without m.mu held.
+func (m *Swarm) roundTrip(ctx context.Context) error {
+	if m.Latency <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(m.Latency)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // managerAnswers says whether some manager can answer: one reachable and ready, and a

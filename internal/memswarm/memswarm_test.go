@@ -525,3 +525,45 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d updates at one version won", won)
 	}
 }
+
+func TestLatency(t *testing.T) {
+	m := newSwarm()
+	m.Latency = 50 * time.Millisecond
+	ctx := context.Background()
+
+	start := time.Now()
+	if _, err := m.Nodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < m.Latency {
+		t.Errorf("a call took %s, less than the latency %s", took, m.Latency)
+	}
+
+	// Calls to one swarm overlap: ten at once take about one latency, not ten.
+	start = time.Now()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if _, err := m.StackServices(ctx, "numbers"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 5*m.Latency {
+		t.Errorf("10 concurrent calls took %s: they waited for each other", took)
+	}
+
+	// The wait ends with the caller's context, and nothing is applied.
+	m.Latency = time.Hour
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err := m.CreateService(short, swarm.ServiceWrite{Spec: spec("api", "numbers-api:v1", 1, nil)})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("create with an expiring context: %v after %s", err, time.Since(start))
+	}
+	if _, ok := m.Service("api"); ok {
+		t.Error("the cancelled create was applied")
+	}
+}

@@ -443,7 +443,7 @@ func (m *Swarm) rollback(ctx context.Context, id string, at swarmtypes.Version) 
 // read runs f under the lock once a manager answers, as a read outside the faulted
 // exchanges (Conn's inspect before and after a rollback).
 func (m *Swarm) read(ctx context.Context, f func() error) error {
-	if err := ctx.Err(); err != nil {
+	if err := m.roundTrip(ctx); err != nil {
 		return err
 	}
 	if err := m.managerAnswers(); err != nil {
