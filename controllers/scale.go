@@ -100,5 +100,8 @@ func emptyShardWarning(mgr ctrl.Manager, selector string) ctrlmanager.Runnable {
 }
 
 func clusterStackKey(s *swarmv1.SwarmStack) string {
-	return s.Spec.ClusterRef.Name + "/" + stackNameOf(s)
+	return clusterStackIndexKey(s.Spec.ClusterRef.Name, stackNameOf(s))
 }
+
+// clusterStackIndexKey is the indexClusterStack value of a stack name on a cluster.
+func clusterStackIndexKey(cluster, stack string) string { return cluster + "/" + stack }

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -44,9 +43,6 @@ const (
 	rolloutPoll = time.Second
 	// rollbackRequested marks a history entry opened by the rollback annotation.
 	rollbackRequested = "Rollback requested"
-	// pruneRetry is when a failed removal of unused objects is tried again: often a
-	// network still has a task of the old spec attached for a few seconds.
-	pruneRetry = 30 * time.Second
 )
 
 // SwarmStackReconciler deploys compose stacks and reports their rollouts.
@@ -118,9 +114,6 @@ type stackScope struct {
 	retryRequest    string // a new value of the retry annotation
 	// rolledBack names the services this pass asked Swarm to roll back.
 	rolledBack map[string]bool
-	// revisionInForce: this pass saw the rendered revision take effect (its rollout
-	// completed, or nothing on the swarm differed): what it replaced may now be unused.
-	revisionInForce bool
 
 	result ctrl.Result
 }
@@ -470,7 +463,6 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 			}
 			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAppliedRevision = rendered.Revision
-			sc.revisionInForce = true
 		}
 		if st.LastAppliedRevision == rendered.Revision {
 			// A new source revision that renders the same stack is applied as it stands.
@@ -522,45 +514,22 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 	return true, nil
 }
 
-// cleanUpStack removes the networks, secrets and configs the stack no longer uses, when
-// its revision took effect in this pass (only a write of the operator's makes something
-// unused) or an earlier prune failed (condition Pruned=False). A pass with nothing to do
-// therefore lists nothing more than the stack's services.
+// cleanUpStack removes the networks, secrets and configs the stack no longer uses, once
+// its revision completed and prune is on.
 func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
-	st := &sc.s.Status
-	retry := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil
-	if !pruneEnabled(sc.s) {
-		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
+	if !pruneEnabled(sc.s) || sc.s.Status.LastAppliedRevision != sc.rendered.Revision || inFlight(sc.s.Status.History) != nil {
 		return false, nil
 	}
-	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || inFlight(st.History) != nil {
-		return false, nil
-	}
-	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
 		for _, svc := range planServices(sc.rendered, sc.current, sc.owner, true, false).prune {
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
-				errs = append(errs, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err))
+				sc.log.Info("Removing a service the stack no longer has failed, will retry", "service", svc.Spec.Name, "error", sc.redact.text(err.Error()))
 			}
 		}
 	}
 	if err := pruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
-		errs = append(errs, err)
+		sc.log.Info("Pruning unused stack objects failed, will retry", "error", sc.redact.text(err.Error()))
 	}
-	if err := errors.Join(errs...); err != nil {
-		msg := sc.redact.text(err.Error())
-		sc.log.Info("Removing what the stack no longer uses failed, will retry", "error", msg)
-		if !retry {
-			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", shortRev(sc.rendered.Revision), msg)
-		}
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: swarmv1.ConditionPruned, Status: metav1.ConditionFalse, ObservedGeneration: sc.s.Generation,
-			Reason: swarmv1.ReasonPruneFailed, Message: msg,
-		})
-		sc.requeue(pruneRetry)
-		return false, nil
-	}
-	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 	return false, nil
 }
 
@@ -745,7 +714,6 @@ func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict)
 	}()
 	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
-		sc.revisionInForce = true
 		s.Status.LastAppliedSourceRevision = cur.SourceRevision
 		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
@@ -881,13 +849,8 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		if ev.Type != events.ServiceEventType || ev.Disconnected {
 			return
 		}
-		// Service events name the service; its stack is the prefix before "_" as stack
-		// deploy names them, or the stack label when the event carries it.
-		name := ev.Attributes["name"]
-		for _, key := range r.stacksOfCluster(ev.Cluster) {
-			if strings.HasPrefix(name, key.stack+"_") {
-				sendNonBlocking(swarmEvents, &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: key.ns, Name: key.name}})
-			}
+		for _, key := range r.stacksOfService(context.Background(), ev.Cluster, ev.Attributes["name"]) {
+			sendNonBlocking(swarmEvents, &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
 		}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -947,17 +910,23 @@ var stackIndexes = map[string]client.IndexerFunc{
 	},
 }
 
-type stackKey struct{ ns, name, stack string }
-
-// stacksOfCluster lists the stacks that deploy onto a cluster, from the informer cache.
-func (r *SwarmStackReconciler) stacksOfCluster(cluster ktypes.NamespacedName) []stackKey {
-	var list swarmv1.SwarmStackList
-	if err := r.List(context.Background(), &list, client.InNamespace(cluster.Namespace), client.MatchingFields{indexClusterRef: cluster.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	out := make([]stackKey, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, stackKey{ns: list.Items[i].Namespace, name: list.Items[i].Name, stack: stackNameOf(&list.Items[i])})
+// stacksOfService names the SwarmStacks that a service of a cluster may belong to. Stack
+// deploy names a service <stack>_<service>, and a stack name may hold "_" itself, so each
+// prefix before an "_" is looked up in the cluster+stack index: a few lookups per event
+// whatever the number of stacks on the cluster. Ambiguous names wake every candidate.
+func (r *SwarmStackReconciler) stacksOfService(ctx context.Context, cluster ktypes.NamespacedName, service string) []ktypes.NamespacedName {
+	var out []ktypes.NamespacedName
+	for i := 1; i < len(service); i++ {
+		if service[i] != '_' {
+			continue
+		}
+		var list swarmv1.SwarmStackList
+		if err := r.List(ctx, &list, client.InNamespace(cluster.Namespace), client.MatchingFields{indexClusterStack: clusterStackIndexKey(cluster.Name, service[:i])}, client.UnsafeDisableDeepCopy); err != nil {
+			return out
+		}
+		for j := range list.Items {
+			out = append(out, client.ObjectKeyFromObject(&list.Items[j]))
+		}
 	}
 	return out
 }
