@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -43,6 +44,9 @@ const (
 	rolloutPoll = time.Second
 	// rollbackRequested marks a history entry opened by the rollback annotation.
 	rollbackRequested = "Rollback requested"
+	// pruneRetry is when a failed removal of unused objects is tried again: often a
+	// network still has a task of the old spec attached for a few seconds.
+	pruneRetry = 30 * time.Second
 )
 
 // SwarmStackReconciler deploys compose stacks and reports their rollouts.
@@ -114,6 +118,9 @@ type stackScope struct {
 	retryRequest    string // a new value of the retry annotation
 	// rolledBack names the services this pass asked Swarm to roll back.
 	rolledBack map[string]bool
+	// revisionInForce: this pass saw the rendered revision take effect (its rollout
+	// completed, or nothing on the swarm differed): what it replaced may now be unused.
+	revisionInForce bool
 
 	result ctrl.Result
 }
@@ -463,6 +470,7 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 			}
 			// Nothing on the swarm differs (for example a comment changed): the revision is in force.
 			st.LastAppliedRevision = rendered.Revision
+			sc.revisionInForce = true
 		}
 		if st.LastAppliedRevision == rendered.Revision {
 			// A new source revision that renders the same stack is applied as it stands.
@@ -514,22 +522,45 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 	return true, nil
 }
 
-// cleanUpStack removes the networks, secrets and configs the stack no longer uses, once
-// its revision completed and prune is on.
+// cleanUpStack removes the networks, secrets and configs the stack no longer uses, when
+// its revision took effect in this pass (only a write of the operator's makes something
+// unused) or an earlier prune failed (condition Pruned=False). A pass with nothing to do
+// therefore lists nothing more than the stack's services.
 func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
-	if !pruneEnabled(sc.s) || sc.s.Status.LastAppliedRevision != sc.rendered.Revision || inFlight(sc.s.Status.History) != nil {
+	st := &sc.s.Status
+	retry := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil
+	if !pruneEnabled(sc.s) {
+		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 		return false, nil
 	}
+	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || inFlight(st.History) != nil {
+		return false, nil
+	}
+	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
 		for _, svc := range planServices(sc.rendered, sc.current, sc.owner, true, false).prune {
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
-				sc.log.Info("Removing a service the stack no longer has failed, will retry", "service", svc.Spec.Name, "error", sc.redact.text(err.Error()))
+				errs = append(errs, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err))
 			}
 		}
 	}
 	if err := pruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
-		sc.log.Info("Pruning unused stack objects failed, will retry", "error", sc.redact.text(err.Error()))
+		errs = append(errs, err)
 	}
+	if err := errors.Join(errs...); err != nil {
+		msg := sc.redact.text(err.Error())
+		sc.log.Info("Removing what the stack no longer uses failed, will retry", "error", msg)
+		if !retry {
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", shortRev(sc.rendered.Revision), msg)
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: swarmv1.ConditionPruned, Status: metav1.ConditionFalse, ObservedGeneration: sc.s.Generation,
+			Reason: swarmv1.ReasonPruneFailed, Message: msg,
+		})
+		sc.requeue(pruneRetry)
+		return false, nil
+	}
+	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 	return false, nil
 }
 
@@ -714,6 +745,7 @@ func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict)
 	}()
 	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
+		sc.revisionInForce = true
 		s.Status.LastAppliedSourceRevision = cur.SourceRevision
 		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
 		return
