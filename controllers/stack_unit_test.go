@@ -549,6 +549,35 @@ func TestRolledBackRevisionIsNotWrittenAgainWithoutANewSpecOrRetry(t *testing.T)
 	}
 }
 
+// Why a rolled-back release failed is read from the tasks of every rolled-back service
+// in one task list, not one per service.
+func TestRollbackOfSeveralServicesReadsTheirTasksOnce(t *testing.T) {
+	e := newStackEnv(t)
+	releaseV1(t, e, twoServices)
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
+	e.passes("numbers", 1)
+	e.swarmRollsBack(t, "numbers_api")
+	e.swarmRollsBack(t, "numbers_web")
+	// Only web's new task failed: api, listed first, has nothing to say.
+	failed := e.sw.AddTask("numbers_web", "worker1", swarmtypes.TaskStateRunning)
+	e.sw.SetTaskState(failed.ID, swarmtypes.TaskStateFailed, "task: non-zero exit (1)")
+	e.sw.ResetCalls()
+	e.passes("numbers", 1)
+	reads := 0
+	for _, c := range e.sw.Calls() {
+		if c.Op == memswarm.OpTasksOfServices || c.Op == memswarm.OpServiceTasks {
+			reads++
+		}
+	}
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeRolledBack || !strings.Contains(h.Message, "a new task of numbers_web failed: task: non-zero exit (1)") {
+		t.Fatalf("history %s: %s", h.Outcome, h.Message)
+	}
+	if reads != 1 {
+		t.Fatalf("%d task reads for two rolled-back services, want 1", reads)
+	}
+}
+
 func mustService(t *testing.T, sw *memswarm.Swarm, name string) swarmtypes.Service {
 	t.Helper()
 	svc, ok := sw.Service(name)

@@ -668,28 +668,35 @@ func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline 
 }
 
 // failedTaskCause names why the newest failed task of a rolled back service failed:
-// Swarm's own message ("rollback completed") no longer says.
+// Swarm's own message ("rollback completed") no longer says. The first such service, in
+// the stack's order, is named; the tasks of all of them come in one list.
 func failedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtypes.Service, since time.Time) string {
+	var ids []string
 	for _, svc := range services {
-		if svc.UpdateStatus == nil || svc.UpdateStatus.State != swarmtypes.UpdateStateRollbackCompleted {
+		if svc.UpdateStatus != nil && svc.UpdateStatus.State == swarmtypes.UpdateStateRollbackCompleted {
+			ids = append(ids, svc.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	tasks, err := conn.TasksOfServices(ctx, ids)
+	if err != nil {
+		return ""
+	}
+	newest := map[string]*swarmtypes.Task{}
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-clockSkew)) {
 			continue
 		}
-		tasks, err := conn.ServiceTasks(ctx, svc.ID)
-		if err != nil {
-			return ""
+		if n := newest[t.ServiceID]; n == nil || t.Status.Timestamp.After(n.Status.Timestamp) {
+			newest[t.ServiceID] = t
 		}
-		var newest *swarmtypes.Task
-		for i := range tasks {
-			t := &tasks[i]
-			if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-clockSkew)) {
-				continue
-			}
-			if newest == nil || t.Status.Timestamp.After(newest.Status.Timestamp) {
-				newest = t
-			}
-		}
-		if newest != nil {
-			return fmt.Sprintf("; a new task of %s failed: %s", svc.Spec.Name, newest.Status.Err)
+	}
+	for _, svc := range services {
+		if t := newest[svc.ID]; t != nil {
+			return fmt.Sprintf("; a new task of %s failed: %s", svc.Spec.Name, t.Status.Err)
 		}
 	}
 	return ""
