@@ -565,7 +565,7 @@ func TestRollbackOfSeveralServicesReadsTheirTasksOnce(t *testing.T) {
 	e.passes("numbers", 1)
 	reads := 0
 	for _, c := range e.sw.Calls() {
-		if c.Op == memswarm.OpTasksOfServices || c.Op == memswarm.OpServiceTasks {
+		if c.Op == memswarm.OpTasksOfServices {
 			reads++
 		}
 	}

@@ -214,7 +214,7 @@ func (b *backend) awaitRunning(t *testing.T, name string) swarmtypes.Service {
 	t.Helper()
 	if !b.real() {
 		svc := b.service(t, name)
-		tasks, _ := b.sw.ServiceTasks(context.Background(), svc.ID)
+		tasks, _ := b.sw.TasksOfServices(context.Background(), []string{svc.ID})
 		hosts := []string{managerHost, workerHost}
 		for i := len(tasks); i < int(svc.ServiceStatus.DesiredTasks); i++ {
 			h := hosts[i%2]
@@ -471,7 +471,7 @@ func scenarioServiceErrors(t *testing.T, b *backend) {
 	b.observe("service/duplicate name", kind(err))
 	_, err = b.sw.UpdateService(ctx, swarm.ServiceWrite{ID: "nosuchservice", Version: s.Version, Spec: s.Spec})
 	b.observe("service/update unknown", kind(err))
-	_, err = b.sw.ServiceTasks(ctx, "nosuchservice")
+	_, err = b.sw.TasksOfServices(ctx, []string{"nosuchservice"})
 	b.observe("service/tasks of unknown", kind(err))
 	b.observe("service/rename", kind(b.update(t, s, s.Version, func(s *swarmtypes.ServiceSpec) { s.Name = "ct-renamed" })))
 	if err := b.sw.RemoveService(ctx, "nosuchservice"); err != nil {
@@ -530,7 +530,7 @@ func scenarioNodesAndTasks(t *testing.T, b *backend) {
 
 	svc := b.create(t, testSpec("ct-tasks", "numbers-api:v1", 2, nil))
 	b.awaitRunning(t, "ct-tasks")
-	tasks, err := b.sw.ServiceTasks(ctx, svc.ID)
+	tasks, err := b.sw.TasksOfServices(ctx, []string{svc.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ const (
 	OpNodes                Op = "Nodes"
 	OpSwapNodeAvailability Op = "SwapNodeAvailability"
 	OpTasksOnNodes         Op = "TasksOnNodes"
-	OpServiceTasks         Op = "ServiceTasks"
 	OpTasksOfServices      Op = "TasksOfServices"
 	OpStackServices        Op = "StackServices"
 	OpAllServices          Op = "AllServices"

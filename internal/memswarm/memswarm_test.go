@@ -260,11 +260,11 @@ func TestTasksAndDrain(t *testing.T) {
 		t.Fatalf("tasks %+v %+v", a, b)
 	}
 	m.SetTaskState(b.ID, swarmtypes.TaskStateFailed, "task: non-zero exit (1)")
-	tasks, err := m.ServiceTasks(ctx, svc.ID)
+	tasks, err := m.TasksOfServices(ctx, []string{svc.ID})
 	if err != nil || len(tasks) != 2 || tasks[1].Status.State != swarmtypes.TaskStateFailed || tasks[1].Status.Err == "" {
 		t.Fatal(tasks, err)
 	}
-	if _, err := m.ServiceTasks(ctx, "nope"); !cerrdefs.IsNotFound(err) {
+	if _, err := m.TasksOfServices(ctx, []string{"nope"}); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("tasks of an unknown service: %v", err)
 	}
 	if err := m.SwapNodeAvailability(ctx, "node-w1", swarmtypes.NodeAvailabilityActive, swarmtypes.NodeAvailabilityDrain); err != nil {

@@ -136,23 +136,6 @@ func (m *Swarm) TasksOfServices(ctx context.Context, serviceIDs []string) ([]swa
 	return out, err
 }
 
-// ServiceTasks lists the tasks of a service (by ID or name), in every state. An unknown
-// service is an error, as in Docker.
-func (m *Swarm) ServiceTasks(ctx context.Context, serviceID string) ([]swarmtypes.Task, error) {
-	var out []swarmtypes.Task
-	err := m.run(ctx, OpServiceTasks, serviceID, func() error {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		s, err := m.findService(serviceID)
-		if err != nil {
-			return err
-		}
-		out = m.taskList(func(t *swarmtypes.Task) bool { return t.ServiceID == s.ID })
-		return nil
-	})
-	return out, err
-}
-
 func (m *Swarm) taskList(keep func(*swarmtypes.Task) bool) []swarmtypes.Task {
 	var out []swarmtypes.Task
 	for _, t := range m.tasks {

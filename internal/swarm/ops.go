@@ -63,11 +63,6 @@ func (c *Conn) tasks(ctx context.Context, f filters.Args) ([]swarm.Task, error) 
 	return tasks, err
 }
 
-// ServiceTasks lists the tasks of one service, in every state.
-func (c *Conn) ServiceTasks(ctx context.Context, serviceID string) ([]swarm.Task, error) {
-	return c.tasks(ctx, filters.NewArgs(filters.Arg("service", serviceID)))
-}
-
 // TasksOfServices lists the tasks of any of the services, in every state.
 func (c *Conn) TasksOfServices(ctx context.Context, serviceIDs []string) ([]swarm.Task, error) {
 	if len(serviceIDs) == 0 {

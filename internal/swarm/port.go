@@ -23,8 +23,6 @@ type Swarm interface {
 	SwapNodeAvailability(ctx context.Context, nodeID string, from, to swarm.NodeAvailability) error
 	// TasksOnNodes lists the tasks placed on any of the nodes, in every state.
 	TasksOnNodes(ctx context.Context, nodeIDs []string) ([]swarm.Task, error)
-	// ServiceTasks lists the tasks of one service, in every state.
-	ServiceTasks(ctx context.Context, serviceID string) ([]swarm.Task, error)
 	// TasksOfServices lists the tasks of any of the services, in every state, in one call.
 	TasksOfServices(ctx context.Context, serviceIDs []string) ([]swarm.Task, error)
 
