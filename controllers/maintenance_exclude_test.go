@@ -108,3 +108,32 @@ func TestMaintenanceInABlackoutSaysItsWindowDoesNotHappen(t *testing.T) {
 		t.Fatalf("w1 %s, InWindow %+v", w.availability("w1"), c)
 	}
 }
+
+// The exclusions are parsed when a computation starts, not again at each instant it
+// checks: a nightly schedule passes over every activation of a month-long blackout. A
+// spec changed after exclusions() returned cannot be seen unless it is parsed again.
+func TestMaintenanceExclusionsAreParsedOncePerComputation(t *testing.T) {
+	list := []swarmv1.TimeWindow{{Schedule: "0 0 * * SUN", TimeZone: "Europe/Berlin", Duration: metav1.Duration{Duration: 24 * time.Hour}}}
+	excluded, err := exclusions(list, "exclude")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list[0].TimeZone = "Nowhere/Land"
+	sunday := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC) // 03:00 in Berlin
+	if !excluded(sunday) {
+		t.Fatal("the exclusion was read again at the instant checked: it no longer excludes Sunday")
+	}
+}
+
+// A nightly window and a month-long recurring blackout: a computation that checks
+// every skipped activation against the exclusion.
+func BenchmarkMaintenanceWindowsWithALongExclusion(b *testing.B) {
+	w := &swarmv1.MaintenanceWindow{Schedule: "0 2 * * *", Duration: metav1.Duration{Duration: 2 * time.Hour},
+		Exclude: []swarmv1.TimeWindow{{Schedule: "0 0 1 12 *", TimeZone: "Europe/Berlin", Duration: metav1.Duration{Duration: 31 * 24 * time.Hour}}}}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		if _, err := computeWindows(w, now, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

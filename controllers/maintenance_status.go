@@ -41,22 +41,13 @@ func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w windows) {
 	case w.next != nil:
 		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			fmt.Sprintf("Next window from %s until %s", stamp(w.next.start), stamp(w.next.end)))
-	case oneOffExcluded(m.Spec.Window):
+	case w.skipped:
 		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			fmt.Sprintf("The window starting at %s falls inside window.exclude: it does not happen", stamp(m.Spec.Window.Start.Time)))
 	default:
 		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			"The window is over")
 	}
-}
-
-// oneOffExcluded: a one-off window whose start lies in one of its exclusions.
-func oneOffExcluded(w *swarmv1.MaintenanceWindow) bool {
-	if w == nil || w.Start == nil {
-		return false
-	}
-	excluded, err := exclusions(w.Exclude, "exclude")
-	return err == nil && excluded != nil && excluded(w.Start.Time)
 }
 
 func windowTimes(s *span) *swarmv1.WindowTimes {

@@ -33,10 +33,12 @@ func (s span) contains(t time.Time) bool {
 }
 
 // windows is where a maintenance stands at one instant: the window it is in (if any)
-// and the next one to come (if any). Both nil for a one-off window that is over.
+// and the next one to come (if any). Both nil for a one-off window that is over, or
+// that never happens because it starts inside an exclusion (skipped).
 type windows struct {
 	current *span
 	next    *span
+	skipped bool
 }
 
 // computeWindows reads the spec's window at instant now. An absent window is open from
@@ -56,19 +58,25 @@ func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windo
 }
 
 // exclusions returns whether an instant lies inside one of the windows; field names
-// them in errors (field[i]).
+// them in errors (field[i]). Each window is parsed here, once: a schedule passes over
+// thousands of activations inside a long exclusion, and each is checked.
 func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
+	parsed := make([]timeWindow, len(list))
 	for i := range list {
-		if _, err := computeTimeWindow(list[i], nil, time.Time{}); err != nil {
+		var err error
+		if parsed[i], err = parseTimeWindow(list[i], nil); err == nil {
+			_, err = parsed[i].at(time.Time{}) // a schedule that never fires
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
 		}
 	}
 	return func(t time.Time) bool {
-		for i := range list {
-			if w, err := computeTimeWindow(list[i], nil, t); err == nil && w.current != nil {
+		for _, w := range parsed {
+			if at, err := w.at(t); err == nil && at.current != nil {
 				return true
 			}
 		}
@@ -79,30 +87,60 @@ func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, 
 // computeTimeWindow reads one window at instant now; a window whose start makes
 // excluded true does not happen (nil: none is).
 func computeTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool, now time.Time) (windows, error) {
+	tw, err := parseTimeWindow(w, excluded)
+	if err != nil {
+		return windows{}, err
+	}
+	return tw.at(now)
+}
+
+// timeWindow is a TimeWindow checked and parsed, to be placed at any instant: a one-off
+// span, or the activations of a schedule and their duration.
+type timeWindow struct {
+	once    *span
+	sched   activations
+	d       time.Duration
+	skipped bool // a one-off window starting inside an exclusion
+}
+
+// parseTimeWindow checks w and parses its schedule; activations for which excluded is
+// true are dropped (nil: none is).
+func parseTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool) (timeWindow, error) {
 	d := w.Duration.Duration
 	if d <= 0 {
-		return windows{}, fmt.Errorf("%w: duration must be positive, got %q", errInvalidWindow, w.Duration.Duration)
+		return timeWindow{}, fmt.Errorf("%w: duration must be positive, got %q", errInvalidWindow, w.Duration.Duration)
 	}
 	switch {
 	case w.Start != nil && w.Schedule != "":
-		return windows{}, fmt.Errorf("%w: set start or schedule, not both", errInvalidWindow)
+		return timeWindow{}, fmt.Errorf("%w: set start or schedule, not both", errInvalidWindow)
 	case w.Start != nil:
 		if excluded != nil && excluded(w.Start.Time) {
-			return windows{}, nil
+			return timeWindow{skipped: true}, nil
 		}
-		return oneOff(span{start: w.Start.Time, end: w.Start.Add(d)}, now), nil
+		return timeWindow{once: &span{start: w.Start.Time, end: w.Start.Add(d)}}, nil
 	case w.Schedule != "":
 		sched, err := parseSchedule(w.Schedule, w.TimeZone)
 		if err != nil {
-			return windows{}, err
+			return timeWindow{}, err
 		}
 		if excluded == nil {
-			return recurring(sched, d, now)
+			return timeWindow{sched: sched, d: d}, nil
 		}
-		return recurring(skipping{sched: sched, excluded: excluded}, d, now)
+		return timeWindow{sched: skipping{sched: sched, excluded: excluded}, d: d}, nil
 	default:
-		return windows{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", errInvalidWindow)
+		return timeWindow{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", errInvalidWindow)
 	}
+}
+
+// at is where the window stands at instant now.
+func (w timeWindow) at(now time.Time) (windows, error) {
+	switch {
+	case w.skipped:
+		return windows{skipped: true}, nil
+	case w.once != nil:
+		return oneOff(*w.once, now), nil
+	}
+	return recurring(w.sched, w.d, now)
 }
 
 // activations is a schedule: the first activation strictly after t, or zero.
