@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	swarmtypes "github.com/docker/docker/api/types/swarm"
 	dockerclient "github.com/docker/docker/client"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,7 @@ import (
 //     stack made while it runs.
 //
 // Reaction is the time from the API write to Swarm starting the update (the earlier
-// UpdateStatus.StartedAt of the stack's two services, Swarm's own timestamp: the
+// UpdateStatus.StartedAt of the probe stack's service, Swarm's own timestamp: the
 // sandbox runs on this machine's clock).
 func BenchmarkScaleOut(b *testing.B) {
 	getBed(b)
@@ -58,6 +59,8 @@ func BenchmarkScaleOut(b *testing.B) {
 	removeHungStacks(b, hungNS)
 	hungAt()
 
+	baseline := swarmCreateBaseline(b, swarms[0], envInt("BENCH_BASELINE_SERVICES", 500), 8)
+
 	ns, err := bed.Namespace(ctx, "bench-out")
 	if err != nil {
 		b.Fatal(err)
@@ -79,6 +82,12 @@ func BenchmarkScaleOut(b *testing.B) {
 
 	var duringResync samples
 	r := measureResync(b, func(ctx context.Context) {
+		// From the resync's first reconcile on: before it, the new operator is still
+		// starting (caches, connections) and nothing is queued yet.
+		started := stackReconciles()
+		for stackReconciles() == started && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
 		for ctx.Err() == nil || len(duringResync) == 0 {
 			duringResync = append(duringResync, probe.change(b))
 		}
@@ -91,13 +100,68 @@ func BenchmarkScaleOut(b *testing.B) {
 	r.report(b)
 	b.ReportMetric(deployed.Seconds(), "deploy-s")
 	b.ReportMetric(float64(nStacks*per)/deployed.Seconds(), "services-created/s")
+	b.ReportMetric(baseline, "swarm-alone-services-created/s")
 	b.ReportMetric(float64(stuck), "stuck-progressing")
 	reportLoad(b, load)
 	logBoth(b, "reaction (write to Swarm's update start) on a healthy swarm:\n idle %v\n beside a hung swarm with %d stacks (%.0f stack reconciles meanwhile) %v\n during the resync below %v",
 		idle, nHung, hungReconciles, behindHung, duringResync)
-	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
+	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s; one swarm alone, 8 clients creating services directly: %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
 		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
-		float64(nStacks*per)/deployed.Seconds(), stuck, r)
+		float64(nStacks*per)/deployed.Seconds(), baseline, stuck, r)
+}
+
+// swarmCreateBaseline is what one sandbox swarm does alone on this machine: n services
+// (replicas 0, as the scale stacks have) created directly by `clients` concurrent
+// clients, in services per second. They are removed afterwards.
+func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float64 {
+	b.Helper()
+	if n == 0 {
+		return 0
+	}
+	cli, err := sw.Client(sw.Managers()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	ctx := context.Background()
+	replicas := uint64(0)
+	ids := make([]string, n)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += clients {
+				spec := swarmtypes.ServiceSpec{
+					Annotations:  swarmtypes.Annotations{Name: fmt.Sprintf("baseline_%04d", i)},
+					TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
+					Mode:         swarmtypes.ServiceMode{Replicated: &swarmtypes.ReplicatedService{Replicas: &replicas}},
+				}
+				resp, err := cli.ServiceCreate(ctx, spec, swarmtypes.ServiceCreateOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[i] = resp.ID
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	close(errs)
+	for _, id := range ids {
+		if id != "" {
+			if err := cli.ServiceRemove(ctx, id); err != nil {
+				b.Error(err)
+			}
+		}
+	}
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return float64(n) / took.Seconds()
 }
 
 // startSwarms starts n sandbox swarms of BENCH_SCALEOUT_MANAGERS (1) managers at once.
@@ -149,23 +213,51 @@ func startSwarms(b *testing.B, n int) []*sandbox.Swarm {
 	return out
 }
 
-// reactionProbe is the two-service numbers stack at 0 replicas on the bed's swarm: a
-// change is a spec update Swarm starts and completes at once, so what is timed is the
-// operator getting to the write.
+// reactionProbe is a one-service stack on the bed's swarm whose update takes a second
+// or two (one task, start-first, 500 ms monitor), so that many changes fit in a resync.
 type reactionProbe struct {
 	s    *swarmv1.SwarmStack
 	w    *stackWatch
 	cli  *dockerclient.Client
-	sh   numbersShape
 	next int
+}
+
+func probeCompose(change int) string {
+	return fmt.Sprintf(`services:
+  probe:
+    image: numbers-api:v1
+    environment: [BENCH_CHANGE=%d]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 1
+      endpoint_mode: dnsrr
+      update_config: {order: start-first, monitor: 500ms}
+`, change)
 }
 
 func newReactionProbe(b *testing.B) *reactionProbe {
 	b.Helper()
 	ns, cluster := newCluster(b, "bench-out-react", 30*time.Second)
-	p := &reactionProbe{sh: numbersShape{replicas: 0}, cli: swarmClient(b), next: 1}
-	p.s, p.w, _ = createNumbersStack(b, ns, cluster, "react", p.sh)
 	b.Cleanup(func() { deleteStacks(b, ns, 2*time.Minute); deleteCluster(b, cluster) })
+	inline := probeCompose(0)
+	p := &reactionProbe{cli: swarmClient(b), next: 1, s: &swarmv1.SwarmStack{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"},
+		Spec: swarmv1.SwarmStackSpec{
+			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
+			Version:    versionOf(0),
+			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "probe.yml", Inline: &inline}}},
+		},
+	}}
+	var err error
+	if p.w, err = watchStack(ns, p.s.Name); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.w.stop)
+	mark := p.w.mark()
+	if err := bed.Client.Create(context.Background(), p.s); err != nil {
+		b.Fatal(err)
+	}
+	settle(b, p.s, p.w, mark, versionOf(0), 1, 4*time.Minute)
 	return p
 }
 
@@ -185,26 +277,25 @@ func (p *reactionProbe) change(b *testing.B) time.Duration {
 	i := p.next
 	p.next++
 	mark := p.w.mark()
-	write, gen := setChange(b, p.s, p.sh, i)
+	inline := probeCompose(i)
+	write, gen := mutate(b, p.s, func(s *swarmv1.SwarmStack) {
+		s.Spec.Version = versionOf(i)
+		s.Spec.Compose.Files[0].Inline = &inline
+	})
 	var start time.Time
 	waitUntil(b, 2*time.Minute, fmt.Sprintf("Swarm starts change %d", i), func() (string, error) {
 		svcs, err := stackServices(p.cli, stackName(p.s))
 		if err != nil {
 			return "", err
 		}
-		start = time.Time{}
-		for _, svc := range svcs {
-			u := svc.UpdateStatus
-			if u == nil || u.StartedAt == nil || u.StartedAt.Before(write) {
-				return svc.Spec.Name + " has not started the update", nil
-			}
-			if start.IsZero() || u.StartedAt.Before(start) {
-				start = *u.StartedAt
-			}
-		}
-		if len(svcs) != 2 {
+		if len(svcs) != 1 {
 			return fmt.Sprintf("%d services", len(svcs)), nil
 		}
+		u := svcs[0].UpdateStatus
+		if u == nil || u.StartedAt == nil || u.StartedAt.Before(write) {
+			return "the update has not started", nil
+		}
+		start = *u.StartedAt
 		return "", nil
 	})
 	if _, err := p.w.waitFor(mark, 2*time.Minute, rolledOut(versionOf(i), gen)); err != nil {
