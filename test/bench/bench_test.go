@@ -254,7 +254,7 @@ func BenchmarkScale(b *testing.B) {
 
 	b.ResetTimer()
 	t0 := time.Now()
-	createScaleStacks(b, ns, []string{cluster.Name}, stacks, per, 1)
+	createScaleStacks(b, ns, []string{cluster.Name}, stacks, per, "", 1)
 	created := time.Since(t0)
 	stuckCount := waitScaleStacksDeployed(b, ns, stacks, 400*time.Millisecond)
 	deployed := time.Since(t0)
@@ -290,9 +290,10 @@ func scaleStack(ns, cluster string, i, per int) *swarmv1.SwarmStack {
 	}
 }
 
-// createScaleStacks creates n scale stacks in ns, stack i on clusters[i % len], from
-// `writers` concurrent clients (one client alone creates a few hundred a second).
-func createScaleStacks(b *testing.B, ns string, clusters []string, n, per, writers int) {
+// createScaleStacks creates n scale stacks in ns, stack i on clusters[i % len], with the
+// deletion policy given ("" is Delete), from `writers` concurrent clients (one client
+// alone creates a few hundred a second).
+func createScaleStacks(b *testing.B, ns string, clusters []string, n, per int, deletionPolicy string, writers int) {
 	b.Helper()
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -302,7 +303,9 @@ func createScaleStacks(b *testing.B, ns string, clusters []string, n, per, write
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += writers {
-				if err := bed.Client.Create(ctx, scaleStack(ns, clusters[i%len(clusters)], i, per)); err != nil {
+				s := scaleStack(ns, clusters[i%len(clusters)], i, per)
+				s.Spec.DeletionPolicy = deletionPolicy
+				if err := bed.Client.Create(ctx, s); err != nil {
 					errs <- err
 					return
 				}
