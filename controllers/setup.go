@@ -36,6 +36,12 @@ type Options struct {
 	// Artifacts tunes how Flux source artifacts are fetched and kept; its HostOverride
 	// defaults to $SOURCE_CONTROLLER_LOCALHOST.
 	Artifacts ArtifactStoreOptions
+	// Swarms opens the swarm a SwarmCluster names; nil (production) means Docker
+	// connections pooled by the Hub. For simulations and tests only, which put
+	// in-memory swarms (internal/memswarm) behind it. The Hub's event streams then
+	// stay empty: rollouts are followed by the rollout poll, and node changes by the
+	// SwarmCluster's health interval.
+	Swarms Swarms
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -79,7 +85,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
-	swarms := HubSwarms{Hub: hub}
+	var swarms Swarms = HubSwarms{Hub: hub}
+	if opts.Swarms != nil {
+		swarms = opts.Swarms
+	}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
