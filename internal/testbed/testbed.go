@@ -76,14 +76,10 @@ func Start(ctx context.Context, opts Options) (_ *Bed, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	root, err := sandbox.RepoRoot()
+	b, err := newBed()
 	if err != nil {
 		return nil, err
 	}
-	b := &Bed{env: &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}}
 	defer func() {
 		if err != nil {
 			_ = b.Stop()
@@ -104,20 +100,51 @@ func Start(ctx context.Context, opts Options) (_ *Bed, err error) {
 		s, err := sandbox.Start(ctx, sandbox.Options{Name: opts.Name, Managers: opts.Managers, Workers: opts.Workers, ImagesTar: images, Logf: opts.Logf})
 		swarmCh <- swarmResult{s, err}
 	}()
-	cfg, envErr := b.env.Start()
+	envErr := b.startControlPlane()
 	res := <-swarmCh
 	b.Swarm = res.s
 	if envErr != nil {
-		return nil, fmt.Errorf("starting envtest (is KUBEBUILDER_ASSETS set? see hack/envtest-assets.sh): %w", envErr)
+		return nil, envErr
 	}
 	if res.err != nil {
 		return nil, fmt.Errorf("starting the sandbox swarm: %w", res.err)
 	}
-	b.Config = cfg
-	if b.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
+	return b, nil
+}
+
+// StartControlPlane brings up envtest alone (Swarm stays nil), for runs whose swarms are
+// in memory (controllers.Options.Swarms). On error nothing is left running.
+func StartControlPlane() (*Bed, error) {
+	b, err := newBed()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.startControlPlane(); err != nil {
+		_ = b.Stop()
 		return nil, err
 	}
 	return b, nil
+}
+
+func newBed() (*Bed, error) {
+	root, err := sandbox.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	return &Bed{env: &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}}, nil
+}
+
+func (b *Bed) startControlPlane() error {
+	cfg, err := b.env.Start()
+	if err != nil {
+		return fmt.Errorf("starting envtest (is KUBEBUILDER_ASSETS set? see hack/envtest-assets.sh): %w", err)
+	}
+	b.Config = cfg
+	b.Client, err = client.New(cfg, client.Options{Scheme: Scheme})
+	return err
 }
 
 // Stop tears everything down; it is safe to call more than once.
