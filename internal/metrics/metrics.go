@@ -90,8 +90,27 @@ var (
 	}, []string{"namespace", "maintenance"})
 )
 
+// vectors are every metric above, registered together and reset together.
+var vectors = []interface {
+	prometheus.Collector
+	Reset()
+}{
+	DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
+	ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
+	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced,
+}
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
-		ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
-		StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced)
+	for _, v := range vectors {
+		ctrlmetrics.Registry.MustRegister(v)
+	}
+}
+
+// Reset drops every series, as a restarted process starts without them: for benchmarks
+// that restart the operator within one process, where series of stacks the new
+// instance never touched would otherwise stay (and be gathered) from the old one.
+func Reset() {
+	for _, v := range vectors {
+		v.Reset()
+	}
 }
