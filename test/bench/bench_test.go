@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 )
 
@@ -254,12 +255,12 @@ func BenchmarkScale(b *testing.B) {
 
 	b.ResetTimer()
 	t0 := time.Now()
-	createScaleStacks(b, ns, []string{cluster.Name}, stacks, per, "", 1)
+	createScaleStacks(b, bed.Client, ns, []string{cluster.Name}, 0, stacks, per, "", 1)
 	created := time.Since(t0)
 	stuckCount := waitScaleStacksDeployed(b, ns, stacks, 400*time.Millisecond)
 	deployed := time.Since(t0)
 	quietFor(b, 3*time.Second, 2*time.Minute)
-	r := measureResync(b, nil)
+	r := measureResync(b, resyncRun{})
 	b.StopTimer()
 
 	r.report(b)
@@ -290,10 +291,10 @@ func scaleStack(ns, cluster string, i, per int) *swarmv1.SwarmStack {
 	}
 }
 
-// createScaleStacks creates n scale stacks in ns, stack i on clusters[i % len], with the
-// deletion policy given ("" is Delete), from `writers` concurrent clients (one client
-// alone creates a few hundred a second).
-func createScaleStacks(b *testing.B, ns string, clusters []string, n, per int, deletionPolicy string, writers int) {
+// createScaleStacks creates scale stacks from..to-1 in ns through c, stack i on
+// clusters[i % len], with the deletion policy given ("" is Delete), from `writers`
+// concurrent clients (one client alone creates a few hundred a second).
+func createScaleStacks(b *testing.B, c client.Client, ns string, clusters []string, from, to, per int, deletionPolicy string, writers int) {
 	b.Helper()
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -302,10 +303,10 @@ func createScaleStacks(b *testing.B, ns string, clusters []string, n, per int, d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += writers {
+			for i := from + w; i < to; i += writers {
 				s := scaleStack(ns, clusters[i%len(clusters)], i, per)
 				s.Spec.DeletionPolicy = deletionPolicy
-				if err := bed.Client.Create(ctx, s); err != nil {
+				if err := c.Create(ctx, s); err != nil {
 					errs <- err
 					return
 				}
@@ -393,45 +394,89 @@ type resyncFigures struct {
 	took         time.Duration
 	reconciles   float64
 	perReconcile time.Duration
-	requests     requestCount
+	requests     requestCount       // to Docker
+	api          map[string]float64 // to the API server, by HTTP method
+	cpu          cpuTimes           // used during the resync
 	// Go heap in use after GC and process RSS, with the operator stopped and running.
 	heapOff, heapOn, rssOff, rssOn uint64
+}
+
+// resyncRun is the operator measureResync restarts, and how it watches the resync; the
+// zero value is the bed's operator.
+type resyncRun struct {
+	stop  func()        // default stopOperator
+	start func() error  // default startOperator
+	c     client.Client // where the SwarmStacks are counted; default bed.Client
+	// profile gets a CPU profile of the resync; default $BENCH_RESYNC_PROFILE.
+	profile string
+	// processes are the pids whose CPU time is counted besides this process's; nil
+	// means all its children (envtest's, the sandbox's daemons).
+	processes []int
+	// nearlyDone, when set, is polled every 100 ms until it says true before the
+	// metrics are polled: gathering them costs up to a second once there are tens of
+	// thousands of series (one per service), so a cheaper sign of the end comes first.
+	nearlyDone func() bool
+	// during runs from the start until the resync is done (its context is then
+	// cancelled), and the resync waits for it to return.
+	during func(ctx context.Context)
 }
 
 // measureResync stops the operator and starts it again, and measures the time from its
 // start until the SwarmStack controller has finished one reconcile per SwarmStack in the
 // API (controller_runtime_reconcile_total) and its queue and workers are idle
-// (workqueue_depth, controller_runtime_active_workers). duringResync, when not nil, runs
-// from the start until the resync is done (its context is then cancelled), and the
-// resync waits for it to return.
-func measureResync(b *testing.B, duringResync func(ctx context.Context)) resyncFigures {
+// (workqueue_depth, controller_runtime_active_workers). The operator's own metrics are
+// reset in between, as a restarted process has none of the old one's series.
+func measureResync(b *testing.B, run resyncRun) resyncFigures {
 	b.Helper()
-	stopOperator()
+	if run.stop == nil {
+		run.stop, run.start = stopOperator, startOperator
+	}
+	if run.c == nil {
+		run.c = bed.Client
+	}
+	if run.profile == "" {
+		run.profile = os.Getenv("BENCH_RESYNC_PROFILE")
+	}
+	if run.processes == nil {
+		run.processes = childProcesses()
+	}
+	run.stop()
+	metrics.Reset()
 	var r resyncFigures
 	r.heapOff, r.rssOff = liveHeap(), rss()
-	var all swarmv1.SwarmStackList
-	if err := bed.Client.List(context.Background(), &all); err != nil {
+	var all metav1.PartialObjectMetadataList
+	all.SetGroupVersionKind(swarmv1.GroupVersion.WithKind("SwarmStackList"))
+	if err := run.c.List(context.Background(), &all); err != nil {
 		b.Fatal(err)
 	}
 	r.stacks = len(all.Items)
-	rec0, req0 := stackReconciles(), dockerRequests()
+	rec0, req0, api0, cpu0 := stackReconciles(), dockerRequests(), apiRequests(), cpuSeconds(run.processes)
 	rt0, rn0 := reconcileTime()
-	stopProfile := profile(b, os.Getenv("BENCH_RESYNC_PROFILE"))
+	stopProfile := profile(b, run.profile)
 	t1 := time.Now()
-	if err := startOperator(); err != nil {
+	if err := run.start(); err != nil {
 		b.Fatal(err)
 	}
 	during := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	if duringResync != nil {
-		go func() { defer close(during); duringResync(ctx) }()
+	if run.during != nil {
+		go func() { defer close(during); run.during(ctx) }()
 	} else {
 		close(during)
+	}
+	if run.nearlyDone != nil {
+		waitUntil(b, 20*time.Minute, "the resync nearly done", func() (string, error) {
+			if !run.nearlyDone() {
+				return "not yet", nil
+			}
+			return "", nil
+		})
 	}
 	waitMetrics(b, 10*time.Minute, "full resync", func() bool {
 		return stackReconciles()-rec0 >= float64(r.stacks) && stackQueueIdle()
 	})
 	r.took = time.Since(t1)
+	r.cpu = cpuSeconds(run.processes).minus(cpu0)
 	cancel()
 	<-during
 	stopProfile()
@@ -439,6 +484,10 @@ func measureResync(b *testing.B, duringResync func(ctx context.Context)) resyncF
 	rt1, rn1 := reconcileTime()
 	r.perReconcile = time.Duration((rt1 - rt0) / max(rn1-rn0, 1) * float64(time.Second))
 	r.requests = dockerRequests().minus(req0)
+	r.api = apiRequests()
+	for method, n := range api0 {
+		r.api[method] -= n
+	}
 	r.heapOn, r.rssOn = liveHeap(), rss()
 	return r
 }
@@ -454,9 +503,11 @@ func (r resyncFigures) report(b *testing.B) {
 }
 
 func (r resyncFigures) String() string {
-	return fmt.Sprintf("restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s, %s each on average), %.0f Docker reads and %.0f writes\n"+
+	return fmt.Sprintf("restart with %d SwarmStacks in the API: %.0f reconciles in %s (%.1f/s, %s each on average), %.0f Docker reads and %.0f writes, API requests %v\n"+
+		" CPU seconds during the resync: %v\n"+
 		" Go heap in use after GC: %.1f MiB with the operator stopped, %.1f MiB running (operator %.1f MiB); RSS %.1f MiB stopped, %.1f MiB running",
-		r.stacks, r.reconciles, r.took.Round(time.Millisecond), r.reconciles/r.took.Seconds(), r.perReconcile.Round(100*time.Microsecond), r.requests.reads, r.requests.writes,
+		r.stacks, r.reconciles, r.took.Round(time.Millisecond), r.reconciles/r.took.Seconds(), r.perReconcile.Round(100*time.Microsecond), r.requests.reads, r.requests.writes, r.api,
+		r.cpu.all(),
 		float64(r.heapOff)/mib, float64(r.heapOn)/mib, float64(int64(r.heapOn)-int64(r.heapOff))/mib, float64(r.rssOff)/mib, float64(r.rssOn)/mib)
 }
 

@@ -3,8 +3,10 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -135,3 +137,98 @@ func rss() uint64 {
 }
 
 const mib = 1 << 20
+
+// apiRequests counts this process's requests to the API server so far, by HTTP method
+// (client-go's rest_client_requests_total).
+func apiRequests() map[string]float64 {
+	out := map[string]float64{}
+	gather("rest_client_requests_total", nil, func(l map[string]string, v float64) { out[l["method"]] += v })
+	return out
+}
+
+// childProcesses lists the pids of this process's children.
+func childProcesses() []int {
+	var out []int
+	self := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range dirs {
+		f := procStat(path)
+		if len(f) > 2 && f[2] == self {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// procStat is the fields of a /proc/<pid>/stat, the command name without its
+// parentheses (which may hold spaces) first: name, state, ppid, ..., utime [12],
+// stime [13].
+func procStat(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s := string(data)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return nil
+	}
+	return append([]string{s[open+1 : end]}, strings.Fields(s[end+1:])...)
+}
+
+// cpuTimes is CPU time in seconds (user + system) of this process ("self": the
+// operator, the benchmark's client, in-memory swarms) and of others by command name
+// (kube-apiserver, etcd, dockerd).
+type cpuTimes map[string]float64
+
+func (c cpuTimes) minus(o cpuTimes) cpuTimes {
+	out := cpuTimes{}
+	for k, v := range c {
+		out[k] = v - o[k]
+	}
+	return out
+}
+
+// String is this process's, the API server's and etcd's, for tables.
+func (c cpuTimes) String() string {
+	return fmt.Sprintf("%.1f / %.1f / %.1f", c["self"], c["kube-apiserver"], c["etcd"])
+}
+
+// all lists every process's, largest first.
+func (c cpuTimes) all() string {
+	names := make([]string, 0, len(c))
+	for name := range c {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return c[names[i]] > c[names[j]] })
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %.1f", name, c[name])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuSeconds reads the CPU time so far of this process and of the given ones.
+func cpuSeconds(pids []int) cpuTimes {
+	const ticks = 100 // USER_HZ on Linux
+	out := cpuTimes{}
+	add := func(name, path string) {
+		f := procStat(path)
+		if len(f) < 14 {
+			return
+		}
+		u, _ := strconv.ParseFloat(f[12], 64)
+		st, _ := strconv.ParseFloat(f[13], 64)
+		if name == "" {
+			name = f[0]
+		}
+		out[name] += (u + st) / ticks
+	}
+	add("self", "/proc/self/stat")
+	for _, pid := range pids {
+		add("", fmt.Sprintf("/proc/%d/stat", pid))
+	}
+	return out
+}

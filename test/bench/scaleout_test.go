@@ -72,14 +72,14 @@ func BenchmarkScaleOut(b *testing.B) {
 	// Orphan: the swarms go with the benchmark, so their services need no removal.
 	b.Cleanup(func() { deleteStacks(b, ns, 10*time.Minute) })
 	t0 := time.Now()
-	createScaleStacks(b, ns, clusters, nStacks, per, "Orphan", 8)
+	createScaleStacks(b, bed.Client, ns, clusters, 0, nStacks, per, "Orphan", 8)
 	created := time.Since(t0)
 	stuck := waitScaleStacksDeployed(b, ns, nStacks, time.Second)
 	deployed := time.Since(t0)
 	quietFor(b, 3*time.Second, 2*time.Minute)
 
 	var duringResync samples
-	r := measureResync(b, func(ctx context.Context) {
+	r := measureResync(b, resyncRun{during: func(ctx context.Context) {
 		// From the resync's first reconcile on: before it, the new operator is still
 		// starting (caches, connections) and nothing is queued yet.
 		started := stackReconciles()
@@ -89,7 +89,7 @@ func BenchmarkScaleOut(b *testing.B) {
 		for ctx.Err() == nil || len(duringResync) == 0 {
 			duringResync = append(duringResync, probe.change(b))
 		}
-	})
+	}})
 	b.StopTimer()
 
 	idle.report(b, "idle-write-to-start", "ms")
