@@ -64,8 +64,12 @@ type Conn struct {
 	current int
 	version string // negotiated API version of the current endpoint
 	// parkedUntil and parkedBy: no endpoint answered; calls fail at once until then.
+	// Past parkedUntil one call at a time (trialOut) tries the swarm again while the
+	// others still fail at once: a swarm that flaps between hung and answering holds one
+	// worker for a timeout per parking, not every worker that reaches it.
 	parkedUntil time.Time
 	parkedBy    error
+	trialOut    bool
 	now         func() time.Time
 	callTimeout time.Duration // callTimeout unless a test sets it
 }
@@ -75,17 +79,32 @@ type probeKey struct{}
 // probe marks a call that goes through even while the swarm is parked.
 func probe(ctx context.Context) context.Context { return context.WithValue(ctx, probeKey{}, true) }
 
-// parked returns the error that parked the swarm, while it stays parked.
-func (c *Conn) parked(ctx context.Context) error {
+// parked returns the error that parked the swarm, while it stays parked. Past the
+// parking time the first call goes out as the trial (trial true; the caller ends it
+// with endTrial) and the others keep failing until it has answered.
+func (c *Conn) parked(ctx context.Context) (trial bool, err error) {
 	if ctx.Value(probeKey{}) != nil {
-		return nil
+		return false, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.parkedBy == nil || !c.clock().Before(c.parkedUntil) {
-		return nil
+	if c.parkedBy == nil {
+		return false, nil
 	}
-	return fmt.Errorf("%w: not asked again until %s, as no manager answered: %w", ErrParked, c.parkedUntil.UTC().Format(time.RFC3339), c.parkedBy)
+	if !c.clock().Before(c.parkedUntil) && !c.trialOut {
+		c.trialOut = true
+		return true, nil
+	}
+	if c.trialOut {
+		return false, fmt.Errorf("%w: another call is finding out whether it answers again, as no manager answered: %w", ErrParked, c.parkedBy)
+	}
+	return false, fmt.Errorf("%w: not asked again until %s, as no manager answered: %w", ErrParked, c.parkedUntil.UTC().Format(time.RFC3339), c.parkedBy)
+}
+
+func (c *Conn) endTrial() {
+	c.mu.Lock()
+	c.trialOut = false
+	c.mu.Unlock()
 }
 
 func (c *Conn) clock() time.Time {
@@ -205,8 +224,13 @@ func (c *Conn) do(ctx context.Context, fn func(ctx context.Context, cli *client.
 // manager's loss. Other errors (bad request, conflict) return at once.
 
 func (c *Conn) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cli *client.Client) error) error {
-	if err := c.parked(ctx); err != nil {
+	trial, err := c.parked(ctx)
+	if err != nil {
 		return err
+	}
+	if trial {
+		// Ended once its outcome is in: a failed trial parks the swarm again first.
+		defer c.endTrial()
 	}
 	c.mu.Lock()
 	start := c.current
@@ -245,7 +269,7 @@ func (c *Conn) call(ctx context.Context, timeout time.Duration, fn func(ctx cont
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c.endpoints[idx], kind))
 	}
-	err := joinEndpointErrors(errs)
+	err = joinEndpointErrors(errs)
 	if errors.Is(err, ErrUnreachable) {
 		c.mu.Lock()
 		c.parkedUntil, c.parkedBy = c.clock().Add(parkFor), err

@@ -96,3 +96,46 @@ func TestSwarmThatAnswersAgainIsNoLongerParked(t *testing.T) {
 		t.Fatalf("still parked after the swarm answered: %v", err)
 	}
 }
+
+// TestFlappingSwarmHoldsOneCallAtATimePastItsParking: once the parking time is over, one
+// call finds out whether the swarm answers again; the others fail at once meanwhile, so a
+// swarm that keeps going hung costs one worker a timeout per parking, not all of them.
+func TestFlappingSwarmHoldsOneCallAtATimePastItsParking(t *testing.T) {
+	endpoint, accepted := hungManager(t)
+	c, err := NewConn(Target{Endpoints: []string{endpoint}, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.callTimeout = time.Second
+	ctx := context.Background()
+	_, _ = c.StackServices(ctx, "numbers") // parks it
+	c.mu.Lock()
+	c.now = func() time.Time { return time.Now().Add(parkFor + time.Second) }
+	c.mu.Unlock()
+	before := accepted.Load()
+	trial := make(chan error, 1)
+	go func() { _, err := c.StackServices(ctx, "numbers"); trial <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for accepted.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the call past the parking time never reached the swarm")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 4 {
+		if _, err := c.StackServices(ctx, "numbers"); !errors.Is(err, ErrParked) {
+			t.Fatalf("a call while another one tries the swarm: %v, want ErrParked", err)
+		}
+	}
+	if got := accepted.Load() - before; got != 1 {
+		t.Fatalf("%d calls reached the hung swarm past its parking, want 1", got)
+	}
+	if err := <-trial; !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrParked) {
+		t.Fatalf("the trial call: %v, want unreachable", err)
+	}
+	// The failed trial parked it again.
+	if _, err := c.StackServices(ctx, "numbers"); !errors.Is(err, ErrParked) {
+		t.Fatalf("after a failed trial: %v, want ErrParked", err)
+	}
+}
