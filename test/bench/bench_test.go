@@ -297,16 +297,26 @@ func scaleStack(ns, cluster string, i, per int) *swarmv1.SwarmStack {
 func createScaleStacks(b *testing.B, c client.Client, ns string, clusters []string, from, to, per int, deletionPolicy string, writers int) {
 	b.Helper()
 	ctx := context.Background()
+	if err := inParallel(writers, from, to, func(i int) error {
+		s := scaleStack(ns, clusters[i%len(clusters)], i, per)
+		s.Spec.DeletionPolicy = deletionPolicy
+		return c.Create(ctx, s)
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// inParallel runs do(i) for every i in [from, to) on `workers` goroutines; a worker
+// stops at its first error, and the first error is returned.
+func inParallel(workers, from, to int, do func(i int) error) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
+	errs := make(chan error, workers)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := from + w; i < to; i += writers {
-				s := scaleStack(ns, clusters[i%len(clusters)], i, per)
-				s.Spec.DeletionPolicy = deletionPolicy
-				if err := c.Create(ctx, s); err != nil {
+			for i := from + w; i < to; i += workers {
+				if err := do(i); err != nil {
 					errs <- err
 					return
 				}
@@ -315,9 +325,7 @@ func createScaleStacks(b *testing.B, c client.Client, ns string, clusters []stri
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	return <-errs
 }
 
 // waitScaleStacksDeployed waits until the n stacks of ns say Ready=True for their first

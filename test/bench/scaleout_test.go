@@ -124,31 +124,18 @@ func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float6
 	ctx := context.Background()
 	replicas := uint64(0)
 	ids := make([]string, n)
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
 	t0 := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := c; i < n; i += clients {
-				spec := swarmtypes.ServiceSpec{
-					Annotations:  swarmtypes.Annotations{Name: fmt.Sprintf("baseline_%04d", i)},
-					TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
-					Mode:         swarmtypes.ServiceMode{Replicated: &swarmtypes.ReplicatedService{Replicas: &replicas}},
-				}
-				resp, err := cli.ServiceCreate(ctx, spec, swarmtypes.ServiceCreateOptions{})
-				if err != nil {
-					errs <- err
-					return
-				}
-				ids[i] = resp.ID
-			}
-		}()
-	}
-	wg.Wait()
+	err = inParallel(clients, 0, n, func(i int) error {
+		spec := swarmtypes.ServiceSpec{
+			Annotations:  swarmtypes.Annotations{Name: fmt.Sprintf("baseline_%04d", i)},
+			TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
+			Mode:         swarmtypes.ServiceMode{Replicated: &swarmtypes.ReplicatedService{Replicas: &replicas}},
+		}
+		resp, err := cli.ServiceCreate(ctx, spec, swarmtypes.ServiceCreateOptions{})
+		ids[i] = resp.ID
+		return err
+	})
 	took := time.Since(t0)
-	close(errs)
 	for _, id := range ids {
 		if id != "" {
 			if err := cli.ServiceRemove(ctx, id); err != nil {
@@ -156,7 +143,7 @@ func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float6
 			}
 		}
 	}
-	for err := range errs {
+	if err != nil {
 		b.Fatal(err)
 	}
 	return float64(n) / took.Seconds()

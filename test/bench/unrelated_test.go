@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,28 +29,13 @@ func BenchmarkUnrelatedObjects(b *testing.B) {
 	heapOff, rssOff := liveHeap(), rss()
 	payload := strings.Repeat("x", 16*1024)
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				meta := metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("unrelated-%05d", i)}
-				if err := bed.Client.Create(ctx, &corev1.Secret{ObjectMeta: meta, Data: map[string][]byte{"data": []byte(payload)}}); err != nil {
-					errs <- err
-					return
-				}
-				if err := bed.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"data": payload}}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := inParallel(8, 0, n, func(i int) error {
+		meta := metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("unrelated-%05d", i)}
+		if err := bed.Client.Create(ctx, &corev1.Secret{ObjectMeta: meta, Data: map[string][]byte{"data": []byte(payload)}}); err != nil {
+			return err
+		}
+		return bed.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"data": payload}})
+	}); err != nil {
 		b.Fatal(err)
 	}
 	created := time.Since(t0)
