@@ -76,9 +76,10 @@ func run(m *testing.M) int {
 	return code
 }
 
-// teardown stops the operator and the bed (if started) and checks that the sandbox left
-// nothing behind. It reports whether all went well.
+// teardown stops the simulation, the operator and the bed (if started) and checks that
+// the sandbox left nothing behind. It reports whether all went well.
 func teardown() bool {
+	stopSimulation()
 	stopOperator()
 	bedMu.Lock()
 	defer bedMu.Unlock()

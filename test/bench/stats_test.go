@@ -81,7 +81,7 @@ func TestPercentile(t *testing.T) {
 
 func TestNoBedWithoutBenchmarks(t *testing.T) {
 	// `go test ./...` runs this package without -bench: nothing may have started.
-	if bed != nil || stopOp != nil {
+	if bed != nil || stopOp != nil || runningSim != nil {
 		t.Fatal("the test bed started although no benchmark ran")
 	}
 }

@@ -1,0 +1,411 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testbed"
+)
+
+// BenchmarkSimulation (issue 18) runs the operator past what this machine's sandbox
+// swarms allow: BENCH_SIM_SWARMS (50) in-memory swarms of 3 managers and 2 workers
+// behind controllers.Options.Swarms, each answering every call after BENCH_SIM_LATENCY
+// (10ms), as a remote manager would, and stacks of BENCH_SIM_SERVICES (5) services at
+// replicas 0 spread evenly over them. It grows the set step by step to each size of
+// BENCH_SIM_STACKS (1000,2000,5000,10000): creates the added stacks from
+// BENCH_SIM_CLIENTS (4) clients and waits until every stack is Ready (deploy), then
+// restarts the operator and measures the resync and the operator's memory, as
+// BenchmarkScale does. It needs envtest only (no sandbox, no root), started for this
+// benchmark alone and stopped after it.
+func BenchmarkSimulation(b *testing.B) {
+	sim := startSimulation(b)
+	load := loadAvg()
+	steps := simSteps(b)
+	per := max(envInt("BENCH_SIM_SERVICES", 5), 1)
+	clients := max(envInt("BENCH_SIM_CLIENTS", 4), 1)
+	logBoth(b, "%d in-memory swarms (3 managers, 2 workers), %s per call, --concurrent %d, stacks of %d services at replicas 0; steps %v",
+		len(sim.clusters), sim.latency, sim.concurrent, per, steps)
+	detailf("%s: | stacks | added | creates took | deploy | stacks/s | reconciles/stack | API POST, PUT, PATCH /stack | resync | reconciles/s | ms/reconcile | swarm calls/stack | API GET, PATCH /stack | operator heap MiB | RSS MiB stopped → running | CPU s deploy; resync: bench process / kube-apiserver / etcd | load |", b.Name())
+
+	b.ResetTimer()
+	for _, target := range steps {
+		stepLoad := loadAvg()
+		added := target - sim.stacks
+		d := sim.grow(b, target, per, clients)
+		r, calls := sim.restart(b)
+		heap := float64(int64(r.heapOn)-int64(r.heapOff)) / mib
+		b.ReportMetric(d.took.Seconds(), fmt.Sprintf("deploy-s@%d", target))
+		b.ReportMetric(r.took.Seconds(), fmt.Sprintf("resync-s@%d", target))
+		b.ReportMetric(heap, fmt.Sprintf("operator-heap-MiB@%d", target))
+		b.ReportMetric(float64(r.rssOn)/mib, fmt.Sprintf("process-rss-MiB@%d", target))
+		perAdded := func(method string) float64 { return d.api[method] / float64(added) }
+		detailf("%s: | %d | %d | %s | %s | %.1f | %.1f | %.1f, %.1f, %.1f | %s | %.0f | %.1f | %.2f | %.2f, %.2f | %.1f | %.0f → %.0f | %s; %s | %.1f → %.1f |", b.Name(),
+			target, added, d.created.Round(100*time.Millisecond), d.took.Round(100*time.Millisecond), float64(added)/d.took.Seconds(), d.reconciles/float64(added),
+			perAdded("POST"), perAdded("PUT"), perAdded("PATCH"),
+			r.took.Round(100*time.Millisecond), r.reconciles/r.took.Seconds(), float64(r.perReconcile)/float64(time.Millisecond),
+			float64(calls)/float64(target), r.api["GET"]/float64(target), r.api["PATCH"]/float64(target),
+			heap, float64(r.rssOff)/mib, float64(r.rssOn)/mib, d.cpu, r.cpu, stepLoad, loadAvg())
+		b.Logf("%d stacks: deploy of %d in %s, resync %s, operator heap %.1f MiB, RSS %.0f MiB",
+			target, added, d.took.Round(100*time.Millisecond), r.took.Round(100*time.Millisecond), heap, float64(r.rssOn)/mib)
+	}
+	b.StopTimer()
+	reportLoad(b, load)
+}
+
+// simulation is BenchmarkSimulation's world: its own control plane, the in-memory
+// swarms, a SwarmCluster per swarm in namespace simNamespace, and the operator.
+type simulation struct {
+	bed        *testbed.Bed
+	swarms     simSwarms
+	clusters   []string // SwarmCluster names, stack i on clusters[i % len]
+	latency    time.Duration
+	concurrent int
+	stacks     int   // created so far
+	children   []int // pids of the control plane's processes (etcd, kube-apiserver)
+	op         *testbed.Operator
+	opMu       sync.Mutex
+}
+
+const simNamespace = "sim"
+
+// runningSim is the simulation in progress, for teardown on a signal.
+var (
+	simMu      sync.Mutex
+	runningSim *simulation
+)
+
+// simSwarms opens the in-memory swarm of each simulated SwarmCluster.
+type simSwarms map[ktypes.NamespacedName]*memswarm.Swarm
+
+func (s simSwarms) Open(_ context.Context, _ client.Reader, c *swarmv1.SwarmCluster) (swarm.Swarm, error) {
+	if sw, ok := s[client.ObjectKeyFromObject(c)]; ok {
+		return sw, nil
+	}
+	return nil, fmt.Errorf("%w: no simulated swarm for %s/%s", swarm.ErrInvalid, c.Namespace, c.Name)
+}
+
+func (simSwarms) Forget(ktypes.NamespacedName) {}
+
+// calls is how many port calls the swarms answered since their last resetCalls.
+func (s simSwarms) calls() int {
+	n := 0
+	for _, sw := range s {
+		n += len(sw.Calls())
+	}
+	return n
+}
+
+// stacksRead is how many stacks had their services listed since the last resetCalls.
+func (s simSwarms) stacksRead() int {
+	n := 0
+	for _, sw := range s {
+		seen := map[string]bool{}
+		for _, c := range sw.Calls() {
+			if c.Op == memswarm.OpStackServices && c.Err == nil && !seen[c.Target] {
+				seen[c.Target] = true
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (s simSwarms) resetCalls() {
+	for _, sw := range s {
+		sw.ResetCalls()
+	}
+}
+
+func simSteps(b *testing.B) []int {
+	b.Helper()
+	var steps []int
+	last := 0
+	for _, f := range strings.Split(envOr("BENCH_SIM_STACKS", "1000,2000,5000,10000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= last {
+			b.Fatalf("BENCH_SIM_STACKS: want growing sizes such as 1000,2000,5000,10000, got %q", os.Getenv("BENCH_SIM_STACKS"))
+		}
+		steps = append(steps, n)
+		last = n
+	}
+	return steps
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// startSimulation starts envtest, the swarms, their SwarmClusters and the operator, and
+// waits until every cluster is Ready. Everything stops when the benchmark ends. Without
+// KUBEBUILDER_ASSETS the benchmark is skipped, or fails under CI=true.
+func startSimulation(b *testing.B) *simulation {
+	b.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		msg := "KUBEBUILDER_ASSETS is not set (run `make bench`, or hack/envtest-assets.sh)"
+		if sandbox.InCI() {
+			b.Fatalf("%s (CI=true: a missing prerequisite is an error)", msg)
+		}
+		b.Skip(msg)
+	}
+	latency, err := time.ParseDuration(envOr("BENCH_SIM_LATENCY", "10ms"))
+	if err != nil {
+		b.Fatalf("BENCH_SIM_LATENCY: %v", err)
+	}
+	// The sandbox benchmarks' operator, if any, would share the controller metrics the
+	// resync is read from.
+	stopOperator()
+	b.Cleanup(func() {
+		if bed != nil {
+			if err := startOperator(); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	before := childProcesses()
+	bd, err := testbed.StartControlPlane()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sim := &simulation{bed: bd, swarms: simSwarms{}, latency: latency, concurrent: envInt("BENCH_CONCURRENT", 0)}
+	if sim.concurrent == 0 {
+		sim.concurrent = controllers.DefaultConcurrent
+	}
+	for _, pid := range childProcesses() {
+		if !slices.Contains(before, pid) {
+			sim.children = append(sim.children, pid)
+		}
+	}
+	simMu.Lock()
+	runningSim = sim
+	simMu.Unlock()
+	b.Cleanup(stopSimulation)
+
+	ctx := context.Background()
+	if err := bd.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: simNamespace}}); err != nil {
+		b.Fatal(err)
+	}
+	for k := range max(envInt("BENCH_SIM_SWARMS", 50), 1) {
+		name := fmt.Sprintf("swarm%02d", k)
+		sw := memswarm.New()
+		sw.ID = "sim-" + name
+		sw.Latency = latency
+		for _, m := range []string{"m1", "m2", "m3"} {
+			sw.AddNode(name+"-"+m, swarmtypes.NodeRoleManager)
+		}
+		for _, w := range []string{"w1", "w2"} {
+			sw.AddNode(name+"-"+w, swarmtypes.NodeRoleWorker)
+		}
+		sim.swarms[ktypes.NamespacedName{Namespace: simNamespace, Name: name}] = sw
+		sim.clusters = append(sim.clusters, name)
+		// The endpoint is never dialled (simSwarms answers); it only has to be valid.
+		c := &swarmv1.SwarmCluster{
+			ObjectMeta: metav1.ObjectMeta{Namespace: simNamespace, Name: name},
+			Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{"unix:///simulated/" + name + ".sock"}},
+		}
+		if err := bd.Client.Create(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := sim.startOperator(); err != nil {
+		b.Fatal(err)
+	}
+	waitUntil(b, 2*time.Minute, "simulated clusters Ready", func() (string, error) {
+		var list swarmv1.SwarmClusterList
+		if err := bd.Client.List(ctx, &list, client.InNamespace(simNamespace)); err != nil {
+			return "", err
+		}
+		for _, c := range list.Items {
+			if !meta.IsStatusConditionTrue(c.Status.Conditions, swarmv1.ConditionReady) {
+				return c.Name + " not Ready", nil
+			}
+		}
+		return "", nil
+	})
+	return sim
+}
+
+func (s *simulation) startOperator() error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent}, testbed.OperatorOptions{})
+	if err != nil {
+		return fmt.Errorf("starting the operator: %w", err)
+	}
+	s.op = op
+	return nil
+}
+
+func (s *simulation) stopOperator() {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if s.op != nil {
+		s.op.Stop()
+		s.op = nil
+	}
+}
+
+// stopSimulation stops the running simulation's operator and control plane, if any.
+func stopSimulation() {
+	simMu.Lock()
+	defer simMu.Unlock()
+	if runningSim == nil {
+		return
+	}
+	runningSim.stopOperator()
+	if err := runningSim.bed.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: stopping the simulation's control plane:", err)
+	}
+	runningSim = nil
+}
+
+// grow creates stacks up to target from `clients` concurrent clients and waits until
+// every stack is Ready with its rollout recorded as completed.
+func (s *simulation) grow(b *testing.B, target, per, clients int) deployFigures {
+	b.Helper()
+	ctx := context.Background()
+	from := s.stacks
+	added := target - from
+	completed0, rec0, api0, cpu0 := completedRollouts(), stackReconciles(), apiRequests(), cpuSeconds(s.children)
+	t0 := time.Now()
+	var d deployFigures
+	createScaleStacks(b, s.bed.Client, simNamespace, s.clusters, from, target, per, "", clients)
+	d.created = time.Since(t0)
+	s.stacks = target
+	// The operator's rollout counter says when to look: listing 10,000 stacks every
+	// second would load the API server more than the operator does. Gathering the
+	// metrics costs up to a second with a series per service, so the counter is read
+	// with 24 times the gather's duration in between: at most 4 % of a core.
+	var lastReport time.Time
+	waitUntil(b, 40*time.Minute, fmt.Sprintf("%d rollouts completed", added), func() (string, error) {
+		g0 := time.Now()
+		done := completedRollouts() - completed0
+		if done >= float64(added) {
+			return "", nil
+		}
+		if time.Since(lastReport) > time.Minute {
+			lastReport = time.Now()
+			detailf("%s: %s: %.0f/%d rollouts completed", b.Name(), time.Since(t0).Round(time.Second), done, added)
+		}
+		time.Sleep(max(time.Second, 24*time.Since(g0)))
+		return fmt.Sprintf("%.0f/%d rollouts completed", done, added), nil
+	})
+	waitUntil(b, 10*time.Minute, fmt.Sprintf("%d stacks Ready", target), func() (string, error) {
+		done, err := s.rolledOut(ctx)
+		if err != nil || done == target {
+			return "", err
+		}
+		time.Sleep(time.Second)
+		return fmt.Sprintf("%d/%d Ready with the rollout completed", done, target), nil
+	})
+	d.took = time.Since(t0)
+	d.reconciles = stackReconciles() - rec0
+	d.cpu = cpuSeconds(s.children).minus(cpu0)
+	d.api = apiRequests()
+	for method, n := range api0 {
+		d.api[method] -= n
+	}
+	return d
+}
+
+// deployFigures are what growing the set of stacks cost.
+type deployFigures struct {
+	created    time.Duration // the creates
+	took       time.Duration // from the first create until every stack was Ready
+	reconciles float64
+	api        map[string]float64 // requests to the API server (the benchmark's too)
+	cpu        cpuTimes
+}
+
+// completedRollouts is how many rollouts in simNamespace the operator recorded as
+// completed since the last metrics.Reset.
+func completedRollouts() float64 {
+	return sum("swarm_operator_rollouts_finished_total", map[string]string{"namespace": simNamespace, "outcome": swarmv1.OutcomeCompleted})
+}
+
+// rolledOut counts the stacks that are Ready with their first rollout completed,
+// reading them a page at a time.
+func (s *simulation) rolledOut(ctx context.Context) (int, error) {
+	done, check := 0, rolledOut("v1", 1)
+	opts := &client.ListOptions{Namespace: simNamespace, Limit: 500}
+	for {
+		var page swarmv1.SwarmStackList
+		if err := s.bed.Client.List(ctx, &page, opts); err != nil {
+			return 0, err
+		}
+		for i := range page.Items {
+			ok, err := check(&page.Items[i])
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", page.Items[i].Name, err)
+			}
+			if ok {
+				done++
+			}
+		}
+		if page.Continue == "" {
+			return done, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// restart waits until the operator is idle, restarts it and measures the resync.
+func (s *simulation) restart(b *testing.B) (resyncFigures, int) {
+	b.Helper()
+	stackControllerQuiet(b, 3*time.Second, 5*time.Minute)
+	// The swarms' call logs hold the whole deploy: the benchmark's memory, not the
+	// operator's. What they log from here on is the resync's.
+	s.swarms.resetCalls()
+	// One profile per step: <file>.<stacks>.
+	profile := ""
+	if p := os.Getenv("BENCH_RESYNC_PROFILE"); p != "" {
+		profile = fmt.Sprintf("%s.%d", p, s.stacks)
+	}
+	r := measureResync(b, resyncRun{
+		stop: s.stopOperator, start: s.startOperator, c: s.bed.Client, profile: profile, processes: s.children,
+		// The last thing a resync reconcile asks the swarm is the stack's services.
+		nearlyDone: func() bool { return s.swarms.stacksRead() >= s.stacks },
+	})
+	return r, s.swarms.calls()
+}
+
+// stackControllerQuiet waits until the SwarmStack controller made no reconcile and was
+// idle over `quiet`. It looks twice per period only: with a series per service,
+// gathering the metrics takes up to a second at 10,000 stacks.
+func stackControllerQuiet(b *testing.B, quiet, timeout time.Duration) {
+	b.Helper()
+	end := time.Now().Add(budget(timeout))
+	last := stackReconciles()
+	for {
+		time.Sleep(quiet)
+		n := stackReconciles()
+		if n == last && stackQueueIdle() {
+			return
+		}
+		if time.Now().After(end) {
+			b.Fatalf("the stack controller still busy after %s", timeout)
+		}
+		last = n
+	}
+}
