@@ -184,11 +184,18 @@ func (m *Swarm) AllServices(ctx context.Context) ([]swarmtypes.Service, error) {
 }
 
 func (m *Swarm) serviceList(keep func(*service) bool) []swarmtypes.Service {
-	var out []swarmtypes.Service
-	for _, name := range sortedKeys(m.services) {
-		if s := m.services[name]; keep(s) {
-			out = append(out, m.serviceView(s))
+	// Filter first, then sort what is kept: a stack's list must not cost a sort of
+	// every service of the swarm (a simulation holds a thousand per swarm).
+	var names []string
+	for name, s := range m.services {
+		if keep(s) {
+			names = append(names, name)
 		}
+	}
+	sort.Strings(names)
+	var out []swarmtypes.Service
+	for _, name := range names {
+		out = append(out, m.serviceView(m.services[name]))
 	}
 	return out
 }
