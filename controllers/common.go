@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,16 +46,70 @@ type Swarms interface {
 }
 
 // HubSwarms opens Swarms through the Hub's connection pool.
-type HubSwarms struct{ Hub *swarm.Hub }
+type HubSwarms struct {
+	Hub *swarm.Hub
+	// Metadata, when set, reads the TLS Secrets' metadata (the manager's cache, where
+	// Secrets are kept as metadata only). A cluster whose spec and Secret are the same
+	// version as when its pooled connection was made then reuses that connection
+	// without reading the Secret's data from the API server: every reconcile of every
+	// stack would otherwise make that read.
+	Metadata client.Reader
+	pooled   *sync.Map // cluster → pooledConn
+}
+
+type pooledConn struct {
+	version string // the cluster's generation and its TLS Secret's UID and resourceVersion
+	conn    *swarm.Conn
+}
+
+// NewHubSwarms opens swarms through hub, reading TLS Secret versions from metadata.
+func NewHubSwarms(hub *swarm.Hub, metadata client.Reader) HubSwarms {
+	return HubSwarms{Hub: hub, Metadata: metadata, pooled: &sync.Map{}}
+}
 
 // Open returns the pooled connection to the cluster's swarm, reading the TLS Secret it
-// names. Every controller goes through here, so all share one connection.
+// names when it changed. Every controller goes through here, so all share one
+// connection.
 func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error) {
-	return connectCluster(ctx, c, h.Hub, cluster)
+	key := client.ObjectKeyFromObject(cluster)
+	version := h.tlsVersion(ctx, cluster)
+	if version != "" {
+		if p, ok := h.pooled.Load(key); ok && p.(pooledConn).version == version && h.Hub.Holds(key, p.(pooledConn).conn) {
+			return p.(pooledConn).conn, nil
+		}
+	}
+	conn, err := connectCluster(ctx, c, h.Hub, cluster)
+	if err != nil {
+		return nil, err
+	}
+	if version != "" {
+		h.pooled.Store(key, pooledConn{version: version, conn: conn})
+	}
+	return conn, nil
+}
+
+// tlsVersion names what the connection of a cluster with a TLS Secret is made of, or is
+// "" when there is nothing to save (no Secret, no metadata reader, the Secret unknown).
+func (h HubSwarms) tlsVersion(ctx context.Context, cluster *swarmv1.SwarmCluster) string {
+	ref := cluster.Spec.TLSSecretRef
+	if ref == nil || h.Metadata == nil || h.pooled == nil {
+		return ""
+	}
+	var m metav1.PartialObjectMetadata
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := h.Metadata.Get(ctx, ktypes.NamespacedName{Namespace: cluster.Namespace, Name: ref.Name}, &m); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d/%s/%s/%s", cluster.UID, cluster.Generation, ref.Name, m.UID, m.ResourceVersion)
 }
 
 // Forget closes the connection of a SwarmCluster.
-func (h HubSwarms) Forget(cluster ktypes.NamespacedName) { h.Hub.Forget(cluster) }
+func (h HubSwarms) Forget(cluster ktypes.NamespacedName) {
+	if h.pooled != nil {
+		h.pooled.Delete(cluster)
+	}
+	h.Hub.Forget(cluster)
+}
 
 func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluster *swarmv1.SwarmCluster) (*swarm.Conn, error) {
 	t := swarm.Target{Endpoints: cluster.Spec.Endpoints, Insecure: cluster.Spec.Insecure}

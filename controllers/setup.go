@@ -85,7 +85,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
-	var swarms Swarms = HubSwarms{Hub: hub}
+	var swarms Swarms = NewHubSwarms(hub, mgr.GetCache())
 	if opts.Swarms != nil {
 		swarms = opts.Swarms
 	}

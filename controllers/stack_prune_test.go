@@ -16,8 +16,8 @@ import (
 // The numbers stack (twoServices) drops its network in v2; the previous specs still use
 // it (a rollback needs it) until v3 is in force.
 const (
-	noNetwork         = "services:\n  api:\n    image: numbers-api:v2\n  web:\n    image: numbers-web:v2\n"
-	noNetworkV3       = "services:\n  api:\n    image: numbers-api:v3\n  web:\n    image: numbers-web:v3\n"
+	noNetwork   = "services:\n  api:\n    image: numbers-api:v2\n  web:\n    image: numbers-web:v2\n"
+	noNetworkV3 = "services:\n  api:\n    image: numbers-api:v3\n  web:\n    image: numbers-web:v3\n"
 )
 
 func (e *stackEnv) deployInline(name, text string) {
@@ -36,7 +36,9 @@ func TestSteadyStatePassReadsOnlyTheStackServices(t *testing.T) {
 	e.createStack("numbers", twoServices)
 	e.passes("numbers", 3)
 	e.sw.ResetCalls()
-	e.pass("numbers")
+	if _, err := e.pass("numbers"); err != nil {
+		t.Fatal(err)
+	}
 	var ops []string
 	for _, c := range e.sw.Calls() {
 		ops = append(ops, string(c.Op))

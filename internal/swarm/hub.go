@@ -95,6 +95,15 @@ func (h *Hub) Connect(key ktypes.NamespacedName, t Target) (*Conn, error) {
 	return conn, nil
 }
 
+// Holds says whether conn is still the cluster's pooled connection (not forgotten, not
+// replaced by one to other endpoints or with other keys).
+func (h *Hub) Holds(key ktypes.NamespacedName, conn *Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.entries[key]
+	return ok && e.conn == conn
+}
+
 // Forget closes the cluster's connection, for a deleted SwarmCluster.
 func (h *Hub) Forget(key ktypes.NamespacedName) {
 	h.mu.Lock()
