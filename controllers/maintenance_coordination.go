@@ -56,19 +56,18 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 			started = now
 		}
 	}
-	// The stacks of the namespace, filtered here: the clusterRef index of SwarmStacks is
-	// the stack controller's, and this controller must not depend on its setup.
+	// The cluster's stacks through the clusterRef index, which the stack controller
+	// registers (Setup sets up both, and the stack controller reads maintenances through
+	// this one's index likewise): a maintenance reads its cluster's stacks, not the
+	// namespace's.
 	var list swarmv1.SwarmStackList
-	if err := r.List(ctx, &list, client.InNamespace(m.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(m.Namespace), client.MatchingFields{indexClusterRef: m.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return rw, fmt.Errorf("listing the SwarmStacks of cluster %q: %w", m.Spec.ClusterRef.Name, err)
 	}
 	for i := range list.Items {
 		s := &list.Items[i]
-		if s.Spec.ClusterRef.Name != m.Spec.ClusterRef.Name || !s.DeletionTimestamp.IsZero() || len(s.Status.History) == 0 {
-			continue
-		}
-		h := s.Status.History[0]
-		if h.Outcome != swarmv1.OutcomeProgressing || !started.IsZero() && !h.StartedAt.Time.Before(started) {
+		h := inFlight(s.Status.History)
+		if h == nil || !s.DeletionTimestamp.IsZero() || !started.IsZero() && !h.StartedAt.Time.Before(started) {
 			continue
 		}
 		rw.stacks = append(rw.stacks, fmt.Sprintf("%s/%s (rolling out since %s)", s.Namespace, s.Name, stamp(h.StartedAt.Time)))

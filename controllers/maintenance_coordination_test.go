@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +170,85 @@ func TestMaintenanceWithAPendingNodeKeepsItsFirstDrainAsItsStart(t *testing.T) {
 	w.step()
 	if got := w.get(m); len(got.Status.WaitingOn) > 0 {
 		t.Fatalf("waits on a rollout that started after its first drain: %v: %s", got.Status.WaitingOn, describeEntries(got.Status.Nodes))
+	}
+}
+
+// A maintenance whose selection or window fails takes no node, so it waits for
+// nothing: status must not go on naming the rollouts it waited for before.
+func TestMaintenanceWhoseSelectionFailsNoLongerSaysItWaits(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		spoil  func(m *swarmv1.SwarmNodeMaintenance)
+	}{
+		"a node named in spec.nodes is not in the swarm": {swarmv1.ReasonUnknownNode, func(m *swarmv1.SwarmNodeMaintenance) {
+			m.Spec.Nodes = []string{"w1", "gone"}
+		}},
+		"the window cannot be read": {swarmv1.ReasonInvalidWindow, func(m *swarmv1.SwarmNodeMaintenance) {
+			m.Spec.Window = &swarmv1.MaintenanceWindow{Schedule: "0 2 * * *"} // no duration
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newMaintenanceWorld(t, "m1", "w1", "w2")
+			w.rollingStack("numbers", w.env.Clock.Now().Add(-time.Minute))
+			m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+			w.runFor(time.Minute)
+			if got := w.get(m); len(got.Status.WaitingOn) == 0 {
+				t.Fatal("not waiting for the rollout")
+			}
+			w.env.Mutate(m, func() { tc.spoil(m) })
+			w.runFor(10 * time.Second)
+			got := w.get(m)
+			if readyReason(got) != "False/"+tc.reason {
+				t.Fatalf("Ready %s", readyReason(got))
+			}
+			if len(got.Status.WaitingOn) > 0 || got.Status.WaitingSince != nil {
+				t.Fatalf("a stalled maintenance still says it waits on %v since %v", got.Status.WaitingOn, got.Status.WaitingSince)
+			}
+		})
+	}
+}
+
+// The rollout wait counts from when it began: a pass that cannot list the stacks knows
+// nothing new and must not restart the clock of rolloutWaitTimeout.
+func TestMaintenanceRolloutWaitKeepsItsStartThroughAFailedStackList(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1", "w2")
+	w.rollingStack("numbers", w.env.Clock.Now().Add(-time.Minute))
+	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, RolloutWaitTimeout: &metav1.Duration{Duration: 5 * time.Minute}})
+	w.runFor(2 * time.Minute)
+	began := w.get(m).Status.WaitingSince
+	if began == nil {
+		t.Fatal("not waiting for the rollout")
+	}
+	lists := &stackLists{Client: w.cache, err: errors.New("injected: the cache is not synced")}
+	w.rec.Client = lists
+	w.step()
+	lists.err = nil
+	w.env.Clock.Advance(time.Second)
+	w.step()
+	if got := w.get(m).Status.WaitingSince; got == nil || !got.Equal(began) {
+		t.Fatalf("the wait began at %v, and after a failed list at %v", began, got)
+	}
+	w.runUntil(began.Add(5*time.Minute+time.Second), nil)
+	if w.availability("w1") != avDrain {
+		t.Fatalf("w1 %s once rolloutWaitTimeout has passed since the wait began", w.availability("w1"))
+	}
+}
+
+// A maintenance reads the stacks of its cluster only, however many others the namespace
+// holds.
+func TestMaintenanceReadsTheStacksOfItsClusterOnly(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1")
+	w.rollingStack("numbers", w.env.Clock.Now().Add(-time.Minute))
+	for i := range 50 {
+		w.env.Create(&swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("staging-%d", i)},
+			Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "staging"}}})
+	}
+	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
+	lists := &stackLists{Client: w.cache}
+	w.rec.Client = lists
+	w.step()
+	if got := w.get(m); len(got.Status.WaitingOn) != 1 || lists.read != 1 {
+		t.Fatalf("waiting on %v, having read %d stacks; want numbers, read alone", got.Status.WaitingOn, lists.read)
 	}
 }

@@ -25,6 +25,8 @@ func stall(m *swarmv1.SwarmNodeMaintenance, reason, msg string) {
 		msg += fmt.Sprintf("; no new node is taken until the spec is fixed, and %s stay in maintenance until their window ends", strings.Join(held, ", "))
 	}
 	st.Phase = swarmv1.PhaseFailed
+	// No new node is taken, so none waits for rollouts: the wait starts anew once fixed.
+	st.WaitingOn, st.WaitingSince = nil, nil
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionBlocked)
 	markFailed(&st.Conditions, m.Generation, reason, msg, true)
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	ktypes "k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
@@ -54,22 +52,14 @@ func TestServiceEventRoutingReadsTheSameStacksWhateverTheClusterHolds(t *testing
 		for i := range others {
 			e.createStack(fmt.Sprintf("other-%d", i), twoServices)
 		}
-		read := 0
+		lists := &stackLists{Client: e.c}
 		r := e.reconciler()
-		r.Client = interceptor.NewClient(e.c.(client.WithWatch), interceptor.Funcs{
-			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-				err := c.List(ctx, list, opts...)
-				if l, ok := list.(*swarmv1.SwarmStackList); ok {
-					read += len(l.Items)
-				}
-				return err
-			},
-		})
+		r.Client = lists
 		got := r.stacksOfService(context.Background(), ktypes.NamespacedName{Namespace: stackNS, Name: "prod"}, "numbers_api")
 		if len(got) != 1 || got[0].Name != "numbers" {
 			t.Fatalf("numbers_api woke %v", got)
 		}
-		return read
+		return lists.read
 	}
 	if few, many := touched(0), touched(100); few != many {
 		t.Fatalf("one event read %d stacks with 1 on the cluster and %d with 101", few, many)

@@ -110,13 +110,10 @@ func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		}})
-	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, extras.indexes} {
-		for name, fn := range indexes {
-			b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
-		}
+	for name, fn := range extras.indexes {
+		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
-	b = b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
-	e.c = b.Build()
+	e.c = withControllerIndexes(b).Build()
 	return e
 }
 

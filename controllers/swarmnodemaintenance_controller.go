@@ -184,17 +184,22 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	p := r.newPass(m, conn, nodes, now)
 	p.admitNew = reason == ""
 	var rw rolloutWait
+	rolloutsRead := true
 	if p.admitNew {
 		if rw, err = r.checkRollouts(ctx, m, selected, w, now); err != nil {
 			p.errs = append(p.errs, err)
-			p.admitNew = false
+			p.admitNew, rolloutsRead = false, false
 		}
 		p.admitNew = p.admitNew && !rw.waiting(m)
 	}
 	p.run(ctx, selected, w)
 	p.conclude(w)
 	if reason == "" {
-		r.recordRolloutWait(m, rw)
+		// A pass that could not read the rollouts keeps the wait as it stood: the clock
+		// of rolloutWaitTimeout runs from when the wait began.
+		if rolloutsRead {
+			r.recordRolloutWait(m, rw)
+		}
 		requeue := rolloutWaitRequeue(rw, now, p.requeueAfter(w))
 		if m.Spec.Rebalance && w.current == nil && len(p.errs) == 0 {
 			d, err := p.rebalance(ctx)

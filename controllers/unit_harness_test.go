@@ -47,14 +47,23 @@ func unitScheme(t testing.TB) *runtime.Scheme {
 
 // newUnitClient is a fake API server holding objs, with the status subresource on the
 // three kinds (so Update leaves status alone and Status().Patch only status, as the real
-// API server does).
+// API server does), and the controllers' indexes of stacks and maintenances.
 func newUnitClient(t testing.TB, objs ...client.Object) client.WithWatch {
 	t.Helper()
-	return fake.NewClientBuilder().
+	b := fake.NewClientBuilder().
 		WithScheme(unitScheme(t)).
 		WithStatusSubresource(&swarmv1.SwarmCluster{}, &swarmv1.SwarmStack{}, &swarmv1.SwarmNodeMaintenance{}).
-		WithObjects(objs...).
-		Build()
+		WithObjects(objs...)
+	return withControllerIndexes(b).Build()
+}
+
+// withControllerIndexes adds the field indexes that the stack and maintenance
+// controllers register with the manager's cache, and read each other's through.
+func withControllerIndexes(b *fake.ClientBuilder) *fake.ClientBuilder {
+	for name, fn := range stackIndexes {
+		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
+	}
+	return b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
 }
 
 // readyCluster is a SwarmCluster whose status says Ready at its current generation.
@@ -196,4 +205,25 @@ func (e *unitEnv) Delete(obj client.Object) {
 	if err := e.Client.Delete(context.Background(), obj); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// stackLists counts the SwarmStacks that lists through it return, and fails those lists
+// with err while it is set.
+type stackLists struct {
+	client.Client
+	read int
+	err  error
+}
+
+func (c *stackLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	l, ok := list.(*swarmv1.SwarmStackList)
+	if !ok {
+		return c.Client.List(ctx, list, opts...)
+	}
+	if c.err != nil {
+		return c.err
+	}
+	err := c.Client.List(ctx, list, opts...)
+	c.read += len(l.Items)
+	return err
 }
