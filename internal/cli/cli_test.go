@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,13 +69,51 @@ type world struct {
 
 func newWorld(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) *world {
 	t.Helper()
+	var f interceptor.Funcs
+	if funcs != nil {
+		f = *funcs
+	}
+	f.Patch = func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		return countSpecChange(ctx, c, obj, func() error { return c.Patch(ctx, obj, patch, opts...) })
+	}
+	f.Update = func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+		return countSpecChange(ctx, c, obj, func() error { return c.Update(ctx, obj, opts...) })
+	}
 	b := fake.NewClientBuilder().WithScheme(Scheme()).
 		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}).
-		WithObjects(objs...)
-	if funcs != nil {
-		b = b.WithInterceptorFuncs(*funcs)
-	}
+		WithObjects(objs...).WithInterceptorFuncs(f)
 	return &world{t: t, c: b.Build()}
+}
+
+// countSpecChange runs a write of obj and, when it changed the spec, bumps
+// metadata.generation as the API server does (the fake client never does): the
+// commands that confirm a spec change wait for the operator to observe it.
+func countSpecChange(ctx context.Context, c client.WithWatch, obj client.Object, write func() error) error {
+	before := obj.DeepCopyObject().(client.Object)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), before); err != nil {
+		return write()
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	if specOf(before) == specOf(obj) {
+		return nil
+	}
+	// A patch without resourceVersion: the operator stand-in may write status meanwhile.
+	bump := fmt.Sprintf(`{"metadata":{"generation":%d}}`, before.GetGeneration()+1)
+	return c.Patch(ctx, obj, client.RawPatch(ktypes.MergePatchType, []byte(bump)))
+}
+
+func specOf(obj client.Object) string {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		panic(err)
+	}
+	b, err := json.Marshal(u["spec"])
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // run executes the command line and returns its exit code and output.
@@ -369,33 +410,32 @@ func TestReconcileWaitPrintsProgress(t *testing.T) {
 
 func TestSuspendAndResumeAreConfirmed(t *testing.T) {
 	w := newWorld(t, nil, newStack("numbers"))
+	// No operator runs: the spec is written, and nothing confirms it.
+	code, out, errOut := w.run("suspend", "numbers", "--timeout", "100ms")
+	if s := w.stack("numbers"); code != ExitTimeout || !s.Spec.Suspend || s.Generation != 2 {
+		t.Fatalf("suspend with no operator: exit %d, suspend %t at generation %d\n%s%s", code, s.Spec.Suspend, s.Generation, out, errOut)
+	}
 	w.operator = func(s *swarmv1.SwarmStack) bool {
-		if s.Status.ObservedGeneration == s.Generation && s.Status.LastHandledReconcileAt == "seen-"+boolText(s.Spec.Suspend) {
+		if s.Status.ObservedGeneration == s.Generation {
 			return false
 		}
 		// The operator observes the generation only after a pass of it.
 		s.Status.ObservedGeneration = s.Generation
-		s.Status.LastHandledReconcileAt = "seen-" + boolText(s.Spec.Suspend)
 		return true
 	}
-	code, out, errOut := w.run("suspend", "numbers")
-	if code != 0 || !strings.Contains(out, "suspended") || !w.stack("numbers").Spec.Suspend {
-		t.Fatalf("suspend: exit %d\n%s%s", code, out, errOut)
+	confirmed := func(verb, done string, suspend bool) {
+		t.Helper()
+		code, out, errOut := w.run(verb, "numbers")
+		s := w.stack("numbers")
+		if code != 0 || !strings.Contains(out, "numbers "+done) || s.Spec.Suspend != suspend || s.Status.ObservedGeneration != s.Generation {
+			t.Fatalf("%s: exit %d, suspend %t, generation %d observed %d\n%s%s", verb, code, s.Spec.Suspend, s.Generation, s.Status.ObservedGeneration, out, errOut)
+		}
 	}
+	confirmed("resume", "resumed", false)
+	confirmed("suspend", "suspended", true)
 	if code, out, _ := w.run("suspend", "numbers"); code != 0 || !strings.Contains(out, "already suspended") {
 		t.Fatalf("second suspend: exit %d %s", code, out)
 	}
-	code, out, _ = w.run("resume", "numbers")
-	if code != 0 || !strings.Contains(out, "resumed") || w.stack("numbers").Spec.Suspend {
-		t.Fatalf("resume: exit %d\n%s", code, out)
-	}
-}
-
-func boolText(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }
 
 func TestRollbackAndRetryAreConfirmed(t *testing.T) {
