@@ -161,6 +161,27 @@ func TestRenderErrorsNeverQuoteSecretValues(t *testing.T) {
 	})
 }
 
+// TestLoadErrorsNeverQuoteTheEnvironmentOfASecret: a variable that a secret takes its
+// data from (environment:) is secret even when the caller did not name it sensitive;
+// an error of loading comes before the model that says so exists, so the files
+// themselves are read for it.
+func TestLoadErrorsNeverQuoteTheEnvironmentOfASecret(t *testing.T) {
+	const data = "Tk8Qw!2Lp5Rz"
+	yml := "services:\n  web:\n    image: nginx\n    deploy: {replicas: \"${TOKEN}\"}\n    secrets: [s]\nsecrets:\n  s:\n    environment: TOKEN\n"
+	files := []File{{Name: "a.yml", Content: []byte(yml)}}
+	opts := Options{StackName: "st", Variables: map[string]string{"TOKEN": data}}
+	for name, fn := range map[string]func() error{
+		"Render":     func() error { _, err := Render(files, opts); return err },
+		"MergedYAML": func() error { _, err := MergedYAML(files, opts); return err },
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := fn()
+			wantError(t, err, "a.yml", 0, "replicas")
+			checkNoLeak(t, "error", err.Error(), data)
+		})
+	}
+}
+
 // TestRenderWarnsAboutUnsetVariables: an unset ${VAR} becomes an empty string
 // with a warning naming the variable and the file (and line) that uses it.
 func TestRenderWarnsAboutUnsetVariables(t *testing.T) {
