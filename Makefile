@@ -58,7 +58,7 @@ demo-clean: ## Remove what an interrupted demo or test run left behind.
 .PHONY: bench
 bench: manifests generate ## Run the benchmarks (compose; operator end to end on a sandbox swarm, root) and print their figures; see docs/benchmarks.md.
 	hack/install-prereqs.sh
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/compose ./test/bench
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 150m ./internal/compose ./test/bench
 
 ##@ Build
 
