@@ -77,6 +77,17 @@ type Swarm struct {
 type service struct {
 	swarmtypes.Service
 	running uint64
+	// stack is the spec's stack label (setSpec keeps it): a stack's service list
+	// compares it for every service of the swarm, and a label lookup in each spec's
+	// map cost a simulation more than the rest of the call.
+	stack string
+}
+
+// setSpec writes the service's spec and what is derived from it.
+func (s *service) setSpec(spec swarmtypes.ServiceSpec) {
+	s.Spec = spec
+	s.stack = spec.Labels[StackLabel]
+	s.Endpoint.Spec = endpointSpec(spec)
 }
 
 type netObj struct {

@@ -567,3 +567,42 @@ func TestLatency(t *testing.T) {
 		t.Error("the cancelled create was applied")
 	}
 }
+
+func TestStackServicesFollowTheStackLabel(t *testing.T) {
+	m := newSwarm()
+	ctx := context.Background()
+	names := func(stack string) []string {
+		t.Helper()
+		svcs, err := m.StackServices(ctx, stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range svcs {
+			out = append(out, s.Spec.Name)
+		}
+		return out
+	}
+	create(t, m, spec("b_web", "numbers-web:v1", 1, map[string]string{StackLabel: "b"}))
+	svc := create(t, m, spec("a_api", "numbers-api:v1", 1, map[string]string{StackLabel: "a"}))
+	create(t, m, spec("a_web", "numbers-web:v1", 1, map[string]string{StackLabel: "a"}))
+	if got := names("a"); !reflect.DeepEqual(got, []string{"a_api", "a_web"}) {
+		t.Fatalf("stack a: %v", got)
+	}
+	// A label written by an update moves the service; the rollback moves it back.
+	moved := clone(svc.Spec)
+	moved.Labels[StackLabel] = "b"
+	if _, err := m.UpdateService(ctx, swarm.ServiceWrite{ID: svc.ID, Version: svc.Version, Spec: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := names("a"), names("b"); !reflect.DeepEqual(a, []string{"a_web"}) || !reflect.DeepEqual(b, []string{"a_api", "b_web"}) {
+		t.Fatalf("after the update: a %v, b %v", a, b)
+	}
+	updated, _ := m.Service("a_api")
+	if err := m.RollbackService(ctx, updated.ID, updated.Version); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := names("a"), names("b"); !reflect.DeepEqual(a, []string{"a_api", "a_web"}) || !reflect.DeepEqual(b, []string{"b_web"}) {
+		t.Fatalf("after the rollback: a %v, b %v", a, b)
+	}
+}

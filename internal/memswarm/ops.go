@@ -165,7 +165,7 @@ func (m *Swarm) StackServices(ctx context.Context, stack string) ([]swarmtypes.S
 	err := m.run(ctx, OpStackServices, stack, func() error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		out = m.serviceList(func(s *service) bool { return s.Spec.Labels[StackLabel] == stack })
+		out = m.serviceList(func(s *service) bool { return s.stack == stack })
 		return nil
 	})
 	return out, err
@@ -244,10 +244,9 @@ func (m *Swarm) CreateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		}
 		s := &service{}
 		s.ID = m.newID("service")
-		s.Spec = spec
+		s.setSpec(spec)
 		s.Version, s.CreatedAt = m.nextVersion()
 		s.UpdatedAt = s.CreatedAt
-		s.Endpoint = swarmtypes.Endpoint{Spec: endpointSpec(spec)}
 		m.services[spec.Name] = s
 		res = swarm.WriteResult{ID: s.ID}
 		m.afterWrite()
@@ -337,9 +336,8 @@ func (m *Swarm) UpdateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		}
 		prev := s.Spec
 		s.PreviousSpec = &prev
-		s.Spec = spec
+		s.setSpec(spec)
 		s.Version, s.UpdatedAt = m.nextVersion()
-		s.Endpoint.Spec = endpointSpec(spec)
 		// Swarm's updater starts only when the tasks' spec changed: a scale or a label
 		// change alone leaves no update status.
 		s.UpdateStatus = nil
@@ -405,9 +403,9 @@ func (m *Swarm) rollback(ctx context.Context, id string, at swarmtypes.Version) 
 			return errdefs.InvalidParameter(fmt.Errorf("service %s does not have a previous spec", s.Spec.Name))
 		}
 		cur := s.Spec
-		s.Spec, s.PreviousSpec = *s.PreviousSpec, &cur
+		s.setSpec(*s.PreviousSpec)
+		s.PreviousSpec = &cur
 		s.Version, s.UpdatedAt = m.nextVersion()
-		s.Endpoint.Spec = endpointSpec(s.Spec)
 		s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateRollbackStarted, StartedAt: &s.UpdatedAt, Message: "manually requested rollback"}
 		if !tasksChanged(cur, s.Spec) || m.desired(s) == 0 {
 			// Nothing to replace: the updater completes the rollback at once.
