@@ -145,20 +145,83 @@ type rolloutVerdict struct {
 	rollbackCause string
 }
 
+// thisRolloutsUpdate is the service's UpdateStatus if it belongs to the rollout that
+// started at `started`, nil if there is none or it is left over from an earlier one.
+func thisRolloutsUpdate(svc swarmtypes.Service, started time.Time) *swarmtypes.UpdateStatus {
+	u := svc.UpdateStatus
+	if u != nil && u.StartedAt != nil && u.StartedAt.Before(started.Add(-clockSkew)) {
+		return nil
+	}
+	return u
+}
+
+// awaitingUpdater finds the services of the rollout whose new task spec Swarm's updater
+// has not started on yet: written in the rollout with another task template, no update
+// status, and tasks that Swarm wants running still on an older spec. Their task counts
+// look converged (the old tasks run), and the updater of a loaded manager can take
+// longer than any grace to start: a clock cannot tell "not started" from "nothing to
+// roll", the tasks can, as Swarm's updater itself decides which tasks are dirty. It
+// lists tasks only past the start grace and only for such services; when the list
+// fails, they all count as waiting, and the next pass asks again.
+func awaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, started, now time.Time) map[string]bool {
+	if now.Sub(started) < startGrace {
+		return nil
+	}
+	var ids []string
+	specs := map[string]swarmtypes.TaskSpec{}
+	for _, svc := range svcs {
+		prev := svc.PreviousSpec
+		if thisRolloutsUpdate(svc, started) != nil || prev == nil || svc.UpdatedAt.Before(started.Add(-clockSkew)) ||
+			!converged(svc) || swarm.SameTaskSpec(prev.TaskTemplate, svc.Spec.TaskTemplate) {
+			continue
+		}
+		ids = append(ids, svc.ID)
+		specs[svc.ID] = svc.Spec.TaskTemplate
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	waiting := map[string]bool{}
+	tasks, err := conn.TasksOfServices(ctx, ids)
+	if err != nil {
+		for _, id := range ids {
+			waiting[id] = true
+		}
+		return waiting
+	}
+	for _, t := range tasks {
+		if t.DesiredState == swarmtypes.TaskStateRunning && !taskEnded(t.Status.State) && !swarm.SameTaskSpec(t.Spec, specs[t.ServiceID]) {
+			waiting[t.ServiceID] = true
+		}
+	}
+	return waiting
+}
+
+// taskEnded: a task in that state will not run again.
+func taskEnded(s swarmtypes.TaskState) bool {
+	switch s {
+	case swarmtypes.TaskStateComplete, swarmtypes.TaskStateShutdown, swarmtypes.TaskStateFailed,
+		swarmtypes.TaskStateRejected, swarmtypes.TaskStateRemove, swarmtypes.TaskStateOrphaned:
+		return true
+	}
+	return false
+}
+
 // judgeRollout decides whether the rollout that started at `started` has ended and how.
 // A service whose update Swarm rolled back makes the whole rollout RolledBack, once no
 // service is still moving: a rollback is a failure, even though Swarm and the docker CLI
-// report it as a finished update.
-func judgeRollout(svcs []swarmtypes.Service, started, now time.Time) rolloutVerdict {
+// report it as a finished update. awaiting holds the IDs of the services whose new spec
+// Swarm's updater has yet to start on (awaitingUpdater).
+func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting map[string]bool) rolloutVerdict {
 	var moving, rolledBack, paused, rollbackPaused, rollingBack []string
 	for _, svc := range svcs {
 		name := svc.Spec.Name
-		u := svc.UpdateStatus
-		if u != nil && u.StartedAt != nil && u.StartedAt.Before(started.Add(-clockSkew)) {
-			u = nil // left over from an earlier rollout
-		}
+		u := thisRolloutsUpdate(svc, started)
 		if u == nil {
-			if now.Sub(started) < startGrace || !converged(svc) {
+			switch {
+			case awaiting[svc.ID]:
+				moving = append(moving, name+": waiting for Swarm's updater to start")
+			case now.Sub(started) < startGrace || !converged(svc):
 				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
 			}
 			continue

@@ -28,6 +28,7 @@ func TestJudgeRollout(t *testing.T) {
 		wantOutcome string
 		wantReason  string
 		wantCause   bool
+		awaiting    map[string]bool
 	}{
 		"a rollback Swarm completed is a failure, not a success": {
 			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackCompleted, "rollback completed", started, 6, 6)},
@@ -64,6 +65,11 @@ func TestJudgeRollout(t *testing.T) {
 			services: []swarmtypes.Service{svc("api", "", "", time.Time{}, 6, 6)},
 			now:      started.Add(500 * time.Millisecond), wantOutcome: "", wantReason: swarmv1.ReasonProgressing,
 		},
+		"a service Swarm's updater has not started on is still progressing, whatever the time": {
+			services: []swarmtypes.Service{func() swarmtypes.Service { s := svc("api", "", "", time.Time{}, 6, 6); s.ID = "api-id"; return s }()},
+			awaiting: map[string]bool{"api-id": true},
+			now:      later, wantOutcome: "", wantReason: swarmv1.ReasonProgressing,
+		},
 		"a new service completes when its tasks run": {
 			services: []swarmtypes.Service{svc("api", "", "", time.Time{}, 6, 6)},
 			now:      later, wantOutcome: swarmv1.OutcomeCompleted, wantReason: swarmv1.ReasonSucceeded,
@@ -75,7 +81,7 @@ func TestJudgeRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := judgeRollout(tc.services, started, tc.now)
+			v := judgeRollout(tc.services, started, tc.now, tc.awaiting)
 			if v.outcome != tc.wantOutcome || v.reason != tc.wantReason || (v.rollbackCause != "") != tc.wantCause {
 				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
 			}

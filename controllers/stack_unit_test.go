@@ -301,6 +301,55 @@ func TestRestartAfterTheWriteFollowsTheRolloutInsteadOfCallingItDone(t *testing.
 	}
 }
 
+// Seen in CI at load 10: Swarm's updater started on a release more than the start
+// grace after the write. The pass in between saw the old tasks all running and no update
+// status, and recorded the release Completed before Swarm rolled it back.
+func TestUpdaterThatStartsLateIsNotTakenForACompletedRollout(t *testing.T) {
+	e := newStackEnv(t)
+	e.sw.AutoConverge = true
+	e.createStack("numbers", twoServices)
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+	for _, name := range []string{"numbers_api", "numbers_api", "numbers_web"} {
+		e.sw.AddTask(name, "worker1", swarmtypes.TaskStateRunning)
+	}
+	e.sw.LaggingUpdater = true
+	outcomes := func() string {
+		var out []string
+		for _, h := range e.stack("numbers").Status.History {
+			out = append(out, h.Outcome)
+		}
+		return strings.Join(out, ", ")
+	}
+
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
+	e.passes("numbers", 5) // 15 s on the clock, far past the start grace
+	if got := outcomes(); got != "Progressing, Completed" {
+		t.Fatalf("before Swarm's updater started: history %s", got)
+	}
+	if r := e.ready("numbers"); !strings.Contains(r.Message, "numbers_api: waiting for Swarm's updater") {
+		t.Errorf("Ready while waiting for the updater: %s", r.Message)
+	}
+	e.sw.StartUpdates()
+	e.passes("numbers", 1)
+	e.swarmRollsBack(t, "numbers_api")
+	e.passes("numbers", 2)
+	if got := outcomes(); got != "RolledBack, Completed" {
+		t.Fatalf("after Swarm rolled the release back: history %s", got)
+	}
+
+	// A release Swarm's updater starts late and completes is Completed, once.
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v3"))
+	e.passes("numbers", 5)
+	e.sw.StartUpdates()
+	e.passes("numbers", 1)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 2)
+	if got := outcomes(); got != "Completed, RolledBack, Completed" {
+		t.Fatalf("after the late update completed: history %s", got)
+	}
+}
+
 func TestSuspendStopsEveryWriteEvenPastTheDeadline(t *testing.T) {
 	e := newStackEnv(t)
 	deadline := int32(10)

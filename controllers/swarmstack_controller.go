@@ -259,7 +259,7 @@ func takeRequests(ctx context.Context, sc *stackScope) (bool, error) {
 	if s.Spec.Suspend {
 		sc.log.V(1).Info("Suspended: leaving the swarm as it is")
 		if cur := inFlight(st.History); cur != nil {
-			if v := judgeRollout(sc.current, cur.StartedAt.Time, sc.now); v.outcome != "" {
+			if v := sc.judgeRollout(ctx, cur); v.outcome != "" {
 				sc.finishRollout(cur, v)
 			}
 		}
@@ -288,7 +288,7 @@ func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
 		sc.finishRollout(cur, rolloutVerdict{outcome: swarmv1.OutcomeSuperseded, reason: swarmv1.ReasonProgressing, message: supersededBy(sc)})
 		return false, nil
 	}
-	verdict := judgeRollout(sc.current, cur.StartedAt.Time, sc.now)
+	verdict := sc.judgeRollout(ctx, cur)
 	deadline := defaultProgressDeadline
 	if sc.s.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
@@ -313,6 +313,12 @@ func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
 	}
 	sc.finishRollout(cur, verdict)
 	return false, nil
+}
+
+// judgeRollout judges the rollout in flight on the services read in this pass.
+func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) rolloutVerdict {
+	started := cur.StartedAt.Time
+	return judgeRollout(sc.current, started, sc.now, awaitingUpdater(ctx, sc.conn, sc.current, started, sc.now))
 }
 
 // rollBackRevision puts every service that the failed revision wrote back to its spec of

@@ -415,6 +415,34 @@ func scenarioUpdateAndRollback(t *testing.T, b *backend) {
 	if s2.UpdateStatus.CompletedAt == nil || s2.Version.Index <= s1.Version.Index {
 		t.Fatalf("completed: version %v after %v, status %+v", s2.Version, s1.Version, s2.UpdateStatus)
 	}
+	// The controllers tell an update Swarm's updater has yet to start from one with
+	// nothing to roll by comparing the tasks' spec with the service's, as the updater
+	// does: a task that Swarm wants running carries its service's task template as is.
+	b.poll(t, "the tasks desired running carry the new template", func() error {
+		tasks, err := b.sw.TasksOfServices(ctx, []string{s2.ID})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, tk := range tasks {
+			if tk.DesiredState != swarmtypes.TaskStateRunning {
+				continue
+			}
+			running++
+			if !swarm.SameTaskSpec(tk.Spec, s2.Spec.TaskTemplate) {
+				got, _ := json.Marshal(tk.Spec)
+				want, _ := json.Marshal(s2.Spec.TaskTemplate)
+				return fmt.Errorf("task %s spec %s, service template %s", tk.ID, got, want)
+			}
+			if swarm.SameTaskSpec(tk.Spec, s0.Spec.TaskTemplate) {
+				return fmt.Errorf("task %s runs v2 and is taken for v1's template too", tk.ID)
+			}
+		}
+		if running == 0 {
+			return errors.New("no task desired running")
+		}
+		return nil
+	})
 	if err := b.sw.RollbackService(ctx, s1.ID, s1.Version); !errors.Is(err, swarm.ErrVersionConflict) {
 		t.Fatalf("rollback at a stale version: %v", err)
 	}

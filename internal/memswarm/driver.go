@@ -224,6 +224,7 @@ func (m *Swarm) SetUpdateState(serviceName string, state swarmtypes.UpdateState,
 }
 
 func (m *Swarm) setUpdateState(s *service, state swarmtypes.UpdateState, message string) {
+	s.updatePending = false
 	s.Version, s.UpdatedAt = m.nextVersion()
 	now := s.UpdatedAt
 	st := s.UpdateStatus
@@ -241,6 +242,23 @@ func (m *Swarm) setUpdateState(s *service, state swarmtypes.UpdateState, message
 		st.CompletedAt = &now
 	}
 	s.UpdateStatus = st
+}
+
+// StartUpdates is a lagging updater (LaggingUpdater) picking up the writes it has yet
+// to start on: their services go to updating.
+func (m *Swarm) StartUpdates() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.services {
+		if s.updatePending {
+			m.startUpdate(s)
+		}
+	}
+}
+
+// startUpdate is the updater's own write, as on Swarm: a new version.
+func (m *Swarm) startUpdate(s *service) {
+	m.setUpdateState(s, swarmtypes.UpdateStateUpdating, "update in progress")
 }
 
 // SetRunning sets the number of running tasks the service's task counts report.
@@ -272,6 +290,9 @@ func (m *Swarm) ConvergeAll() {
 
 func (m *Swarm) converge(s *service) {
 	s.running = m.desired(s)
+	if s.updatePending {
+		m.startUpdate(s)
+	}
 	if s.UpdateStatus == nil {
 		return
 	}
@@ -280,6 +301,20 @@ func (m *Swarm) converge(s *service) {
 		m.setUpdateState(s, swarmtypes.UpdateStateCompleted, "update completed")
 	case swarmtypes.UpdateStateRollbackStarted:
 		m.setUpdateState(s, swarmtypes.UpdateStateRollbackCompleted, "rollback completed")
+	default:
+		return
+	}
+	m.replaceTasks(s)
+}
+
+// replaceTasks is the end of an update for the tasks the test placed: those Swarm wants
+// running now run the service's spec (kept in place: the same IDs, a new version).
+func (m *Swarm) replaceTasks(s *service) {
+	for _, t := range m.tasks {
+		if t.ServiceID == s.ID && t.DesiredState == swarmtypes.TaskStateRunning && !sameJSON(t.Spec, s.Spec.TaskTemplate) {
+			t.Version, t.UpdatedAt = m.nextVersion()
+			t.Spec = clone(s.Spec.TaskTemplate)
+		}
 	}
 }
 

@@ -6,7 +6,8 @@
 //   - services: unique names, versions that change on every write (one counter for the
 //     whole swarm, like Raft's index), optimistic concurrency (a write at a stale version
 //     fails with swarm.ErrVersionConflict), PreviousSpec, manual rollback that swaps the
-//     specs, UpdateStatus as Swarm's updater reports it, task counts;
+//     specs, UpdateStatus as Swarm's updater reports it (at the write, or
+//     later with LaggingUpdater), task counts;
 //   - nodes with roles, leader, reachability, state, labels and availability, written
 //     compare-and-swap as Conn does;
 //   - tasks, networks, secrets and configs, with Docker's conflict, not-found and in-use
@@ -57,6 +58,10 @@ type Swarm struct {
 	// swarm's lock, so concurrent calls overlap as they do on a real manager, and a
 	// call whose context ends meanwhile returns the context's error.
 	Latency time.Duration
+	// LaggingUpdater leaves a write that must replace tasks without an UpdateStatus until
+	// StartUpdates, as a busy manager's updater picks it up seconds later: Swarm clears
+	// the status on the write and sets it only once the updater starts.
+	LaggingUpdater bool
 
 	mu       sync.Mutex
 	index    uint64 // last version handed out; shared by all objects like Raft's index
@@ -81,6 +86,8 @@ type service struct {
 	// compares it for every service of the swarm, and a label lookup in each spec's
 	// map cost a simulation more than the rest of the call.
 	stack string
+	// updatePending: the updater has yet to start on the last write (LaggingUpdater).
+	updatePending bool
 }
 
 // setSpec writes the service's spec and what is derived from it.

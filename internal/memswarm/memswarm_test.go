@@ -606,3 +606,41 @@ func TestStackServicesFollowTheStackLabel(t *testing.T) {
 		t.Fatalf("after the rollback: a %v, b %v", a, b)
 	}
 }
+
+func TestLaggingUpdaterStartsOnlyWhenTold(t *testing.T) {
+	ctx := context.Background()
+	m := New()
+	m.AddNode("m1", swarmtypes.NodeRoleManager)
+	m.LaggingUpdater = true
+	one := uint64(1)
+	spec := swarmtypes.ServiceSpec{
+		Annotations:  swarmtypes.Annotations{Name: "lag"},
+		TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
+		Mode:         swarmtypes.ServiceMode{Replicated: &swarmtypes.ReplicatedService{Replicas: &one}},
+	}
+	res, err := m.CreateService(ctx, swarm.ServiceWrite{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := m.AddTask("lag", "m1", swarmtypes.TaskStateRunning)
+	m.Converge("lag")
+	svc, _ := m.Service("lag")
+	spec.TaskTemplate.ContainerSpec = &swarmtypes.ContainerSpec{Image: "numbers-api:v2"}
+	if _, err := m.UpdateService(ctx, swarm.ServiceWrite{ID: res.ID, Version: svc.Version, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if svc, _ := m.Service("lag"); svc.UpdateStatus != nil {
+		t.Fatalf("before StartUpdates: %+v", svc.UpdateStatus)
+	}
+	written, _ := m.Service("lag")
+	m.StartUpdates()
+	started, _ := m.Service("lag")
+	if u := started.UpdateStatus; u == nil || u.State != swarmtypes.UpdateStateUpdating || started.Version.Index <= written.Version.Index {
+		t.Fatalf("after StartUpdates: version %d after %d, status %+v", started.Version.Index, written.Version.Index, u)
+	}
+	m.Converge("lag")
+	tasks, _ := m.TasksOfServices(ctx, []string{res.ID})
+	if len(tasks) != 1 || tasks[0].ID != task.ID || tasks[0].Spec.ContainerSpec.Image != "numbers-api:v2" {
+		t.Fatalf("after the update completed the task runs %+v", tasks)
+	}
+}

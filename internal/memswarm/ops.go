@@ -341,8 +341,13 @@ func (m *Swarm) UpdateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		// Swarm's updater starts only when the tasks' spec changed: a scale or a label
 		// change alone leaves no update status.
 		s.UpdateStatus = nil
+		s.updatePending = false
 		if tasksChanged(prev, spec) && m.desired(s) > 0 {
-			s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateUpdating, StartedAt: &s.UpdatedAt, Message: "update in progress"}
+			if m.LaggingUpdater {
+				s.updatePending = true
+			} else {
+				s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateUpdating, StartedAt: &s.UpdatedAt, Message: "update in progress"}
+			}
 		}
 		m.afterWrite()
 		return nil
@@ -406,6 +411,7 @@ func (m *Swarm) rollback(ctx context.Context, id string, at swarmtypes.Version) 
 		s.setSpec(*s.PreviousSpec)
 		s.PreviousSpec = &cur
 		s.Version, s.UpdatedAt = m.nextVersion()
+		s.updatePending = false
 		s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateRollbackStarted, StartedAt: &s.UpdatedAt, Message: "manually requested rollback"}
 		if !tasksChanged(cur, s.Spec) || m.desired(s) == 0 {
 			// Nothing to replace: the updater completes the rollback at once.

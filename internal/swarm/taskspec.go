@@ -1,0 +1,21 @@
+package swarm
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// SameTaskSpec tells whether a task runs the given service task template, as Swarm's
+// updater decides which tasks an update must replace. Placement is left out: a task
+// whose node still satisfies new constraints keeps running. So is Runtime: Docker
+// reports it on a service's template and not on its tasks (the memswarm contract shows
+// it on a real Swarm), and it follows from which spec the template holds anyway.
+func SameTaskSpec(task, template swarm.TaskSpec) bool {
+	task.Placement, template.Placement = nil, nil
+	task.Runtime, template.Runtime = "", ""
+	a, errA := json.Marshal(task)
+	b, errB := json.Marshal(template)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
