@@ -190,21 +190,11 @@ func awaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Se
 		return waiting
 	}
 	for _, t := range tasks {
-		if t.DesiredState == swarmtypes.TaskStateRunning && !taskEnded(t.Status.State) && !swarm.SameTaskSpec(t.Spec, specs[t.ServiceID]) {
+		if t.DesiredState == swarmtypes.TaskStateRunning && !swarm.TaskEnded(t.Status.State) && !swarm.SameTaskSpec(t.Spec, specs[t.ServiceID]) {
 			waiting[t.ServiceID] = true
 		}
 	}
 	return waiting
-}
-
-// taskEnded: a task in that state will not run again.
-func taskEnded(s swarmtypes.TaskState) bool {
-	switch s {
-	case swarmtypes.TaskStateComplete, swarmtypes.TaskStateShutdown, swarmtypes.TaskStateFailed,
-		swarmtypes.TaskStateRejected, swarmtypes.TaskStateRemove, swarmtypes.TaskStateOrphaned:
-		return true
-	}
-	return false
 }
 
 // judgeRollout decides whether the rollout that started at `started` has ended and how.

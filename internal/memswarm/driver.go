@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	swarmtypes "github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
 // This file holds what a test uses to play Swarm's updater, scheduler and the other
@@ -399,18 +401,8 @@ func (m *Swarm) evacuateDrained() {
 		}
 		t.Version, t.UpdatedAt = m.nextVersion()
 		t.DesiredState = swarmtypes.TaskStateShutdown
-		if !terminal(t.Status.State) {
+		if !swarm.TaskEnded(t.Status.State) {
 			t.Status.State, t.Status.Message, t.Status.Timestamp = swarmtypes.TaskStateShutdown, "shutdown", t.UpdatedAt
 		}
 	}
-}
-
-// terminal tells whether a task in that state no longer runs.
-func terminal(s swarmtypes.TaskState) bool {
-	switch s {
-	case swarmtypes.TaskStateComplete, swarmtypes.TaskStateShutdown, swarmtypes.TaskStateFailed,
-		swarmtypes.TaskStateRejected, swarmtypes.TaskStateRemove, swarmtypes.TaskStateOrphaned:
-		return true
-	}
-	return false
 }

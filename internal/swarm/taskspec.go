@@ -19,3 +19,13 @@ func SameTaskSpec(task, template swarm.TaskSpec) bool {
 	b, errB := json.Marshal(template)
 	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
+
+// TaskEnded tells whether a task in that state will not run again.
+func TaskEnded(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed,
+		swarm.TaskStateRejected, swarm.TaskStateRemove, swarm.TaskStateOrphaned:
+		return true
+	}
+	return false
+}
