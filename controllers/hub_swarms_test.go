@@ -2,16 +2,8 @@ package controllers
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -20,35 +12,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
-// selfSignedTLS is a CA, certificate and key that a Conn accepts (it connects lazily).
-func selfSignedTLS(t *testing.T, cn string) map[string][]byte {
+// tlsSecretData is a TLS Secret's data that a Conn accepts (it connects lazily).
+func tlsSecretData(t *testing.T, cn string) map[string][]byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, cert, key, err := sandbox.ClientTLS(cn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return map[string][]byte{
-		"ca.crt": cert, "tls.crt": cert,
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
+	return map[string][]byte{"ca.crt": ca, "tls.crt": cert, "tls.key": key}
 }
 
 // TestPooledConnectionIsReusedUntilItsTLSSecretChanges: a stack's reconcile opens its
@@ -57,7 +32,7 @@ func selfSignedTLS(t *testing.T, cn string) map[string][]byte {
 func TestPooledConnectionIsReusedUntilItsTLSSecretChanges(t *testing.T) {
 	ctx := context.Background()
 	cluster := tlsCluster("prod-tls")
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cluster.Namespace, Name: "prod-tls"}, Data: selfSignedTLS(t, "one")}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cluster.Namespace, Name: "prod-tls"}, Data: tlsSecretData(t, "one")}
 	var secretReads atomic.Int32
 	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(secret).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -88,7 +63,7 @@ func TestPooledConnectionIsReusedUntilItsTLSSecretChanges(t *testing.T) {
 		t.Fatalf("four opens read the TLS Secret %d times, want once", n)
 	}
 
-	secret.Data = selfSignedTLS(t, "two")
+	secret.Data = tlsSecretData(t, "two")
 	if err := c.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
 func TestJudgeRollout(t *testing.T) {
@@ -131,4 +135,99 @@ func names(svcs []compose.Service) string {
 		out = append(out, s.Name)
 	}
 	return strings.Join(out, ",")
+}
+
+// awaitingUpdater decides on the tasks, not on the clock, and reads them only where a
+// service may be waiting for Swarm's updater.
+func TestAwaitingUpdaterAsksTheTasksNotTheClock(t *testing.T) {
+	ctx := context.Background()
+	started := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	later := started.Add(time.Minute)
+	image := func(tag string) func(*swarmtypes.ServiceSpec) {
+		return func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "numbers-api:" + tag }
+	}
+	labelled := func(s *swarmtypes.ServiceSpec) { s.Labels = map[string]string{"touched": "yes"} }
+	// world: api at v1 with one running task, then the writes of the rollout (at
+	// `started`), which a lagging updater has not started on.
+	world := func(t *testing.T, writes ...func(*swarmtypes.ServiceSpec)) (*memswarm.Swarm, []swarmtypes.Service) {
+		t.Helper()
+		sw := memswarm.New()
+		sw.Now = func() time.Time { return started }
+		sw.AddNode("manager1", swarmtypes.NodeRoleManager)
+		sw.LaggingUpdater = true
+		one := uint64(1)
+		spec := swarmtypes.ServiceSpec{
+			Annotations:  swarmtypes.Annotations{Name: "api"},
+			TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
+			Mode:         swarmtypes.ServiceMode{Replicated: &swarmtypes.ReplicatedService{Replicas: &one}},
+		}
+		res, err := sw.CreateService(ctx, swarm.ServiceWrite{Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw.AddTask("api", "manager1", swarmtypes.TaskStateRunning)
+		sw.Converge("api")
+		for _, w := range writes {
+			svc, _ := sw.Service("api")
+			next := svc.Spec
+			next.TaskTemplate.ContainerSpec = &swarmtypes.ContainerSpec{Image: svc.Spec.TaskTemplate.ContainerSpec.Image}
+			w(&next)
+			if _, err := sw.UpdateService(ctx, swarm.ServiceWrite{ID: res.ID, Version: svc.Version, Spec: next}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		svcs, err := sw.AllServices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw.ResetCalls()
+		return sw, svcs
+	}
+	taskReads := func(sw *memswarm.Swarm) int {
+		n := 0
+		for _, c := range sw.Calls() {
+			if c.Op == memswarm.OpTasksOfServices {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("old tasks still run: waiting", func(t *testing.T) {
+		sw, svcs := world(t, image("v2"))
+		if got := awaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
+			t.Errorf("got %v after %d task lists, want api waiting after one", got, taskReads(sw))
+		}
+	})
+	t.Run("within the start grace nothing is read", func(t *testing.T) {
+		sw, svcs := world(t, image("v2"))
+		if got := awaitingUpdater(ctx, sw, svcs, started, started.Add(startGrace/2)); got != nil || taskReads(sw) != 0 {
+			t.Errorf("got %v after %d task lists", got, taskReads(sw))
+		}
+	})
+	t.Run("the tasks already run the spec written back: not waiting", func(t *testing.T) {
+		sw, svcs := world(t, image("v2"), image("v1"))
+		if got := awaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
+			t.Errorf("got %v after %d task lists, want api not waiting", got, taskReads(sw))
+		}
+	})
+	t.Run("a failed task list counts as waiting", func(t *testing.T) {
+		sw, svcs := world(t, image("v2"))
+		sw.Fail(memswarm.OpTasksOfServices, 1, errors.New("injected: no manager answered"))
+		if got := awaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
+			t.Errorf("got %v, want api waiting", got)
+		}
+	})
+	t.Run("a write that replaces no task reads no task", func(t *testing.T) {
+		sw, svcs := world(t, labelled)
+		if got := awaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
+			t.Errorf("got %v after %d task lists", got, taskReads(sw))
+		}
+	})
+	t.Run("a service the rollout did not write reads no task", func(t *testing.T) {
+		sw, svcs := world(t, image("v2"))
+		if got := awaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
+			t.Errorf("got %v after %d task lists", got, taskReads(sw))
+		}
+	})
 }

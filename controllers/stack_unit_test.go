@@ -189,6 +189,15 @@ func (e *stackEnv) passes(name string, n int) {
 	}
 }
 
+// deployTwoServices creates the stack "numbers" of twoServices and lets Swarm finish its
+// first rollout at once; from then on rollouts move only when the test moves them.
+func (e *stackEnv) deployTwoServices() {
+	e.sw.AutoConverge = true
+	e.createStack("numbers", twoServices)
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+}
+
 func (e *stackEnv) ready(name string) *metav1.Condition {
 	return meta.FindStatusCondition(e.stack(name).Status.Conditions, swarmv1.ConditionReady)
 }
@@ -261,10 +270,7 @@ func TestStackCompletesOnlyWhenSwarmHasCompleted(t *testing.T) {
 
 func TestPartialApplyThenPauseIsNotReportedCompleted(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	// Revision 2 changes both services; the write of the second one is refused once.
 	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
 	e.sw.Fail(memswarm.OpUpdateService, 2, errors.New("injected: manager refused the write"))
@@ -286,10 +292,7 @@ func TestPartialApplyThenPauseIsNotReportedCompleted(t *testing.T) {
 
 func TestRestartAfterTheWriteFollowsTheRolloutInsteadOfCallingItDone(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.loseStatusPatches = 1 // the operator dies right after writing to the swarm
 	e.passes("numbers", 1)
@@ -306,10 +309,7 @@ func TestRestartAfterTheWriteFollowsTheRolloutInsteadOfCallingItDone(t *testing.
 // status, and recorded the release Completed before Swarm rolled it back.
 func TestUpdaterThatStartsLateIsNotTakenForACompletedRollout(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	for _, name := range []string{"numbers_api", "numbers_api", "numbers_web"} {
 		e.sw.AddTask(name, "worker1", swarmtypes.TaskStateRunning)
 	}
@@ -381,10 +381,7 @@ func TestNewSpecDuringASlowRolloutIsWrittenAtOnce(t *testing.T) {
 
 func TestRollbackRequestDuringARolloutActsAtOnce(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRollback: "1"} })
@@ -566,10 +563,7 @@ func TestOlderStackWinsEvenWhenTheNewerReconciledFirst(t *testing.T) {
 
 func TestRolledBackRevisionIsNotWrittenAgainWithoutANewSpecOrRetry(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	// Swarm's updater gives up and rolls the service back by itself.

@@ -12,10 +12,7 @@ import (
 // and shows the stopping ones apart.
 func TestTaskCountsLeaveOutTasksAnUpdateReplaces(t *testing.T) {
 	e := newStackEnv(t)
-	e.sw.AutoConverge = true
-	e.createStack("numbers", twoServices)
-	e.passes("numbers", 3)
-	e.sw.AutoConverge = false
+	e.deployTwoServices()
 	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
 	e.passes("numbers", 1)
 	old := e.sw.AddTask("numbers_api", "worker1", swarmtypes.TaskStateRunning)

@@ -79,6 +79,17 @@ func newPKI(name string) (*pki, error) {
 	return p, nil
 }
 
+// ClientTLS makes a new CA and a client certificate it signed, as PEM: what a
+// SwarmCluster's TLS Secret holds (ca.crt, tls.crt, tls.key), for tests that need a
+// valid one and no swarm.
+func ClientTLS(name string) (ca, cert, key []byte, err error) {
+	p, err := newPKI(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p.caPEM, p.clientCertPEM, p.clientKeyPEM, nil
+}
+
 // issue signs a leaf certificate for the given DNS names and IPs.
 func (p *pki) issue(cn string, dnsNames []string, ips []net.IP, usage x509.ExtKeyUsage) (certPEMBytes, keyPEMBytes []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
