@@ -13,23 +13,3 @@ type revisionGate func(ctx context.Context, sc *stackScope) (reason, msg string,
 
 // revisionGates are asked in order; the first that holds wins.
 var revisionGates = []revisionGate{recordAdoption, holdForMaintenance, holdForDependencies, holdForFreeze}
-
-// holdNewRevision runs the gates before a new revision (or a retry) is written.
-func holdNewRevision(ctx context.Context, sc *stackScope) (bool, error) {
-	st := &sc.s.Status
-	if sc.rendered.Revision == st.LastAppliedRevision && sc.retryRequest == "" {
-		return false, nil
-	}
-	for _, gate := range revisionGates {
-		reason, msg, recheck, err := gate(ctx, sc)
-		if err != nil {
-			return true, err
-		}
-		if reason != "" {
-			sc.reconciling(reason, msg)
-			sc.requeue(recheck)
-			return true, nil
-		}
-	}
-	return false, nil
-}

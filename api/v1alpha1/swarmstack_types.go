@@ -30,6 +30,9 @@ const (
 	ReasonSuspended = "Suspended"
 	// ReasonRollbackFailed: a requested or deadline rollback could not be written.
 	ReasonRollbackFailed = "RollbackFailed"
+	// ReasonRolledBackOnRequest: Ready=True, the stack runs the specs a requested
+	// rollback put back.
+	ReasonRolledBackOnRequest = "RolledBackOnRequest"
 	// ReasonFrozen: a new revision waits for the end of a freeze window (spec.freeze or
 	// the SwarmCluster's spec.freeze); the message says until when.
 	ReasonFrozen = "Frozen"
@@ -98,6 +101,11 @@ const (
 	// OutcomeAdopted: what ran before spec.adopt took the stack over (for example a
 	// docker stack deploy); the entry's revision is a digest of those services' specs.
 	OutcomeAdopted = "Adopted"
+	// OutcomeRolledBackOnRequest: a rollback asked for with the rollback annotation
+	// completed. It did what was asked, so it is no failure (RolledBack stays a release
+	// that failed); the revision it left is not written again until the spec changes or
+	// a retry is requested.
+	OutcomeRolledBackOnRequest = "RolledBackOnRequest"
 )
 
 // ComposeFile is one compose file of the stack: inline, from a ConfigMap key, or a file
@@ -366,11 +374,16 @@ type HistoryEntry struct {
 	SourceRevision string      `json:"sourceRevision,omitempty"`
 	Version        string      `json:"version,omitempty"`
 	StartedAt      metav1.Time `json:"startedAt"`
+	// WrittenAt is when the last service of the revision was written: the progress
+	// deadline counts from here. Unset while Swarm still refuses part of the revision
+	// (its writes are retried) and on entries that predate the field.
+	// +optional
+	WrittenAt *metav1.Time `json:"writtenAt,omitempty"`
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest entry), Completed, RolledBack, Paused,
-	// RollbackPaused, DeadlineExceeded, Failed, RollbackFailed, Superseded or Adopted
-	// (the stack as found when spec.adopt took it over).
+	// RollbackPaused, DeadlineExceeded, Failed, RollbackFailed, Superseded, Adopted
+	// (the stack as found when spec.adopt took it over) or RolledBackOnRequest.
 	Outcome string `json:"outcome"`
 	// RolledBackServices names the services that rollbackPolicy Stack put back to the
 	// last completed revision when this rollout failed.

@@ -1,0 +1,706 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/swarm"
+)
+
+// A stack pass observes, judges, decides once, then summarizes:
+//
+//  1. observe reads everything the pass decides on (the stack's services, its inputs and
+//     rendered revision, the requests, the gates' verdicts) and writes nothing;
+//  2. judge follows the rollout in flight to its end whatever else holds the stack (a
+//     source outage, a gate, suspend, a refused write): a release always gets its
+//     outcome;
+//  3. act takes one action: a requested rollback, writing the revision (or the rest of
+//     it), or nothing;
+//  4. summarize sets Ready, Reconciling and Stalled once, from what the steps found.
+//
+// The steps record facts on the scope; only summarize turns them into conditions.
+
+// stackScope is the state of one reconcile of one SwarmStack; it lives for that pass
+// only (the reconciler is shared by concurrent workers).
+type stackScope struct {
+	r         *SwarmStackReconciler
+	s         *swarmv1.SwarmStack
+	log       logr.Logger
+	stackName string
+	owner     string
+	now       time.Time
+	interval  time.Duration
+
+	conn     swarm.Swarm
+	in       *stackInputs
+	rendered *compose.Stack
+	current  []swarmtypes.Service
+	redact   *redactor
+
+	// Requests found on the object, acted on by later steps.
+	rollbackRequest string // a new value of the rollback annotation
+	retryRequest    string // a new value of the retry annotation
+	// rolledBack names the services this pass asked Swarm to roll back.
+	rolledBack map[string]bool
+	// revisionInForce: this pass saw the rendered revision take effect (its rollout
+	// completed, or nothing on the swarm differed): what it replaced may now be unused.
+	revisionInForce bool
+
+	// Facts for summarize.
+	blocked  *condFact       // the stack cannot be read or touched (conflict, cluster)
+	input    *condFact       // the wanted revision is unknown (source, compose files)
+	inputErr error           // returned for an input problem that only an edit fixes
+	hold     *condFact       // a gate holds the new revision, or failed to decide
+	holdErr  error           // a gate's error
+	running  *rolloutVerdict // the rollout in flight, still running after judge
+	partial  bool            // the rollout in flight has services left to write
+	acted    *condFact       // what act did or refused
+	stopped  *swarmv1.HistoryEntry
+
+	result ctrl.Result
+}
+
+// condFact is one fact a step found, in the terms of a condition.
+type condFact struct {
+	reason, msg string
+	stalled     bool
+	ready       bool
+	progressing bool
+}
+
+func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
+	began := time.Now()
+	sc := &stackScope{
+		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stackNameOf(s), owner: ownerOf(s), now: r.Now(),
+		interval: durationOr(s.Spec.Interval, defaultStackInterval), redact: &redactor{},
+	}
+	err := sc.pass(ctx)
+	sc.summarize()
+	// Whatever a step wrote into status, events or the returned error went through here.
+	sc.redact.status(&s.Status)
+	err = sc.redact.err(err)
+	sc.logPass(time.Since(began), err)
+	return sc.result, err
+}
+
+func (sc *stackScope) pass(ctx context.Context) error {
+	if err := sc.observe(ctx); err != nil || sc.blocked != nil {
+		return err
+	}
+	sc.takeRequests()
+	sc.checkGates(ctx)
+	sc.judge(ctx)
+	err := sc.act(ctx)
+	if err == nil && sc.acted == nil {
+		err = sc.cleanUp(ctx)
+	}
+	if err == nil {
+		err = sc.holdErr
+	}
+	if err == nil && sc.input != nil {
+		err = sc.inputErr
+	}
+	if sc.running != nil && errors.Is(err, reconcile.TerminalError(nil)) {
+		// A terminal error would stop the polls that follow the rollout in flight; the
+		// condition says what is wrong, and the pass after the rollout returns it.
+		err = nil
+	}
+	return err
+}
+
+func (sc *stackScope) requeue(d time.Duration) {
+	if sc.result.RequeueAfter == 0 || d < sc.result.RequeueAfter {
+		sc.result.RequeueAfter = d
+	}
+}
+
+func (sc *stackScope) event(typ, reason, format string, args ...any) {
+	sc.r.Recorder.Event(sc.s, typ, reason, sc.redact.text(fmt.Sprintf(format, args...)))
+}
+
+// failed is how a gate reports a problem only the user can solve (a dependency cycle, a
+// freeze window that does not parse).
+func (sc *stackScope) failed(reason, msg string, stalled bool) {
+	sc.hold = &condFact{reason: reason, msg: msg, stalled: stalled}
+}
+
+// observe reads the stack's services, inputs and rendered revision. It writes nothing.
+func (sc *stackScope) observe(ctx context.Context) error {
+	s, st := sc.s, &sc.s.Status
+	newer, older, err := sc.r.rivals(ctx, s, sc.stackName)
+	if err != nil {
+		return err
+	}
+	if older != "" {
+		sc.blocked = &condFact{reason: swarmv1.ReasonConflict, stalled: true,
+			msg: fmt.Sprintf("SwarmStack %s already manages stack %q on cluster %q", older, sc.stackName, s.Spec.ClusterRef.Name)}
+		return nil
+	}
+	if sc.conn, err = sc.r.connect(ctx, s); err != nil {
+		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: err.Error()}
+		sc.requeue(30 * time.Second) // the cluster watch usually brings us back first
+		return nil
+	}
+	if sc.current, err = sc.conn.StackServices(ctx, sc.stackName); err != nil {
+		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: "Reading the stack's services: " + err.Error()}
+		sc.requeue(10 * time.Second)
+		return nil
+	}
+	if reason, msg := ownershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
+		sc.blocked = &condFact{reason: reason, msg: msg, stalled: true}
+		return nil
+	}
+	before := st.Services
+	st.Services = serviceStatuses(sc.current, exactTaskCounts(ctx, sc.conn, sc.current))
+	recordServiceStates(s, before, st.Services)
+	sc.readInputs(ctx)
+	return nil
+}
+
+// readInputs gathers and renders the compose files. A problem with them is kept for
+// summarize: the rollout in flight is judged all the same.
+func (sc *stackScope) readInputs(ctx context.Context) {
+	s, st := sc.s, &sc.s.Status
+	in, err := gatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
+	if in != nil {
+		sc.redact.add(in.sensitive...)
+	}
+	switch {
+	case errors.Is(err, errSourceNotReady):
+		// The source watch brings us back when its artifact changes; what runs stays.
+		sc.input = &condFact{reason: swarmv1.ReasonSourceNotReady, msg: err.Error()}
+		sc.requeue(sourceRecheck)
+		return
+	case errors.Is(err, errSourceMissing):
+		// The ConfigMap and Secret watches bring us back when it appears.
+		sc.input = &condFact{reason: swarmv1.ReasonSourceNotFound, msg: err.Error()}
+		return
+	case err != nil:
+		sc.input = &condFact{reason: swarmv1.ReasonComposeInvalid, msg: err.Error(), stalled: true}
+		return
+	}
+	in.opts.NameKey = sc.r.NamingKey
+	rendered, err := sc.r.Renderer.Render(in.files, in.opts)
+	if err != nil {
+		msg := sc.redact.text(err.Error())
+		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonComposeInvalid, "%s", msg)
+		}
+		sc.input = &condFact{reason: swarmv1.ReasonComposeInvalid, msg: msg, stalled: true}
+		sc.inputErr = reconcile.TerminalError(errors.New(msg))
+		return
+	}
+	sc.in, sc.rendered = in, rendered
+	sc.noteWarnings(rendered.Warnings)
+}
+
+// noteWarnings keeps the revision's warnings in status and announces new ones once.
+func (sc *stackScope) noteWarnings(ws []string) {
+	st := &sc.s.Status
+	ws = capWarnings(ws)
+	if slices.Equal(ws, st.Warnings) {
+		return
+	}
+	st.Warnings = ws
+	if len(ws) > 0 {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventWarnings, "%s", strings.Join(ws, "; "))
+	}
+}
+
+func (sc *stackScope) addWarnings(ws []string) {
+	if len(ws) > 0 {
+		sc.noteWarnings(append(slices.Clone(sc.s.Status.Warnings), ws...))
+	}
+}
+
+// takeRequests notes the imperative requests. While suspended none is taken: they wait
+// for the resume.
+func (sc *stackScope) takeRequests() {
+	s, st := sc.s, &sc.s.Status
+	if v := s.Annotations[swarmv1.AnnotationReconcileRequestedAt]; v != "" {
+		st.LastHandledReconcileAt = v
+	}
+	if s.Spec.Suspend {
+		return
+	}
+	if v := s.Annotations[swarmv1.AnnotationRollback]; v != "" && v != st.LastHandledRollback {
+		sc.rollbackRequest = v
+	}
+	if v := s.Annotations[swarmv1.AnnotationRetry]; v != "" && v != st.LastHandledRetry {
+		sc.retryRequest = v
+	}
+}
+
+// newRevisionWanted: this pass would write a revision not yet written (or retry one),
+// if no gate holds it.
+func (sc *stackScope) newRevisionWanted() bool {
+	return !sc.s.Spec.Suspend && sc.rendered != nil && sc.rollbackRequest == "" &&
+		(sc.rendered.Revision != sc.s.Status.LastAttemptedRevision || sc.retryRequest != "")
+}
+
+// checkGates asks the gates about a revision that is about to be written for the first
+// time. A revision once written is followed and judged like any other: no gate holds
+// what already runs, and no gate hides its outcome.
+func (sc *stackScope) checkGates(ctx context.Context) {
+	if !sc.newRevisionWanted() || sc.rendered.Revision == sc.s.Status.LastAppliedRevision && sc.retryRequest == "" {
+		return
+	}
+	// Adoption bookkeeping records what ran before the operator's first write.
+	if _, _, _, err := recordAdoption(ctx, sc); err != nil {
+		sc.holdErr = err
+		return
+	}
+	for _, gate := range revisionGates {
+		reason, msg, recheck, err := gate(ctx, sc)
+		if err != nil || sc.hold != nil {
+			sc.holdErr = err
+			if sc.hold == nil {
+				sc.hold = &condFact{reason: swarmv1.ReasonProgressing, msg: "Checking whether the revision may be written: " + err.Error()}
+			}
+			return
+		}
+		if reason != "" {
+			sc.hold = &condFact{reason: reason, msg: msg, progressing: true}
+			sc.requeue(recheck)
+			return
+		}
+	}
+}
+
+// writesNewRevision: act will write the rendered revision in this pass.
+func (sc *stackScope) writesNewRevision() bool {
+	return sc.newRevisionWanted() && sc.hold == nil && sc.holdErr == nil
+}
+
+// judge follows the rollout in flight. A new revision that this pass writes, or a
+// rollback or retry request, supersedes a rollout that has not ended, as kubectl apply
+// does to a Deployment mid-rollout; nothing else ends it before Swarm does.
+func (sc *stackScope) judge(ctx context.Context) {
+	st := &sc.s.Status
+	cur := inFlight(st.History)
+	if cur == nil {
+		return
+	}
+	sc.partial = sc.writeIncomplete(cur)
+	verdict := sc.judgeRollout(ctx, cur)
+	superseded := sc.rollbackRequest != "" || sc.retryRequest != "" ||
+		sc.writesNewRevision() && sc.rendered.Revision != cur.Revision
+	if superseded && (verdict.outcome == "" || sc.partial) {
+		sc.finishRollout(cur, rolloutVerdict{outcome: swarmv1.OutcomeSuperseded, reason: swarmv1.ReasonProgressing, message: supersededBy(sc)})
+		return
+	}
+	if verdict.outcome == swarmv1.OutcomeCompleted && sc.partial {
+		// Every service written so far converged, but the revision is not all written:
+		// act writes the rest.
+		verdict = rolloutVerdict{reason: swarmv1.ReasonProgressing, message: "writing the services Swarm refused so far"}
+	}
+	deadline := defaultProgressDeadline
+	if sc.s.Spec.ProgressDeadlineSeconds != nil {
+		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
+	}
+	if verdict.outcome == "" && !sc.partial && sc.now.Sub(deadlineFrom(cur)) > deadline {
+		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
+	}
+	if verdict.outcome == "" {
+		if verdict.rollbackCause != "" {
+			// Swarm says why it rolls back only while it does; keep it for history.
+			cur.Message = verdict.rollbackCause
+		}
+		sc.running = &verdict
+		sc.requeue(rolloutPoll)
+		return
+	}
+	if cur.Message == rollbackRequested && (verdict.outcome == swarmv1.OutcomeRolledBack || verdict.outcome == swarmv1.OutcomeCompleted) {
+		verdict = rolloutVerdict{outcome: swarmv1.OutcomeRolledBackOnRequest, reason: swarmv1.ReasonRolledBackOnRequest, message: verdict.message}
+	}
+	if verdict.outcome == swarmv1.OutcomeRolledBack {
+		verdict.message += failedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
+	}
+	if failedOutcome(verdict.outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
+		if superseded {
+			// The revision that supersedes it is written in this pass: putting the old
+			// specs back first would only be overwritten.
+			verdict.message += "; not rolled back as a stack: " + supersededBy(sc)
+		} else {
+			sc.rollBackRevision(ctx, cur, &verdict)
+		}
+	}
+	sc.finishRollout(cur, verdict)
+	sc.stopped = cur
+}
+
+// deadlineFrom is when the rollout's progress deadline started: the write that
+// completed the revision, not the first of several refused ones.
+func deadlineFrom(cur *swarmv1.HistoryEntry) time.Time {
+	if cur.WrittenAt != nil {
+		return cur.WrittenAt.Time
+	}
+	return cur.StartedAt.Time
+}
+
+// writeIncomplete: the rollout in flight is of the rendered revision and some of its
+// services are still to be written (Swarm refused them so far).
+func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {
+	if cur.WrittenAt != nil || cur.Message == rollbackRequested {
+		return false
+	}
+	if sc.rendered == nil {
+		// Without the inputs nothing can be compared; a rollout written before WrittenAt
+		// existed is followed as written.
+		return false
+	}
+	if sc.rendered.Revision != cur.Revision {
+		return false
+	}
+	return !sc.unwrittenPlan(cur).empty()
+}
+
+// unwrittenPlan is what the rendered revision still has to write. A service that Swarm
+// rolled back since the rollout started is not in it: writing it again would only fail
+// again, and the rollout is judged on that rollback.
+func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) servicePlan {
+	plan := planServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
+	if cur == nil {
+		return plan
+	}
+	rolledBack := map[string]bool{}
+	for _, svc := range sc.current {
+		if u := svc.UpdateStatus; u != nil && rollingBackSince(u, cur.StartedAt.Time) {
+			rolledBack[svc.Spec.Name] = true
+		}
+	}
+	keep := plan.update[:0:0]
+	for _, svc := range plan.update {
+		if !rolledBack[svc.Name] {
+			keep = append(keep, svc)
+		}
+	}
+	plan.update = keep
+	return plan
+}
+
+// prunesOnWrite: services the revision drops go with its write. With rollbackPolicy
+// Stack they go only once the revision completed: a stack rollback must find them.
+func (sc *stackScope) prunesOnWrite() bool {
+	return pruneEnabled(sc.s) && sc.s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack
+}
+
+// act takes the pass's one action.
+func (sc *stackScope) act(ctx context.Context) error {
+	if sc.s.Spec.Suspend {
+		sc.log.V(1).Info("Suspended: leaving the swarm as it is")
+		sc.requeue(jitter(sc.interval))
+		sc.acted = &condFact{reason: "Suspended", msg: "Suspended: the operator writes nothing to the stack", ready: true}
+		return nil
+	}
+	if sc.rendered == nil {
+		return nil
+	}
+	if sc.rollbackRequest != "" {
+		return sc.rollBackOnRequest(ctx)
+	}
+	if cur := inFlight(sc.s.Status.History); cur != nil {
+		// A rollout runs: wait for it, unless Swarm refused part of its revision and no
+		// service of it is rolling back (then the revision has failed already).
+		if !sc.partial || sc.running == nil || sc.running.reason == swarmv1.ReasonRollingBack {
+			return nil
+		}
+	} else if sc.hold != nil || sc.holdErr != nil {
+		return nil
+	}
+	return sc.applyRevision(ctx)
+}
+
+// rollBackOnRequest acts on a new rollback annotation. The request counts as handled
+// only once every service's rollback was written; the others are retried, so a partly
+// failed rollback never lets the next pass write the new spec back.
+func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
+	s, st := sc.s, &sc.s.Status
+	var rolled []string
+	var errs []error
+	for _, svc := range sc.current {
+		// Only services still at the revision being rolled back: a second pass over the
+		// same request must not roll them "back" again to the spec they just left.
+		if svc.PreviousSpec == nil || svc.Spec.Labels[swarmv1.LabelOwner] != sc.owner ||
+			svc.Spec.Labels[swarmv1.LabelRevision] != st.LastAttemptedRevision {
+			continue
+		}
+		if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", svc.Spec.Name, err))
+			continue
+		}
+		rolled = append(rolled, svc.Spec.Name)
+	}
+	if len(rolled) > 0 {
+		if cur := inFlight(st.History); cur == nil || cur.Message != rollbackRequested {
+			st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+				Revision: st.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(sc.now),
+				Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
+			})
+		}
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRollbackRequested, "Rolling back %s to their previous specs", strings.Join(rolled, ", "))
+	}
+	if err := errors.Join(errs...); err != nil {
+		sc.acted = &condFact{reason: swarmv1.ReasonRollbackFailed, msg: "Rollback failed, retrying: " + err.Error()}
+		return err
+	}
+	st.LastHandledRollback = sc.rollbackRequest
+	sc.requeue(startGrace)
+	if len(rolled) == 0 && inFlight(st.History) == nil {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventRollbackSkipped, "No service of the stack has a previous spec to roll back to")
+		return nil
+	}
+	sc.acted = &condFact{reason: swarmv1.ReasonRollingBack, msg: "Rolling back " + strings.Join(rolled, ", "), progressing: true}
+	return nil
+}
+
+// applyRevision writes what differs between the rendered revision and the swarm.
+func (sc *stackScope) applyRevision(ctx context.Context) error {
+	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
+	retry := sc.retryRequest != ""
+	// No rollback loop: a revision that failed, or that a requested rollback took back,
+	// is not written again by itself.
+	if last := lastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
+		sc.requeue(jitter(sc.interval))
+		if last.Outcome == swarmv1.OutcomeRolledBackOnRequest {
+			sc.acted = &condFact{reason: swarmv1.ReasonRolledBackOnRequest, ready: true,
+				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", shortRev(last.Revision))}
+			return nil
+		}
+		sc.acted = &condFact{reason: outcomeReason(last.Outcome), stalled: true,
+			msg: fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message)}
+		return nil
+	}
+	cur := inFlight(st.History)
+	plan := sc.unwrittenPlan(cur)
+	if plan.empty() {
+		return sc.nothingToWrite()
+	}
+	for _, name := range plan.drifted {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, shortRev(rendered.Revision))
+	}
+	queryRegistry := s.Spec.ResolveImage == "always" ||
+		(s.Spec.ResolveImage == "changed" && rendered.Revision != st.LastAttemptedRevision)
+	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.create), "update", len(plan.update), "remove", len(plan.prune))
+	warnings, applyErr := applyStack(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
+	sc.addWarnings(warnings)
+	after, readErr := sc.conn.StackServices(ctx, sc.stackName)
+	if readErr == nil {
+		st.Services = serviceStatuses(after, exactTaskCounts(ctx, sc.conn, after))
+	}
+	if applyErr != nil {
+		sc.event(corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, "%s", applyErr.Error())
+		sc.acted = &condFact{reason: swarmv1.ReasonApplyFailed, msg: applyErr.Error()}
+		// What Swarm took of the revision is a rollout: it is followed and judged, and
+		// what Swarm rolls back of it is not written again by the retry.
+		if readErr == nil && cur == nil {
+			if written, ok := revisionWrittenAt(after, rendered.Revision); ok {
+				sc.startRollout(plan, written, nil)
+			}
+		}
+		return applyErr
+	}
+	now := metav1.NewTime(sc.now)
+	switch {
+	case cur != nil:
+		cur.WrittenAt = &now // the rest of a partly written revision
+	case rendered.Revision == st.LastAttemptedRevision && !retry && len(plan.create)+len(plan.update) == 0:
+		// Only removals of the revision in force: no rollout to follow.
+	default:
+		started := sc.now
+		// A revision partly written by an earlier pass whose status was lost (a
+		// restart) started then: its services' update states since that write belong
+		// to this rollout.
+		if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
+			started = written
+		}
+		sc.startRollout(plan, started, &now)
+	}
+	if retry {
+		st.LastHandledRetry = sc.retryRequest
+	}
+	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)), progressing: true}
+	sc.requeue(startGrace)
+	return nil
+}
+
+// startRollout records a rollout of the rendered revision in history.
+func (sc *stackScope) startRollout(plan servicePlan, started time.Time, writtenAt *metav1.Time) {
+	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
+	st.LastAttemptedRevision = rendered.Revision
+	st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+		Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), WrittenAt: writtenAt,
+		Outcome: swarmv1.OutcomeProgressing, SourceRevision: sc.in.sourceRevision,
+	})
+	metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
+	sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
+		shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(plan.create), len(plan.update), len(plan.prune))
+}
+
+// nothingToWrite: the swarm runs the rendered revision already.
+func (sc *stackScope) nothingToWrite() error {
+	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
+	if sc.retryRequest != "" {
+		st.LastHandledRetry = sc.retryRequest
+	}
+	if inFlight(st.History) != nil {
+		return nil // a rollout runs: judge follows it
+	}
+	if st.LastAttemptedRevision != rendered.Revision {
+		if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok {
+			// An earlier pass wrote this revision but its status was lost (a crash
+			// between the two writes): follow that rollout instead of calling it done.
+			st.LastAttemptedRevision = rendered.Revision
+			st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+				Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
+				SourceRevision: sc.in.sourceRevision,
+			})
+			sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)), progressing: true}
+			sc.requeue(startGrace)
+			return nil
+		}
+		// Nothing on the swarm differs (for example a comment changed): the revision is in force.
+		st.LastAttemptedRevision = rendered.Revision
+		st.LastAppliedRevision = rendered.Revision
+		sc.revisionInForce = true
+	}
+	if st.LastAppliedRevision == rendered.Revision {
+		// A new source revision that renders the same stack is applied as it stands.
+		st.LastAppliedSourceRevision = sc.in.sourceRevision
+	}
+	sc.requeue(jitter(sc.interval))
+	return nil
+}
+
+// writtenBackOnlyOnRequest: after this outcome the same revision is written again only
+// when the spec changes or a retry is requested.
+func writtenBackOnlyOnRequest(outcome string) bool {
+	return failedOutcome(outcome) || outcome == swarmv1.OutcomeRolledBackOnRequest
+}
+
+// cleanUp removes what the stack no longer uses (cleanUpStack), once the pass decided
+// nothing else.
+func (sc *stackScope) cleanUp(ctx context.Context) error {
+	if sc.rendered == nil || sc.s.Spec.Suspend {
+		return nil
+	}
+	_, err := cleanUpStack(ctx, sc)
+	return err
+}
+
+// summarize sets Ready, Reconciling and Stalled from the facts the steps found, in one
+// place. The first fact that applies decides.
+func (sc *stackScope) summarize() {
+	s, st := sc.s, &sc.s.Status
+	conds, gen := &st.Conditions, s.Generation
+	note := func(f *condFact) string {
+		if f == nil {
+			return ""
+		}
+		return "; meanwhile " + f.msg
+	}
+	switch {
+	case sc.blocked != nil:
+		markFailed(conds, gen, sc.blocked.reason, sc.blocked.msg, sc.blocked.stalled)
+	case sc.acted != nil && !sc.acted.ready && !sc.acted.progressing && !sc.acted.stalled:
+		// A write Swarm refused (retried) says more than the rollout it continues.
+		apply(conds, gen, sc.acted)
+	case sc.running != nil:
+		cur := inFlight(st.History)
+		waiting := sc.input
+		if waiting == nil {
+			waiting = sc.hold
+		}
+		markReconciling(conds, gen, sc.running.reason,
+			fmt.Sprintf("Rolling out revision %s: %s%s", shortRev(cur.Revision), sc.running.message, note(waiting)))
+	case sc.acted != nil && sc.acted.reason == "Suspended":
+		sc.summarizeSettled()
+	case sc.acted != nil:
+		apply(conds, gen, sc.acted)
+	case sc.input != nil:
+		apply(conds, gen, sc.input)
+	case sc.hold != nil:
+		apply(conds, gen, sc.hold)
+	default:
+		sc.summarizeSettled()
+	}
+}
+
+// summarizeSettled: no rollout runs and the pass wrote nothing; the last outcome stands.
+func (sc *stackScope) summarizeSettled() {
+	s, st := sc.s, &sc.s.Status
+	conds, gen := &st.Conditions, s.Generation
+	last := lastOutcome(st.History)
+	switch {
+	case sc.rendered == nil:
+	case failedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
+		markFailed(conds, gen, outcomeReason(last.Outcome),
+			fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message), true)
+	case s.Spec.Suspend:
+		// Suspended, the conditions say what the last pass found, unless a rollout
+		// ended in this one.
+		if sc.stopped != nil && sc.stopped.Outcome == swarmv1.OutcomeCompleted {
+			markReady(conds, gen, swarmv1.ReasonSucceeded,
+				fmt.Sprintf("Revision %s%s completed; the stack is suspended", shortRev(sc.stopped.Revision), versionSuffix(sc.stopped.Version)))
+		}
+	default:
+		markReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
+	}
+}
+
+// apply writes one fact as the conditions.
+func apply(conds *[]metav1.Condition, gen int64, f *condFact) {
+	switch {
+	case f.ready:
+		markReady(conds, gen, f.reason, f.msg)
+	case f.progressing:
+		markReconciling(conds, gen, f.reason, f.msg)
+	default:
+		markFailed(conds, gen, f.reason, f.msg, f.stalled)
+	}
+}
+
+// logPass writes the pass's one log line: what it decided, for which revision, how long
+// it took and when it runs next.
+func (sc *stackScope) logPass(took time.Duration, err error) {
+	ready := sc.readyCondition()
+	kv := []any{"revision", shortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
+	if ready != nil {
+		kv = append(kv, "ready", string(ready.Status), "reason", ready.Reason)
+	}
+	if sc.result.RequeueAfter > 0 {
+		kv = append(kv, "next", sc.result.RequeueAfter.Round(time.Millisecond).String())
+	}
+	if err != nil {
+		sc.log.Error(err, "Reconcile failed", kv...)
+		return
+	}
+	msg := "Reconciled"
+	if ready != nil && ready.Status != metav1.ConditionTrue {
+		msg = "Reconciled: " + ready.Message
+	}
+	sc.log.Info(msg, kv...)
+}
+
+func (sc *stackScope) readyCondition() *metav1.Condition {
+	for i := range sc.s.Status.Conditions {
+		if c := &sc.s.Status.Conditions[i]; c.Type == swarmv1.ConditionReady {
+			return c
+		}
+	}
+	return nil
+}
