@@ -971,3 +971,33 @@ func TestMaintenanceUnitBehaviours(t *testing.T) {
 		}
 	})
 }
+
+// TestMaintenanceNodePutBackByHandStaysOutOfAMergedWindow: activations at 02:00, 02:10
+// and 02:20 lasting 30 minutes merge into one window, 02:00-02:50. A node put back into
+// service by hand at 02:05 stays in service until 02:50, though the activations after
+// its release keep extending the window; the next day's window takes it again.
+func TestMaintenanceNodePutBackByHandStaysOutOfAMergedWindow(t *testing.T) {
+	w := newMaintenanceWorld(t, "m1", "w1", "w2")
+	m := w.create("merged", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"},
+		Window: &swarmv1.MaintenanceWindow{Schedule: "0,10,20 2 * * *", Duration: metav1.Duration{Duration: 30 * time.Minute}}})
+	windowStart := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	w.runUntil(windowStart.Add(5*time.Minute), nil)
+	if got := w.availability("w1"); got != avDrain {
+		t.Fatalf("w1 is %s at 02:05, want drain: %s", got, describeEntries(w.get(m).Status.Nodes))
+	}
+	w.setOutside("w1", avActive)
+	for _, until := range []time.Duration{15 * time.Minute, 35 * time.Minute, 49 * time.Minute} {
+		w.runUntil(windowStart.Add(until), nil)
+		if got := w.availability("w1"); got != avActive {
+			t.Fatalf("w1 is %s at %s, want active as put back by hand until the window ends at 02:50: %s",
+				got, w.env.Clock.Now().Format(time.TimeOnly), describeEntries(w.get(m).Status.Nodes))
+		}
+	}
+	if got := w.get(m).Status.CurrentWindow; got == nil || !got.Start.Time.Equal(windowStart) {
+		t.Errorf("current window %v, want it to start at 02:00, its first activation", got)
+	}
+	w.runUntil(windowStart.Add(24*time.Hour+5*time.Minute), nil)
+	if got := w.availability("w1"); got != avDrain {
+		t.Errorf("w1 is %s in the next day's window, want drain: %s", got, describeEntries(w.get(m).Status.Nodes))
+	}
+}

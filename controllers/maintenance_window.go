@@ -46,6 +46,10 @@ type windows struct {
 // activation of the schedule in its time zone; overlapping activations merge into one
 // window, so a schedule that fires more often than duration keeps the nodes down. No
 // window starts inside one of window.exclude.
+//
+// A merged window starts at its first activation, whichever activation now follows: the
+// start is the window's identity (an entry released by hand before it belongs to an
+// earlier window and starts afresh), so it must not move while the window lasts.
 func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windows, error) {
 	if w == nil {
 		return windows{current: &span{start: created}}, nil
@@ -54,7 +58,31 @@ func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windo
 	if err != nil {
 		return windows{}, err
 	}
-	return computeTimeWindow(swarmv1.TimeWindow{Start: w.Start, Schedule: w.Schedule, TimeZone: w.TimeZone, Duration: w.Duration}, excluded, now)
+	tw, err := parseTimeWindow(swarmv1.TimeWindow{Start: w.Start, Schedule: w.Schedule, TimeZone: w.TimeZone, Duration: w.Duration}, excluded)
+	if err != nil {
+		return windows{}, err
+	}
+	got, err := tw.at(now)
+	if err == nil && got.current != nil && tw.sched != nil {
+		got.current.start = mergedStart(tw.sched, tw.d, got.current.start, created)
+	}
+	return got, err
+}
+
+// mergedStart walks back from start, an activation, over the earlier activations whose
+// window overlaps the next one, to the first activation of the merged window. It stops
+// at the first one at or before notBefore (the resource's creation): a schedule that
+// always overlaps itself has been one window since then, and the walk stays short.
+func mergedStart(sched activations, d time.Duration, start, notBefore time.Time) time.Time {
+	for i := 0; i < maxMergedActivations && start.After(notBefore); i++ {
+		// The earliest activation in (start-d, start) overlaps [start, start+d).
+		earlier := sched.Next(start.Add(-d))
+		if earlier.IsZero() || !earlier.Before(start) {
+			break
+		}
+		start = earlier
+	}
+	return start
 }
 
 // exclusions returns whether an instant lies inside one of the windows; field names

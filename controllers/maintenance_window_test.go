@@ -71,10 +71,16 @@ func TestMaintenanceWindowComputation(t *testing.T) {
 			now:      at("2026-11-28T19:00:00Z"),
 			wantNext: &span{start: at("2026-12-05T17:00:00Z"), end: at("2026-12-05T19:00:00Z")},
 		},
-		"recurring windows that overlap merge into one": {
+		"recurring windows that overlap merge into one, from the first activation": {
+			window:      &swarmv1.MaintenanceWindow{Schedule: "0 8-11 * * *", Duration: dur(90 * time.Minute)},
+			now:         at("2026-11-25T10:15:00Z"),
+			wantCurrent: &span{start: at("2026-11-25T08:00:00Z"), end: at("2026-11-25T11:30:00Z")},
+			wantNext:    &span{start: at("2026-11-26T08:00:00Z"), end: at("2026-11-26T09:30:00Z")},
+		},
+		"a schedule that always overlaps itself is one window since the creation": {
 			window:      &swarmv1.MaintenanceWindow{Schedule: "0 * * * *", Duration: dur(90 * time.Minute)},
 			now:         at("2026-11-25T10:15:00Z"),
-			wantCurrent: &span{start: at("2026-11-25T09:00:00Z"), end: at("2026-11-25T11:30:00Z")},
+			wantCurrent: &span{start: at("2026-11-20T08:00:00Z"), end: at("2026-11-25T11:30:00Z")},
 			wantNext:    &span{start: at("2026-11-25T12:00:00Z"), end: at("2026-11-25T13:30:00Z")},
 		},
 	}
@@ -243,6 +249,40 @@ func TestRepeatedHourFiresOnce(t *testing.T) {
 	for _, s := range want {
 		if !starts[s] {
 			t.Errorf("no window at %s", s)
+		}
+	}
+}
+
+// TestMergedRecurringWindowKeepsTheStartOfItsFirstActivation: activations at 02:00,
+// 02:10 and 02:20 lasting 30 minutes are one window, 02:00-02:50, which starts at 02:00
+// whichever activation is the latest; a gap of at least the duration ends it. A
+// schedule that always overlaps itself starts at the last activation before creation.
+func TestMergedRecurringWindowKeepsTheStartOfItsFirstActivation(t *testing.T) {
+	merged := &swarmv1.MaintenanceWindow{Schedule: "0,10,20 2 * * *", Duration: metav1.Duration{Duration: 30 * time.Minute}}
+	tomorrow := &span{start: utc(t, "2026-11-28T02:00:00Z"), end: utc(t, "2026-11-28T02:30:00Z")}
+	for now, end := range map[string]string{
+		"2026-11-27T02:05:00Z": "2026-11-27T02:30:00Z",
+		"2026-11-27T02:15:00Z": "2026-11-27T02:40:00Z",
+		"2026-11-27T02:35:00Z": "2026-11-27T02:50:00Z",
+		"2026-11-27T02:49:59Z": "2026-11-27T02:50:00Z",
+	} {
+		checkWindows(t, merged, utc(t, now), &span{start: utc(t, "2026-11-27T02:00:00Z"), end: utc(t, end)}, tomorrow)
+	}
+	checkWindows(t, merged, utc(t, "2026-11-27T02:50:00Z"), nil, tomorrow)
+
+	// 02:00 and 02:30 only touch: the second is a window of its own.
+	touching := &swarmv1.MaintenanceWindow{Schedule: "0,30 2 * * *", Duration: metav1.Duration{Duration: 30 * time.Minute}}
+	checkWindows(t, touching, utc(t, "2026-11-27T02:45:00Z"),
+		&span{start: utc(t, "2026-11-27T02:30:00Z"), end: utc(t, "2026-11-27T03:00:00Z")}, tomorrow)
+
+	always := &swarmv1.MaintenanceWindow{Schedule: "0 * * * *", Duration: metav1.Duration{Duration: 90 * time.Minute}}
+	for _, now := range []string{"2026-11-27T02:05:00Z", "2026-12-27T02:05:00Z"} {
+		got, err := computeWindows(always, utc(t, "2026-11-20T08:30:00Z"), utc(t, now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.current == nil || !got.current.start.Equal(utc(t, "2026-11-20T08:00:00Z")) {
+			t.Errorf("at %s: current window %s, want it open since 2026-11-20T08:00:00Z", now, spanString(got.current))
 		}
 	}
 }

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,17 +54,52 @@ func ManagerOptions(o *ctrl.Options, watchLabelSelector string) error {
 	return nil
 }
 
-// shardSuffix makes a Lease name part of a selector: "sharding.fluxcd.io/key=shard1"
-// gives "shard1", anything else a short hash of the selector.
+// fluxShardKey is the label Flux's sharding uses; its shards keep a readable Lease.
+const fluxShardKey = "sharding.fluxcd.io/key"
+
+// shardSuffix makes a Lease name part of a selector, one per selector: every shard must
+// elect its own leader, or all but one of those sharing a Lease never work. Flux's
+// "sharding.fluxcd.io/key=shard1" gives "shard1" (the name documented and in use since
+// sharding came); any other selector a hash of its canonical form, so that key=a, key!=a
+// and team=a differ, while one selector written two ways ("a=1,b=2", "b=2,a=1") agrees.
 func shardSuffix(sel labels.Selector) string {
-	if reqs, ok := sel.Requirements(); ok && len(reqs) == 1 && reqs[0].Values().Len() == 1 {
-		if v := reqs[0].Values().List()[0]; v != "" && len(v) <= 20 {
+	reqs, _ := sel.Requirements()
+	if len(reqs) == 1 && reqs[0].Key() == fluxShardKey && equalsOne(reqs[0]) {
+		// A value that is no valid name part (Shard_1) is hashed like any other selector.
+		if v := reqs[0].Values().List()[0]; len(v) <= 20 && len(validation.IsDNS1123Label(v)) == 0 {
 			return v
 		}
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(sel.String()))
-	return fmt.Sprintf("%08x", h.Sum32())
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(canonicalSelector(reqs)))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// equalsOne: the requirement selects one value of its key (=, ==, or in with one value).
+func equalsOne(r labels.Requirement) bool {
+	switch r.Operator() {
+	case selection.Equals, selection.DoubleEquals, selection.In:
+		return r.Values().Len() == 1
+	}
+	return false
+}
+
+// canonicalSelector writes requirements in one form whatever their order and spelling:
+// ==, and in or notin with one value, read as = and !=; values and requirements sorted.
+func canonicalSelector(reqs labels.Requirements) string {
+	parts := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		op, values := string(r.Operator()), r.Values().List()
+		switch {
+		case equalsOne(r):
+			op = string(selection.Equals)
+		case r.Operator() == selection.NotIn && len(values) == 1:
+			op = string(selection.NotEquals)
+		}
+		parts = append(parts, r.Key()+" "+op+" "+strings.Join(values, ","))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ";")
 }
 
 // clusterUsable passes the SwarmCluster changes that matter to its stacks: readiness and

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -69,5 +70,54 @@ func TestStacksWakeOnlyWhenTheirClusterBecomesUsableOrNot(t *testing.T) {
 		if got := clusterUsable.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
 			t.Errorf("%s: wakes stacks %t, want %t", name, got, tc.want)
 		}
+	}
+}
+
+// TestEachShardSelectorHasItsOwnLease: selectors that differ only in key, operator or
+// values name different Leases (before, key=a, key!=a and team=a all led with one Lease,
+// so only one of those shards ever worked); one selector written two ways names one
+// Lease, a valid object name, the same at every start.
+func TestEachShardSelectorHasItsOwnLease(t *testing.T) {
+	const id = "swarm-operator.swarm.swarmops.io"
+	lease := func(selector string) string {
+		t.Helper()
+		o := ctrl.Options{LeaderElectionID: id}
+		if err := ManagerOptions(&o, selector); err != nil {
+			t.Fatal(err)
+		}
+		if errs := validation.IsDNS1123Subdomain(o.LeaderElectionID); len(errs) > 0 {
+			t.Errorf("selector %q: Lease name %q is not a valid object name: %v", selector, o.LeaderElectionID, errs)
+		}
+		return o.LeaderElectionID
+	}
+	byLease := map[string]string{}
+	for _, sel := range []string{
+		"sharding.fluxcd.io/key=a", "sharding.fluxcd.io/key!=a", "sharding.fluxcd.io/key in (a,b)",
+		"key=a", "key!=a", "team=a", "key=b", "key in (a,b)", "key notin (a,b)", "key", "!key",
+		"key=a,team=a", "key=a,team!=a", "sharding.fluxcd.io/key=Shard_1", "sharding.fluxcd.io/key=shard_1",
+	} {
+		name := lease(sel)
+		if other, ok := byLease[name]; ok {
+			t.Errorf("selectors %q and %q share the Lease %s", other, sel, name)
+		}
+		byLease[name] = sel
+	}
+	for a, b := range map[string]string{
+		"key=a,team=b":         "team=b,key=a",
+		"key==a":               "key=a",
+		"key in (b,a)":         "key in (a,b)",
+		"key in (a)":           "key=a",
+		"key notin (a)":        "key!=a",
+		" key = a , team = b ": "key=a,team=b",
+	} {
+		if la, lb := lease(a), lease(b); la != lb {
+			t.Errorf("%q and %q select the same objects but lead with %s and %s", a, b, la, lb)
+		}
+	}
+	if got := lease("sharding.fluxcd.io/key=shard1"); got != id+"-shard1" {
+		t.Errorf("the Flux shard's Lease is %s, want %s-shard1 as documented", got, id)
+	}
+	if got := lease("sharding.fluxcd.io/key!=a"); got != lease("sharding.fluxcd.io/key!=a") || got == id+"-a" {
+		t.Errorf("lease %s for key!=a", got)
 	}
 }
