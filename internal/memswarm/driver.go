@@ -258,6 +258,23 @@ func (m *Swarm) StartUpdates() {
 	}
 }
 
+// FailUpdate plays Swarm's updater giving up on an update with failure_action
+// rollback: the spec goes back to the previous one, which is then dropped (an
+// automatic rollback leaves no previous spec, unlike a requested one), and the update
+// status says rollback_started with the update's start time. Converge, or
+// SetUpdateState, completes the rollback.
+func (m *Swarm) FailUpdate(serviceName, message string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.mustService(serviceName)
+	if s.PreviousSpec == nil {
+		panic("memswarm: FailUpdate of " + serviceName + ", which has no previous spec")
+	}
+	s.setSpec(*s.PreviousSpec)
+	s.PreviousSpec = nil
+	m.setUpdateState(s, swarmtypes.UpdateStateRollbackStarted, message)
+}
+
 // startUpdate is the updater's own write, as on Swarm: a new version.
 func (m *Swarm) startUpdate(s *service) {
 	m.setUpdateState(s, swarmtypes.UpdateStateUpdating, "update in progress")
