@@ -371,7 +371,9 @@ var artifactChanged = predicate.Funcs{
 }
 
 // dependencyChanged passes a SwarmStack event that may let its dependents go on: its
-// readiness or generation changed (a dependsOn edit may end a cycle), or it came or went.
+// readiness or generation changed (a dependsOn edit may end a cycle), it applied a new
+// source revision (a dependent on the same source waits for that, and the dependency may
+// have been Ready throughout), or it came or went.
 var dependencyChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*swarmv1.SwarmStack)
@@ -379,7 +381,7 @@ var dependencyChanged = predicate.Funcs{
 		if !ok1 || !ok2 {
 			return false
 		}
-		if o.Generation != n.Generation {
+		if o.Generation != n.Generation || o.Status.LastAppliedSourceRevision != n.Status.LastAppliedSourceRevision {
 			return true
 		}
 		or := apimeta.FindStatusCondition(o.Status.Conditions, swarmv1.ConditionReady)

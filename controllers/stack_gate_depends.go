@@ -17,7 +17,8 @@ import (
 )
 
 // dependencyRecheck is how soon a stack waiting for its dependencies looks again; the
-// watch on SwarmStacks usually brings it back as soon as one turns Ready.
+// watch on SwarmStacks usually brings it back as soon as one turns Ready or applies a
+// new source revision.
 const dependencyRecheck = 30 * time.Second
 
 // maxDependencyWalk bounds the search for a cycle through dependsOn.
@@ -33,7 +34,9 @@ func dependencyOf(s *swarmv1.SwarmStack, d swarmv1.DependencyReference) ktypes.N
 }
 
 // holdForDependencies is a revision gate: a new revision waits until every SwarmStack of
-// spec.dependsOn is Ready for its current generation, as Flux Kustomizations wait. A
+// spec.dependsOn is Ready for its current generation and, when it reads the same Flux
+// source, has applied the source revision this stack is about to apply, as Flux
+// Kustomizations wait: a commit reaches a dependent only after its dependencies. A
 // cycle, or a reference the operator refuses, needs the user: it is Stalled, not waited on.
 func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg string, recheck time.Duration, err error) {
 	s := sc.s
@@ -46,10 +49,14 @@ func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg strin
 		// the dependsOn watch) or this stack's own brings the next pass.
 		return "", "", 0, reconcile.TerminalError(fmt.Errorf("%s", problem))
 	}
+	revision := ""
+	if sc.in != nil {
+		revision = sc.in.sourceRevision
+	}
 	var waiting []string
 	for _, d := range s.Spec.DependsOn {
 		key := dependencyOf(s, d)
-		if why := dependencyNotReady(ctx, sc.r.Client, key); why != "" {
+		if why := dependencyNotReady(ctx, sc.r.Client, key, s, revision); why != "" {
 			waiting = append(waiting, why)
 		}
 	}
@@ -59,8 +66,11 @@ func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg strin
 	return swarmv1.ReasonDependencyNotReady, "Waiting for dependencies: " + strings.Join(waiting, "; "), dependencyRecheck, nil
 }
 
-// dependencyNotReady says why one dependency is not Ready for its current generation.
-func dependencyNotReady(ctx context.Context, c client.Reader, key ktypes.NamespacedName) string {
+// dependencyNotReady says why one dependency does not let the dependent's new revision
+// through: it is not Ready for its current generation, or it reads the same source as
+// the dependent and has not applied sourceRevision, the artifact revision the dependent
+// is about to apply ("" when the dependent reads no source).
+func dependencyNotReady(ctx context.Context, c client.Reader, key ktypes.NamespacedName, dependent *swarmv1.SwarmStack, sourceRevision string) string {
 	var dep swarmv1.SwarmStack
 	if err := c.Get(ctx, key, &dep); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -68,14 +78,39 @@ func dependencyNotReady(ctx context.Context, c client.Reader, key ktypes.Namespa
 		}
 		return fmt.Sprintf("SwarmStack %s cannot be read: %v", key, err)
 	}
+	var notReady string
 	ready := apimeta.FindStatusCondition(dep.Status.Conditions, swarmv1.ConditionReady)
 	switch {
 	case ready == nil || ready.ObservedGeneration != dep.Generation:
-		return fmt.Sprintf("SwarmStack %s has not reconciled generation %d yet", key, dep.Generation)
+		notReady = fmt.Sprintf("has not reconciled generation %d yet", dep.Generation)
 	case ready.Status != metav1.ConditionTrue:
-		return fmt.Sprintf("SwarmStack %s is not ready (%s)", key, ready.Reason)
+		notReady = fmt.Sprintf("is not ready (%s)", ready.Reason)
+	}
+	// Readiness alone lets a commit through early: a new artifact bumps no generation,
+	// so the dependency is still Ready for the commit before.
+	if sourceRevision != "" && readSameSource(dependent, &dep) && dep.Status.LastAppliedSourceRevision != sourceRevision {
+		applied := dep.Status.LastAppliedSourceRevision
+		if applied == "" {
+			applied = "none"
+		}
+		msg := fmt.Sprintf("SwarmStack %s has not applied source revision %s yet (applied: %s)", key, sourceRevision, applied)
+		if notReady != "" {
+			msg += " and " + notReady
+		}
+		return msg
+	}
+	if notReady != "" {
+		return fmt.Sprintf("SwarmStack %s %s", key, notReady)
 	}
 	return ""
+}
+
+// readSameSource is true when both stacks name the same Flux source object in spec.sourceRef.
+func readSameSource(a, b *swarmv1.SwarmStack) bool {
+	if a.Spec.SourceRef == nil || b.Spec.SourceRef == nil || a.Spec.SourceRef.Kind != b.Spec.SourceRef.Kind {
+		return false
+	}
+	return sourceRefOf(a) == sourceRefOf(b)
 }
 
 // dependencyProblem finds what no waiting can fix: a dependsOn in another namespace the

@@ -1,14 +1,15 @@
 package controllers
 
 // The dependsOn gate on the in-memory Swarm: a new revision waits for its dependencies
-// to be Ready at their current generation, a cycle is Stalled, and the watch finds the
-// dependents of a stack.
+// to be Ready at their current generation (and, on a shared Flux source, to have applied
+// the source revision), a cycle is Stalled, and the watch finds the dependents of a stack.
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -153,4 +154,112 @@ func ptrTo[T any](v T) *T { return &v }
 
 func eventUpdate(old, cur *swarmv1.SwarmStack) event.UpdateEvent {
 	return event.UpdateEvent{ObjectOld: old, ObjectNew: cur}
+}
+
+// sharedSourceFiles is one commit of GitRepository "platform" that both numbers and
+// databases read: the api at apiImage, the database at dbImage.
+func sharedSourceFiles(apiImage, dbImage string) map[string]string {
+	files := sourceFiles(apiImage)
+	files["stacks/databases/docker-compose.yml"] = "services: {db: {image: " + dbImage + "}}\n"
+	return files
+}
+
+// readsPlatform makes a stack read one compose file of GitRepository "platform".
+func readsPlatform(p string) func(*swarmv1.SwarmStack) {
+	return func(s *swarmv1.SwarmStack) {
+		s.Spec.SourceRef = &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "platform"}
+		s.Spec.Compose.Files = []swarmv1.ComposeFile{pathFile("core", p)}
+	}
+}
+
+func TestDependsOnSameSourceWaitsForTheDependencyToApplyTheNewRevision(t *testing.T) {
+	e := newSourceEnv(t)
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
+	e.createStack("databases", "", readsPlatform("stacks/databases/docker-compose.yml"))
+	e.sourceStack("numbers", dependsOn("databases"))
+	e.passes("databases", 2)
+	e.sw.ConvergeAll()
+	e.passes("databases", 3)
+	e.mustReady("databases", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	e.passes("numbers", 2)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+
+	// A commit changes both. The dependency is still Ready at its generation (a commit
+	// bumps no generation), but it has not applied the commit: numbers must wait.
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:2222", sharedSourceFiles("numbers-api:v2", "db:v2"), nil), metav1.ConditionTrue)
+	e.passes("numbers", 2)
+	r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonDependencyNotReady)
+	if !strings.Contains(r.Message, "SwarmStack apps/databases") || !strings.Contains(r.Message, "main@sha1:2222") {
+		t.Fatalf("the hold must name the dependency and the revision it waits for: %q", r.Message)
+	}
+	if e.image("numbers_api") != "numbers-api:v1" {
+		t.Fatalf("the commit reached the dependent before its dependency: api %s, db %s", e.image("numbers_api"), e.image("databases_db"))
+	}
+
+	// The dependency writes the commit but has not completed it: still waiting.
+	e.passes("databases", 2)
+	e.passes("numbers", 1)
+	e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonDependencyNotReady)
+	if e.image("databases_db") != "db:v2" || e.image("numbers_api") != "numbers-api:v1" {
+		t.Fatalf("db %s, api %s", e.image("databases_db"), e.image("numbers_api"))
+	}
+
+	// Its rollout completes: turning Ready at the commit wakes numbers, which goes on.
+	before := e.stack("databases")
+	e.sw.ConvergeAll()
+	e.passes("databases", 3)
+	e.mustReady("databases", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	after := e.stack("databases")
+	if after.Status.LastAppliedSourceRevision != "main@sha1:2222" {
+		t.Fatalf("databases applied %q", after.Status.LastAppliedSourceRevision)
+	}
+	if !dependencyChanged.Update(eventUpdate(before, after)) {
+		t.Fatal("a dependency turning Ready at the new source revision must wake its dependents")
+	}
+	e.passes("numbers", 2)
+	if e.image("numbers_api") != "numbers-api:v2" {
+		t.Fatalf("numbers not written once its dependency applied the commit: %+v", e.ready("numbers"))
+	}
+
+	// A commit that changes only numbers: databases has nothing to write, yet numbers
+	// waits until databases has seen the commit (it moves its source revision on
+	// without a write), then goes on.
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", sharedSourceFiles("numbers-api:v3", "db:v2"), nil), metav1.ConditionTrue)
+	e.passes("numbers", 1)
+	r = e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonDependencyNotReady)
+	if !strings.Contains(r.Message, "main@sha1:3333") {
+		t.Fatalf("message %q", r.Message)
+	}
+	before = e.stack("databases")
+	e.passes("databases", 1)
+	after = e.stack("databases")
+	if got := after.Status.LastAppliedSourceRevision; got != "main@sha1:3333" {
+		t.Fatalf("databases applied %q", got)
+	}
+	if !dependencyChanged.Update(eventUpdate(before, after)) {
+		t.Fatal("a dependency that stays Ready and applies a new source revision must wake its dependents")
+	}
+	e.passes("numbers", 2)
+	if e.image("numbers_api") != "numbers-api:v3" {
+		t.Fatalf("numbers not written: %+v", e.ready("numbers"))
+	}
+}
+
+func TestDependsOnAnotherSourceWaitsOnlyForReadiness(t *testing.T) {
+	e := newSourceEnv(t)
+	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
+	e.createStack("databases", dbCompose) // inline: no source revision to wait for
+	e.sourceStack("numbers", dependsOn("databases"))
+	e.passes("databases", 2)
+	e.sw.ConvergeAll()
+	e.passes("databases", 3)
+	e.mustReady("databases", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+	e.passes("numbers", 2)
+	if e.image("numbers_api") != "numbers-api:v1" {
+		t.Fatalf("numbers held by a dependency on another source: %+v", e.ready("numbers"))
+	}
 }

@@ -22,7 +22,9 @@ const (
 	// keeps running.
 	ReasonSourceNotReady = "SourceNotReady"
 	// ReasonDependencyNotReady: a new revision waits until the SwarmStacks of
-	// spec.dependsOn are Ready for their current generation, or they form a cycle.
+	// spec.dependsOn are Ready for their current generation (and those reading the same
+	// spec.sourceRef have applied the source revision about to be applied), or they form
+	// a cycle.
 	ReasonDependencyNotReady = "DependencyNotReady"
 	ReasonApplyFailed        = "ApplyFailed"
 	ReasonRollingBack        = "RollingBack"
@@ -229,8 +231,10 @@ type SwarmStackSpec struct {
 
 	// DependsOn lists SwarmStacks that must be Ready for their current generation before
 	// a new revision of this one is written (reason DependencyNotReady while waiting). A
-	// cycle is reported and not waited on. Drift correction and rollback requests do not
-	// wait.
+	// dependency that reads the same spec.sourceRef must also have applied the source
+	// revision this stack is about to apply (its status.lastAppliedSourceRevision), so a
+	// new commit reaches this stack only after its dependencies. A cycle is reported and
+	// not waited on. Drift correction and rollback requests do not wait.
 	// +optional
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
 
