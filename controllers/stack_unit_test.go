@@ -793,3 +793,29 @@ func TestProgressDeadlineRollsBackOnlyTheServicesStillUpdating(t *testing.T) {
 		t.Fatalf("history %+v", s.Status.History[0])
 	}
 }
+
+// A service the release did not write, whose tasks fail, does not hold the release: the
+// release is judged on what it wrote and completes, naming the degraded service, and no
+// deadline rolls it back for a service it never touched.
+func TestDegradedServiceTheRolloutDidNotWriteIsReportedNotBlamed(t *testing.T) {
+	e := newStackEnv(t)
+	deadline := int32(30)
+	e.sw.AutoConverge = true
+	e.createStack("numbers", twoServices, stackPolicy, func(s *swarmv1.SwarmStack) { s.Spec.ProgressDeadlineSeconds = &deadline })
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+	e.sw.SetRunning("numbers_web", 0) // web's tasks crash, nothing to do with the release
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_api")
+	e.passes("numbers", 1)
+	e.clk.Advance(time.Minute)
+	e.passes("numbers", 2)
+	if a := e.image("numbers_api"); a != "numbers-api:v2" {
+		t.Fatalf("api runs %s after a release that worked", a)
+	}
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeCompleted || !strings.Contains(h.Message, "numbers_web: 0/1 tasks running") {
+		t.Fatalf("history %s: %s", h.Outcome, h.Message)
+	}
+}

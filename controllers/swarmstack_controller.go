@@ -315,10 +315,10 @@ func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
 	return false, nil
 }
 
-// judgeRollout judges the rollout in flight on the services read in this pass.
+// judgeRollout judges the rollout in flight on the services it wrote, read in this pass;
+// the others are named, not blamed (judgeOnWritten).
 func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) rolloutVerdict {
-	started := cur.StartedAt.Time
-	return judgeRollout(sc.current, started, sc.now, awaitingUpdater(ctx, sc.conn, sc.current, started, sc.now))
+	return judgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
 }
 
 // rollBackRevision puts every service that the failed revision wrote back to the spec it
