@@ -357,6 +357,24 @@ func outcomeReason(outcome string) string {
 	return swarmv1.ReasonSucceeded
 }
 
+// completedWrite is the WrittenAt of a rollout whose revision this pass's write
+// completed on the swarm.
+func completedWrite(now time.Time) *metav1.Time {
+	t := metav1.NewTime(now)
+	return &t
+}
+
+// deadlineFrom is when the rollout's progress deadline starts: the write that completed
+// its revision. A first partial write (Swarm refusing the rest, retried) starts the
+// rollout but not the deadline, or the pass after the final write would roll back what
+// it had just written. Entries without WrittenAt count from StartedAt.
+func deadlineFrom(e *swarmv1.HistoryEntry) time.Time {
+	if e.WrittenAt != nil && e.WrittenAt.After(e.StartedAt.Time) {
+		return e.WrittenAt.Time
+	}
+	return e.StartedAt.Time
+}
+
 // pushHistory adds a rollout at the front and keeps at most historyLimit entries.
 func pushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.HistoryEntry {
 	h = append([]swarmv1.HistoryEntry{e}, h...)

@@ -293,7 +293,7 @@ func followRollout(ctx context.Context, sc *stackScope) (bool, error) {
 	if sc.s.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
 	}
-	if verdict.outcome == "" && sc.now.Sub(cur.StartedAt.Time) > deadline {
+	if verdict.outcome == "" && sc.now.Sub(deadlineFrom(cur)) > deadline {
 		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
 	}
 	if verdict.outcome == "" {
@@ -520,7 +520,7 @@ func applyRevision(ctx context.Context, sc *stackScope) (bool, error) {
 		}
 		st.History = pushHistory(st.History, swarmv1.HistoryEntry{
 			Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), Outcome: swarmv1.OutcomeProgressing,
-			SourceRevision: sc.in.sourceRevision,
+			SourceRevision: sc.in.sourceRevision, WrittenAt: completedWrite(sc.now),
 		})
 		metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",

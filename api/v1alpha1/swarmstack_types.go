@@ -363,9 +363,16 @@ type HistoryEntry struct {
 	// SourceRevision is the revision of the spec.sourceRef artifact the revision was
 	// rendered from (for example main@sha1:4f2a...).
 	// +optional
-	SourceRevision string      `json:"sourceRevision,omitempty"`
-	Version        string      `json:"version,omitempty"`
-	StartedAt      metav1.Time `json:"startedAt"`
+	SourceRevision string `json:"sourceRevision,omitempty"`
+	Version        string `json:"version,omitempty"`
+	// StartedAt is the first write of the revision; Swarm's update states since then are
+	// this rollout's.
+	StartedAt metav1.Time `json:"startedAt"`
+	// WrittenAt is the write that completed the revision on the swarm (later than
+	// startedAt when Swarm refused part of it at first): the progress deadline runs from
+	// it. Absent on entries that predate it, which count from startedAt.
+	// +optional
+	WrittenAt *metav1.Time `json:"writtenAt,omitempty"`
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest entry), Completed, RolledBack, Paused,
@@ -373,7 +380,7 @@ type HistoryEntry struct {
 	// (the stack as found when spec.adopt took it over).
 	Outcome string `json:"outcome"`
 	// RolledBackServices names the services that rollbackPolicy Stack put back to the
-	// last completed revision when this rollout failed.
+	// spec they ran before this revision when this rollout failed.
 	// +optional
 	RolledBackServices []string `json:"rolledBackServices,omitempty"`
 	// +optional

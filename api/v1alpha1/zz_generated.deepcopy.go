@@ -98,6 +98,10 @@ func (in *DependencyReference) DeepCopy() *DependencyReference {
 func (in *HistoryEntry) DeepCopyInto(out *HistoryEntry) {
 	*out = *in
 	in.StartedAt.DeepCopyInto(&out.StartedAt)
+	if in.WrittenAt != nil {
+		in, out := &in.WrittenAt, &out.WrittenAt
+		*out = (*in).DeepCopy()
+	}
 	if in.FinishedAt != nil {
 		in, out := &in.FinishedAt, &out.FinishedAt
 		*out = (*in).DeepCopy()
