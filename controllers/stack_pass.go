@@ -343,15 +343,6 @@ func (sc *stackScope) judge(ctx context.Context) {
 	sc.stopped = cur
 }
 
-// deadlineFrom is when the rollout's progress deadline started: the write that
-// completed the revision, not the first of several refused ones.
-func deadlineFrom(cur *swarmv1.HistoryEntry) time.Time {
-	if cur.WrittenAt != nil {
-		return cur.WrittenAt.Time
-	}
-	return cur.StartedAt.Time
-}
-
 // writeIncomplete: the rollout in flight is of the rendered revision and some of its
 // services are still to be written (Swarm refused them so far).
 func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {

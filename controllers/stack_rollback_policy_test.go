@@ -166,3 +166,52 @@ func TestStackRollbackPolicyReportsARefusedRollbackAndDoesNotLoop(t *testing.T) 
 		t.Fatalf("%d rollback calls, want the operator to try once", calls)
 	}
 }
+
+// v1 → v2 (api only) → v3 (api and web, fails): web's previous spec carries v1's label,
+// not v2's, yet it is what web ran before v3, and web goes back to it.
+func TestStackRollbackPolicyRestoresAServiceTheLastReleaseDidNotChange(t *testing.T) {
+	e := newStackEnv(t)
+	releaseV1(t, e, twoServices)
+	e.sw.AutoConverge = true
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
+	e.passes("numbers", 3)
+	if s := e.stack("numbers"); s.Status.History[0].Outcome != swarmv1.OutcomeCompleted {
+		t.Fatalf("v2 did not complete: %+v", s.Status.History[0])
+	}
+	e.sw.AutoConverge = false
+	v3 := strings.ReplaceAll(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v3"), "numbers-web:v1", "numbers-web:v3")
+	e.release(v3)
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_web")
+	e.swarmRollsBack(t, "numbers_api")
+	e.passes("numbers", 2)
+	if a, w := e.image("numbers_api"), e.image("numbers_web"); a != "numbers-api:v2" || w != "numbers-web:v1" {
+		t.Fatalf("after the failed v3: api=%s web=%s, want api on v2 and web on v1", a, w)
+	}
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeRolledBack || strings.Join(h.RolledBackServices, ",") != "numbers_api,numbers_web" {
+		t.Fatalf("history %s %v: %s", h.Outcome, h.RolledBackServices, h.Message)
+	}
+}
+
+// A service written twice during the failed revision (a retry request mid-rollout writes
+// every service again: its previous spec is that revision too) is not guessed at: the
+// rollback says so.
+func TestStackRollbackPolicyRefusesAServiceWrittenTwiceInTheFailedRevision(t *testing.T) {
+	e := newStackEnv(t)
+	releaseV1(t, e, twoServices)
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
+	e.passes("numbers", 1)
+	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRetry: "1"} })
+	e.passes("numbers", 1)
+	if prev := mustService(t, e.sw, "numbers_web").PreviousSpec; prev == nil || prev.TaskTemplate.ContainerSpec.Image != "numbers-web:v2" {
+		t.Fatalf("the retry did not write web again: previous spec %+v", prev)
+	}
+	e.sw.Converge("numbers_web")
+	e.swarmRollsBack(t, "numbers_api")
+	e.passes("numbers", 2)
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeRollbackFailed || !strings.Contains(h.Message, "numbers_web: written more than once") {
+		t.Fatalf("history %s: %s", h.Outcome, h.Message)
+	}
+}

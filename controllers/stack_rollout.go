@@ -254,6 +254,61 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 	return rolloutVerdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged", ""}
 }
 
+// judgeOnWritten judges the rollout of cur on the services it wrote (writtenByRollout). A
+// service it did not write may be degraded for reasons of its own: blaming the release
+// would hold it Progressing until the deadline rolled back what works. Such services are
+// named in the verdict's message (and in status.services, as every service).
+func judgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, cur *swarmv1.HistoryEntry, now time.Time) rolloutVerdict {
+	started := cur.StartedAt.Time
+	var written []swarmtypes.Service
+	var others []string
+	for _, svc := range svcs {
+		if writtenByRollout(svc, cur.Revision, started) {
+			written = append(written, svc)
+		} else if why := degraded(svc); why != "" {
+			others = append(others, svc.Spec.Name+": "+why)
+		}
+	}
+	v := judgeRollout(written, started, now, awaitingUpdater(ctx, conn, written, started, now))
+	if len(others) == 0 {
+		return v
+	}
+	if v.outcome == swarmv1.OutcomeCompleted {
+		v.message = "the services it wrote converged"
+	}
+	v.message += "; not written by it, left as they are: " + strings.Join(others, "; ")
+	return v
+}
+
+// writtenByRollout: the rollout of revision, started at `started`, wrote the service: its
+// spec carries the revision, or it was rolled back from it (by Swarm, the deadline or a
+// rollback request), since the rollout started. A spec of the revision older than the
+// rollout is an earlier rollout's.
+func writtenByRollout(svc swarmtypes.Service, revision string, started time.Time) bool {
+	if svc.UpdatedAt.Before(started.Add(-clockSkew)) {
+		return false
+	}
+	if svc.Spec.Labels[swarmv1.LabelRevision] == revision {
+		return true
+	}
+	return svc.PreviousSpec != nil && svc.PreviousSpec.Labels[swarmv1.LabelRevision] == revision
+}
+
+// degraded says why a service does not run as it should: tasks missing, or an update of
+// its own that is stuck or rolling back; "" when it runs as it wants.
+func degraded(svc swarmtypes.Service) string {
+	if u := svc.UpdateStatus; u != nil {
+		switch u.State {
+		case swarmtypes.UpdateStatePaused, swarmtypes.UpdateStateRollbackPaused, swarmtypes.UpdateStateRollbackStarted:
+			return u.Message
+		}
+	}
+	if !converged(svc) {
+		return taskProgress(svc)
+	}
+	return ""
+}
+
 // converged is true when a service runs as many tasks as it wants; jobs never "run".
 func converged(svc swarmtypes.Service) bool {
 	if svc.Spec.Mode.ReplicatedJob != nil || svc.Spec.Mode.GlobalJob != nil {
@@ -300,6 +355,17 @@ func outcomeReason(outcome string) string {
 		return swarmv1.ReasonRollbackFailed
 	}
 	return swarmv1.ReasonSucceeded
+}
+
+// deadlineFrom is when the rollout's progress deadline starts: the write that completed
+// its revision. A first partial write (Swarm refusing the rest, retried) starts the
+// rollout but not the deadline, or the pass after the final write would roll back what
+// it had just written. Entries without WrittenAt count from StartedAt.
+func deadlineFrom(e *swarmv1.HistoryEntry) time.Time {
+	if e.WrittenAt != nil && e.WrittenAt.After(e.StartedAt.Time) {
+		return e.WrittenAt.Time
+	}
+	return e.StartedAt.Time
 }
 
 // pushHistory adds a rollout at the front and keeps at most historyLimit entries.

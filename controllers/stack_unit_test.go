@@ -793,3 +793,68 @@ func TestProgressDeadlineRollsBackOnlyTheServicesStillUpdating(t *testing.T) {
 		t.Fatalf("history %+v", s.Status.History[0])
 	}
 }
+
+// A service the release did not write, whose tasks fail, does not hold the release: the
+// release is judged on what it wrote and completes, naming the degraded service, and no
+// deadline rolls it back for a service it never touched.
+func TestDegradedServiceTheRolloutDidNotWriteIsReportedNotBlamed(t *testing.T) {
+	e := newStackEnv(t)
+	deadline := int32(30)
+	e.sw.AutoConverge = true
+	e.createStack("numbers", twoServices, stackPolicy, func(s *swarmv1.SwarmStack) { s.Spec.ProgressDeadlineSeconds = &deadline })
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+	e.sw.SetRunning("numbers_web", 0) // web's tasks crash, nothing to do with the release
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_api")
+	e.passes("numbers", 1)
+	e.clk.Advance(time.Minute)
+	e.passes("numbers", 2)
+	if a := e.image("numbers_api"); a != "numbers-api:v2" {
+		t.Fatalf("api runs %s after a release that worked", a)
+	}
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeCompleted || !strings.Contains(h.Message, "numbers_web: 0/1 tasks running") {
+		t.Fatalf("history %s: %s", h.Outcome, h.Message)
+	}
+}
+
+// Swarm refuses the second service's write for longer than the progress deadline; once
+// it takes it, the release gets its whole deadline from that write, instead of the pass
+// after the final write rolling back what it just wrote.
+func TestProgressDeadlineRunsFromTheWriteThatCompletedTheRevision(t *testing.T) {
+	e := newStackEnv(t)
+	deadline := int32(30)
+	e.sw.AutoConverge = true
+	e.createStack("numbers", twoServices, func(s *swarmv1.SwarmStack) { s.Spec.ProgressDeadlineSeconds = &deadline })
+	e.passes("numbers", 3)
+	e.sw.AutoConverge = false
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
+	e.sw.Fail(memswarm.OpUpdateService, 2, errors.New("injected: manager refused the write"))
+	e.sw.Fail(memswarm.OpUpdateService, 3, errors.New("injected: manager refused the write"))
+	e.passes("numbers", 1) // api written, web refused
+	e.clk.Advance(time.Minute)
+	e.passes("numbers", 1) // web refused again
+	if r := e.ready("numbers"); r.Reason != swarmv1.ReasonApplyFailed {
+		t.Fatalf("while Swarm refuses web: Ready %s: %s", r.Reason, r.Message)
+	}
+	e.passes("numbers", 1) // web written: the revision is complete on the swarm
+	if w := e.image("numbers_web"); w != "numbers-web:v2" {
+		t.Fatalf("web not written: %s", w)
+	}
+	e.passes("numbers", 2) // 6 s after the final write, well within the deadline
+	if a, w := e.image("numbers_api"), e.image("numbers_web"); a != "numbers-api:v2" || w != "numbers-web:v2" {
+		t.Fatalf("rolled back within the deadline of the final write: api=%s web=%s", a, w)
+	}
+	e.sw.ConvergeAll()
+	e.passes("numbers", 2)
+	h := e.stack("numbers").Status.History[0]
+	if h.Outcome != swarmv1.OutcomeCompleted {
+		t.Fatalf("history %s: %s", h.Outcome, h.Message)
+	}
+	// Swarm's update states since the first write still count as this rollout's.
+	if !h.StartedAt.Time.Before(h.WrittenAt.Time) {
+		t.Fatalf("startedAt %s, writtenAt %s: want the first write and the last", h.StartedAt, h.WrittenAt)
+	}
+}

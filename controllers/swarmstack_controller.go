@@ -96,14 +96,14 @@ func ownerOf(s *swarmv1.SwarmStack) string { return s.Namespace + "." + s.Name }
 
 // judgeRollout judges the rollout in flight on the services read in this pass.
 func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) rolloutVerdict {
-	started := cur.StartedAt.Time
-	return judgeRollout(sc.current, started, sc.now, awaitingUpdater(ctx, sc.conn, sc.current, started, sc.now))
+	return judgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
 }
 
-// rollBackRevision puts every service that the failed revision wrote back to its spec of
-// the last completed revision (rollbackPolicy Stack). Swarm rolls back one service at a
-// time and knows no stack: without this a failed release ends half applied. Services
-// the revision created are removed; with no completed revision to go back to, they stay.
+// rollBackRevision puts every service that the failed revision wrote back to the spec it
+// ran before that revision, its previous spec (rollbackPolicy Stack). Swarm rolls back
+// one service at a time and knows no stack: without this a failed release ends half
+// applied. Services the revision created are removed; with no completed revision to go
+// back to, they stay.
 func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *rolloutVerdict) {
 	last := sc.s.Status.LastAppliedRevision
 	var back, removed, failed []string
@@ -122,15 +122,20 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		switch prev := svc.PreviousSpec; {
 		case prev == nil && last == "":
 			failed = append(failed, name+": no completed revision to go back to")
+		case prev == nil && svc.CreatedAt.Before(cur.StartedAt.Add(-clockSkew)):
+			failed = append(failed, fmt.Sprintf("%s: it has no previous spec and was not created by revision %s", name, shortRev(cur.Revision)))
 		case prev == nil:
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
 				failed = append(failed, fmt.Sprintf("%s: removing it failed: %v", name, err))
 				continue
 			}
 			removed = append(removed, name)
-		case prev.Labels[swarmv1.LabelRevision] != last:
-			failed = append(failed, fmt.Sprintf("%s: its previous spec is not revision %s", name, shortRev(last)))
+		case prev.Labels[swarmv1.LabelRevision] == cur.Revision:
+			// Written twice in the revision: its previous spec is the failed one too.
+			failed = append(failed, fmt.Sprintf("%s: written more than once by revision %s, its previous spec is that revision too", name, shortRev(cur.Revision)))
 		default:
+			// What ran before this revision, whichever revision wrote it: a service the
+			// last completed release did not change still carries an older label.
 			if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 				failed = append(failed, fmt.Sprintf("%s: %v", name, err))
 				continue

@@ -375,12 +375,15 @@ type HistoryEntry struct {
 	// SourceRevision is the revision of the spec.sourceRef artifact the revision was
 	// rendered from (for example main@sha1:4f2a...).
 	// +optional
-	SourceRevision string      `json:"sourceRevision,omitempty"`
-	Version        string      `json:"version,omitempty"`
-	StartedAt      metav1.Time `json:"startedAt"`
-	// WrittenAt is when the last service of the revision was written: the progress
-	// deadline counts from here. Unset while Swarm still refuses part of the revision
-	// (its writes are retried) and on entries that predate the field.
+	SourceRevision string `json:"sourceRevision,omitempty"`
+	Version        string `json:"version,omitempty"`
+	// StartedAt is the first write of the revision; Swarm's update states since then are
+	// this rollout's.
+	StartedAt metav1.Time `json:"startedAt"`
+	// WrittenAt is the write that completed the revision on the swarm (later than
+	// startedAt when Swarm refused part of it at first): the progress deadline runs from
+	// it. Unset while part of the revision is still to be written, and on entries that
+	// predate the field, which count from startedAt.
 	// +optional
 	WrittenAt *metav1.Time `json:"writtenAt,omitempty"`
 	// +optional
@@ -390,7 +393,7 @@ type HistoryEntry struct {
 	// (the stack as found when spec.adopt took it over) or RolledBackOnRequest.
 	Outcome string `json:"outcome"`
 	// RolledBackServices names the services that rollbackPolicy Stack put back to the
-	// last completed revision when this rollout failed.
+	// spec they ran before this revision when this rollout failed.
 	// +optional
 	RolledBackServices []string `json:"rolledBackServices,omitempty"`
 	// +optional
