@@ -291,7 +291,13 @@ func writtenByRollout(svc swarmtypes.Service, revision string, started time.Time
 	if svc.Spec.Labels[swarmv1.LabelRevision] == revision {
 		return true
 	}
-	return svc.PreviousSpec != nil && svc.PreviousSpec.Labels[swarmv1.LabelRevision] == revision
+	if svc.PreviousSpec != nil && svc.PreviousSpec.Labels[swarmv1.LabelRevision] == revision {
+		return true
+	}
+	// Swarm's own rollback (failure_action rollback) drops the previous spec: the spec it
+	// rolled back from is gone, but its rollback started within this rollout.
+	u := svc.UpdateStatus
+	return u != nil && rollingBackSince(u, started)
 }
 
 // degraded says why a service does not run as it should: tasks missing, or an update of
