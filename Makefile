@@ -46,6 +46,14 @@ test: manifests generate ## Run every test: envtest (built once, cached) and san
 	hack/install-prereqs.sh
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" SOURCE_CONTROLLER_ASSETS="$$(hack/source-controller-assets.sh)" go test $(TEST_FLAGS) ./...
 
+# The packages whose tests need neither a control plane nor Docker.
+UNIT_PKGS ?= ./controllers/... ./internal/cli/... ./internal/compose/... ./internal/memswarm/... ./internal/metrics/... ./internal/swarm/... ./cmd/...
+
+.PHONY: unit
+unit: | $(LOCALBIN) ## Run the fast tests (controllers' logic on the in-memory Swarm; no Docker, no control plane) and print the controllers' statement coverage.
+	SWARM_OPERATOR_UNIT_ONLY=1 go test -count=1 -coverpkg=./controllers/... -coverprofile=$(LOCALBIN)/unit.cover $(UNIT_PKGS)
+	go tool cover -func=$(LOCALBIN)/unit.cover | tail -1
+
 .PHONY: demo
 demo: manifests ## Run the release routine on a local control plane and sandbox swarm (root, Linux).
 	hack/install-prereqs.sh

@@ -41,6 +41,9 @@ var (
 	skipReason string
 )
 
+// unitOnlyEnv, set by make unit, runs the unit tests of this package alone.
+const unitOnlyEnv = "SWARM_OPERATOR_UNIT_ONLY"
+
 // testClock is the maintenance windows' clock: real time plus an offset tests move.
 type testClock struct {
 	mu     sync.Mutex
@@ -64,6 +67,11 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
+	if os.Getenv(unitOnlyEnv) != "" {
+		// make unit: the fast tests on the in-memory Swarm, no control plane, no Docker.
+		skipReason = unitOnlyEnv + " is set: integration tests are left to make test"
+		return m.Run()
+	}
 	if msg := missingPrerequisites(); msg != "" {
 		if sandbox.InCI() {
 			fmt.Fprintln(os.Stderr, "FAIL: "+msg+" (CI=true: a missing prerequisite is an error)")
