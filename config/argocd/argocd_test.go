@@ -109,6 +109,7 @@ func TestEveryStackOutcomeIsCovered(t *testing.T) {
 	want := map[string]string{
 		"progressing.yaml": "Progressing", "completed.yaml": "Healthy", "rolled-back.yaml": "Degraded",
 		"deadline-exceeded.yaml": "Degraded", "suspended.yaml": "Suspended", "compose-invalid.yaml": "Degraded",
+		"rolled-back-on-request.yaml": "Healthy",
 	}
 	for _, tc := range tests.Tests {
 		if w, ok := want[filepath.Base(tc.InputPath)]; ok {
