@@ -505,6 +505,45 @@ func adoptWithRefusedWrite(t *testing.T, nth int) {
 	}
 }
 
+// TestPlanOfAnAdoptedStackIsTheAlignedWrite: docker stack deploy left lists in its own
+// order (env, mounts, ports) and its own spellings. The plan of the adoption shows what
+// the aligned write changes and nothing else: no field of shop_api's tasks or endpoint
+// (only the operator's labels), the secret rotation of shop_db; and each service's
+// plan touches its tasks exactly when the write replaced them.
+func TestPlanOfAnAdoptedStackIsTheAlignedWrite(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	adoptingStack(e, "shop")
+	before := map[string]swarmtypes.Service{}
+	for _, name := range []string{"shop_api", "shop_db"} {
+		before[name], _ = e.sw.Service(name)
+	}
+	p := e.plan("shop")
+	planned := map[string][]string{}
+	for _, s := range p.Services {
+		for _, f := range s.Fields {
+			if !strings.HasPrefix(f.Path, "Labels.") {
+				planned[s.Name] = append(planned[s.Name], f.Path)
+			}
+		}
+	}
+	if len(planned["shop_api"]) != 0 {
+		t.Errorf("the plan shows changes the aligned write does not make to shop_api: %v", planned["shop_api"])
+	}
+	if !slices.Contains(planned["shop_db"], "TaskTemplate.ContainerSpec.Secrets[0].SecretName") {
+		t.Errorf("the plan misses shop_db's secret rotation: %v", planned["shop_db"])
+	}
+	e.passes("shop", 1)
+	for name, was := range before {
+		now, _ := e.sw.Service(name)
+		rewritten := specJSON(t, now.Spec.TaskTemplate) != specJSON(t, was.Spec.TaskTemplate) ||
+			specJSON(t, now.Spec.EndpointSpec) != specJSON(t, was.Spec.EndpointSpec)
+		if rewritten != (len(planned[name]) > 0) {
+			t.Errorf("%s: the write changed its tasks or endpoint: %v; the plan showed %v", name, rewritten, planned[name])
+		}
+	}
+}
+
 // TestAdoptionNamesOnlyServicesTheComposeFilesName: beside the stack docker stack deploy
 // made, a service created by hand with the stack's label and named in no compose file.
 // The adoption names only the services it took over, once; the hand-made service is
