@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -63,6 +64,9 @@ type FieldChange struct {
 	Path string `json:"path"`
 	Old  string `json:"old,omitempty"`
 	New  string `json:"new,omitempty"`
+	// Sensitive: the value comes from a Kubernetes Secret (or may): Old and New then
+	// hold SensitiveValue where the field has a value, never the value.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // ObjectChange is a network, secret or config to create or remove. Replaces names the
@@ -76,7 +80,8 @@ type ObjectChange struct {
 // PlanStack computes the plan of a reconcile of s against the Swarm, reading its inputs
 // through c as the reconciler does. namingKey must be the operator's (Secret
 // swarm-operator-naming-key), or secret and config names will not match. Input errors
-// name the file or field, as in the stack's status; Secret values are redacted.
+// name the file or field, as in the stack's status. A field whose value comes from a
+// Secret is marked Sensitive and its values are never in the plan, old or new.
 func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.SwarmStack, namingKey []byte) (StackPlan, error) {
 	stackName := stackNameOf(s)
 	owner := ownerOf(s)
@@ -121,10 +126,47 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	for _, n := range nets {
 		netNames[n.ID] = n.Name
 	}
+	allSecrets, err := sw.Secrets(ctx, "")
+	if err != nil {
+		return StackPlan{}, fmt.Errorf("reading the swarm's secrets: %w", err)
+	}
+	allConfigs, err := sw.Configs(ctx, "")
+	if err != nil {
+		return StackPlan{}, fmt.Errorf("reading the swarm's configs: %w", err)
+	}
+	ids := objectIDs{secrets: idsByName(allSecrets), configs: idsByName(allConfigs)}
+	// The write is computed as applyStack computes it: the same spec, aligned with the
+	// running one by the same aligner, so the plan shows no change the write does not make.
+	queryRegistry := queryRegistryFor(s, rendered.Revision)
+	align := newAligner(sw, rendered, queryRegistry)
+	sens := newSensitivity(in, rendered)
+	if sens.maskFailed && len(sp.update) > 0 {
+		p.Warnings = append(p.Warnings, "the values of changed service fields are not shown: the stack does not render with its Secret-sourced variables masked, so which values come from Secrets is unknown")
+	}
+	var alignMasked *aligner
+	if sens.masked != nil {
+		alignMasked = newAligner(sw, sens.masked, queryRegistry)
+	}
 	for _, svc := range sp.update {
-		fields, err := specChanges(byName[svc.Name].Spec, svc, owner, rendered.Revision, netNames)
+		cur := byName[svc.Name].Spec
+		next, err := plannedWrite(ctx, align, svc, cur, ids, owner, rendered.Revision)
 		if err != nil {
-			return StackPlan{}, err
+			return StackPlan{}, red.err(err)
+		}
+		// The same write with every Secret-sourced variable masked: the leaves that differ
+		// take their value from a Secret. With no such variable nothing differs.
+		masked := &next
+		if sens.masked != nil || sens.maskFailed {
+			masked = nil
+			if m, ok := sens.service(svc.Name); ok {
+				if spec, err := plannedWrite(ctx, alignMasked, m, cur, ids, owner, rendered.Revision); err == nil {
+					masked = &spec
+				}
+			}
+		}
+		fields, err := specChanges(cur, next, masked, sens, netNames)
+		if err != nil {
+			return StackPlan{}, red.err(err)
 		}
 		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionUpdate,
 			Drifted: slices.Contains(sp.drifted, svc.Name), Fields: fields})
@@ -132,12 +174,14 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	for _, svc := range sp.prune {
 		p.Services = append(p.Services, ServiceChange{Name: svc.Spec.Name, Action: ActionRemove})
 	}
-	if err := planObjects(ctx, sw, rendered, current, nets, sp, owner, pruneEnabled(s), &p); err != nil {
+	if err := planObjects(ctx, sw, rendered, current, nets, allSecrets, allConfigs, sp, owner, pruneEnabled(s), &p); err != nil {
 		return StackPlan{}, err
 	}
 	if !p.Empty() {
 		p.Held = heldBecause(s, rendered.Revision)
 	}
+	// A last net under the structural marking: no value known to come from a Secret
+	// passes, in any quoting.
 	for i := range p.Services {
 		for j := range p.Services[i].Fields {
 			f := &p.Services[i].Fields[j]
@@ -145,6 +189,40 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 		}
 	}
 	return p, nil
+}
+
+// objectIDs are the IDs of the swarm's secrets and configs by name; a name the swarm does
+// not have yet (created by the write) has none.
+type objectIDs struct{ secrets, configs map[string]string }
+
+func idsByName(objs []swarm.Object) map[string]string {
+	out := make(map[string]string, len(objs))
+	for _, o := range objs {
+		out[o.Name] = o.ID
+	}
+	return out
+}
+
+// plannedWrite is the spec applyStack writes over the running spec cur.
+func plannedWrite(ctx context.Context, align *aligner, svc compose.Service, cur swarmtypes.ServiceSpec, ids objectIDs, owner, revision string) (swarmtypes.ServiceSpec, error) {
+	secretIDs, configIDs := map[string]string{}, map[string]string{}
+	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		for _, ref := range cs.Secrets {
+			secretIDs[ref.SecretName] = ids.secrets[ref.SecretName]
+		}
+		for _, ref := range cs.Configs {
+			configIDs[ref.ConfigName] = ids.configs[ref.ConfigName]
+		}
+	}
+	next, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, "")
+	if err != nil {
+		return next, err
+	}
+	next, err = align.align(ctx, next, cur)
+	if err != nil {
+		return next, fmt.Errorf("service %s: %w", svc.Name, err)
+	}
+	return next, nil
 }
 
 // heldBecause repeats the reconciler's reasons to write nothing at all.
@@ -159,28 +237,17 @@ func heldBecause(s *swarmv1.SwarmStack, revision string) string {
 	return ""
 }
 
-// specChanges lists the fields of the current spec that the write of svc changes. Labels
+// specChanges lists the fields of the current spec that the write next changes. Labels
 // that change on every write, and the IDs Swarm gives secrets and configs, are left out.
-func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revision string, netNames map[string]string) ([]FieldChange, error) {
+// masked is next written with every Secret-sourced input masked (nil when it could not
+// be computed: every value is then hidden); a leaf that differs between the two, or that
+// holds a Secret's value, is Sensitive, and so is the current value at its path.
+func specChanges(cur, next swarmtypes.ServiceSpec, masked *swarmtypes.ServiceSpec, sens *sensitivity, netNames map[string]string) ([]FieldChange, error) {
 	cur.TaskTemplate.Networks = slices.Clone(cur.TaskTemplate.Networks)
 	for i, n := range cur.TaskTemplate.Networks {
 		if name, ok := netNames[n.Target]; ok {
 			cur.TaskTemplate.Networks[i].Target = name
 		}
-	}
-	// The diff compares secret and config names; their IDs are Swarm's business.
-	secretIDs, configIDs := map[string]string{}, map[string]string{}
-	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
-		for _, ref := range cs.Secrets {
-			secretIDs[ref.SecretName] = ""
-		}
-		for _, ref := range cs.Configs {
-			configIDs[ref.ConfigName] = ""
-		}
-	}
-	next, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, "")
-	if err != nil {
-		return nil, err
 	}
 	a, err := flatten(cur)
 	if err != nil {
@@ -190,7 +257,41 @@ func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revisio
 	if err != nil {
 		return nil, err
 	}
+	var m map[string]string
+	if masked != nil {
+		if m, err = flatten(*masked); err != nil {
+			return nil, err
+		}
+	}
+	secret := func(path string) bool {
+		if masked == nil {
+			return true
+		}
+		nv, ok := b[path]
+		if !ok {
+			// A variable gone from the environment may have held a rotated-out Secret
+			// value, which nothing here knows any more.
+			return strings.HasPrefix(path, envPath+".") || sens.holdsSecret(a[path])
+		}
+		if mv, mok := m[path]; (!mok || mv != nv) && !sens.isObjectName(path, nv) {
+			return true
+		}
+		return sens.holdsSecret(nv) || sens.holdsSecret(a[path])
+	}
 	var out []FieldChange
+	add := func(path, ov, nv string) {
+		f := FieldChange{Path: path, Old: ov, New: nv}
+		if secret(path) {
+			f.Sensitive = true
+			if f.Old != "" {
+				f.Old = SensitiveValue
+			}
+			if f.New != "" {
+				f.New = SensitiveValue
+			}
+		}
+		out = append(out, f)
+	}
 	for path, nv := range b {
 		if ignoredPath(path) {
 			continue
@@ -199,16 +300,140 @@ func specChanges(cur swarmtypes.ServiceSpec, svc compose.Service, owner, revisio
 		// An empty string in the rendered spec is a setting left unset: Swarm fills in its
 		// default (a rollback order, say), which is no change.
 		if ok && ov != nv && nv != `""` || !ok && !swarmDefault(path, nv) {
-			out = append(out, FieldChange{Path: path, Old: ov, New: nv})
+			add(path, ov, nv)
 		}
 	}
 	for path, ov := range a {
 		if _, ok := b[path]; !ok && !ignoredPath(path) && !swarmDefault(path, ov) {
-			out = append(out, FieldChange{Path: path, Old: ov})
+			add(path, ov, "")
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// SensitiveValue stands for the value of a Sensitive field in a plan.
+const SensitiveValue = "(sensitive)"
+
+// envPath is where flatten puts the environment, by variable name: Swarm's list order is
+// no setting a diff should show, and a variable keeps its path when its value changes.
+const envPath = "TaskTemplate.ContainerSpec.Env"
+
+// sensitivity knows what in a stack's render comes from a Secret: the render again with
+// every Secret-sourced variable masked (nil when there is no such variable, or when the
+// masked values do not render), and the Secret values themselves.
+type sensitivity struct {
+	masked *compose.Stack
+	// maskFailed: some variable comes from a Secret but the masked render failed.
+	maskFailed bool
+	values     []string
+	// objectNames are the names of the secrets and configs the stack creates: keyed
+	// digests, never a Secret's value.
+	objectNames map[string]bool
+}
+
+func newSensitivity(in *stackInputs, rendered *compose.Stack) *sensitivity {
+	sens := &sensitivity{values: slices.Clone(in.sensitive), objectNames: map[string]bool{}}
+	secretData := map[string]bool{}
+	for _, sec := range rendered.Secrets {
+		if !sec.External {
+			sens.objectNames[sec.Name] = true
+			secretData[string(sec.Spec.Data)] = true
+			sens.values = append(sens.values, string(sec.Spec.Data))
+		}
+	}
+	for _, cfg := range rendered.Configs {
+		if !cfg.External {
+			sens.objectNames[cfg.Name] = true
+		}
+	}
+	// Masked: the variables read from Secrets, and those a compose secret takes its data
+	// from (environment:), whatever their source.
+	toMask := map[string]bool{}
+	for _, k := range in.opts.SensitiveVariables {
+		toMask[k] = true
+	}
+	for k, v := range in.opts.Variables {
+		if secretData[v] {
+			toMask[k] = true
+		}
+	}
+	if len(toMask) == 0 {
+		return sens
+	}
+	opts := in.opts
+	opts.Variables = maps.Clone(in.opts.Variables)
+	for k := range toMask {
+		if v, ok := opts.Variables[k]; ok {
+			opts.Variables[k] = maskOf(v)
+		}
+	}
+	masked, err := compose.Render(in.files, opts)
+	if err != nil {
+		// Its message may quote a value: it is dropped, and every value hidden instead.
+		sens.maskFailed = true
+		return sens
+	}
+	sens.masked = masked
+	return sens
+}
+
+// service is a service of the masked render.
+func (sens *sensitivity) service(name string) (compose.Service, bool) {
+	if sens.masked == nil {
+		return compose.Service{}, false
+	}
+	i := slices.IndexFunc(sens.masked.Services, func(s compose.Service) bool { return s.Name == name })
+	if i < 0 {
+		return compose.Service{}, false
+	}
+	return sens.masked.Services[i], true
+}
+
+// maskOf is a stand-in for a Secret's value that differs from it and still renders where
+// the value is a number or a boolean.
+func maskOf(v string) string {
+	switch {
+	case v == "true":
+		return "false"
+	case v == "false":
+		return "true"
+	case v != "" && strings.Trim(v, "0123456789") == "":
+		if v == "1" {
+			return "2"
+		}
+		return "1"
+	case v == "swarmops-masked":
+		return "swarmops-masked-other"
+	}
+	return "swarmops-masked"
+}
+
+// isObjectName: a secret or config name the stack creates (a keyed digest of the data)
+// may differ in the masked render without being a value.
+func (sens *sensitivity) isObjectName(path, leaf string) bool {
+	if !strings.HasSuffix(path, ".SecretName") && !strings.HasSuffix(path, ".ConfigName") {
+		return false
+	}
+	var name string
+	return json.Unmarshal([]byte(leaf), &name) == nil && sens.objectNames[name]
+}
+
+// holdsSecret: a leaf (as JSON) holds a Secret's value, as it is or spelled another way.
+func (sens *sensitivity) holdsSecret(leaf string) bool {
+	var text string
+	if leaf == "" || json.Unmarshal([]byte(leaf), &text) != nil {
+		return false
+	}
+	for _, v := range sens.values {
+		if v == "" {
+			continue
+		}
+		if text == v || len(strings.TrimSpace(v)) >= minRedacted && strings.Contains(text, strings.TrimSpace(v)) {
+			return true
+		}
+	}
+	return false
 }
 
 func ignoredPath(path string) bool {
@@ -226,7 +451,8 @@ func swarmDefault(path, v string) bool {
 	return v == "null" || v == "{}" || v == "[]" || v == `""` || v == "0" || v == "false"
 }
 
-// flatten maps a value's JSON form to path → JSON of each leaf (lists indexed).
+// flatten maps a value's JSON form to path → JSON of each leaf (lists indexed, the
+// environment by variable name). Leaves are written without HTML escaping: `<` stays `<`.
 func flatten(v any) (map[string]string, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -237,24 +463,54 @@ func flatten(v any) (map[string]string, error) {
 		return nil, err
 	}
 	out := map[string]string{}
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
+	var walk func(prefix string, v any) error
+	walk = func(prefix string, v any) error {
 		switch t := v.(type) {
 		case map[string]any:
 			for k, child := range t {
-				walk(joinPath(prefix, k), child)
+				if err := walk(joinPath(prefix, k), child); err != nil {
+					return err
+				}
 			}
 		case []any:
+			if prefix == envPath {
+				return walk(prefix, envByName(t))
+			}
 			for i, child := range t {
-				walk(fmt.Sprintf("%s[%d]", prefix, i), child)
+				if err := walk(fmt.Sprintf("%s[%d]", prefix, i), child); err != nil {
+					return err
+				}
 			}
 		default:
-			b, _ := json.Marshal(t)
-			out[prefix] = string(b)
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(t); err != nil {
+				return err
+			}
+			out[prefix] = strings.TrimSuffix(b.String(), "\n")
+		}
+		return nil
+	}
+	if err := walk("", tree); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// envByName maps "NAME=value" entries to NAME → value; the last of a name wins, as in the
+// container. An entry without "=" keeps the entry as its value.
+func envByName(entries []any) map[string]any {
+	out := make(map[string]any, len(entries))
+	for _, e := range entries {
+		s, _ := e.(string)
+		if name, value, ok := strings.Cut(s, "="); ok {
+			out[name] = value
+		} else {
+			out[s] = s
 		}
 	}
-	walk("", tree)
-	return out, nil
+	return out
 }
 
 func joinPath(prefix, k string) string {
@@ -267,17 +523,9 @@ func joinPath(prefix, k string) string {
 // planObjects fills in the networks, secrets and configs a reconcile creates, and those
 // the prune after the rollout would remove: owned objects that neither the rendered
 // stack nor the services' specs after the rollout (current and previous) use.
-func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, nets []swarm.Object,
+func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, nets, allSecrets, allConfigs []swarm.Object,
 	sp servicePlan, owner string, prune bool, p *StackPlan) error {
 	writes := len(sp.create)+len(sp.update) > 0
-	allSecrets, err := sw.Secrets(ctx, "")
-	if err != nil {
-		return fmt.Errorf("reading the swarm's secrets: %w", err)
-	}
-	allConfigs, err := sw.Configs(ctx, "")
-	if err != nil {
-		return fmt.Errorf("reading the swarm's configs: %w", err)
-	}
 	var missing []error
 	if writes {
 		have := objectNames(nets)

@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -251,5 +253,61 @@ func TestStackObjectsListsWhatTheStackOwns(t *testing.T) {
 	}
 	if len(tree.Networks) != 1 || tree.Networks[0].Name != "numbers_back" || len(tree.Secrets) != 1 || len(tree.Others) != 0 {
 		t.Fatalf("tree %+v", tree)
+	}
+}
+
+// secretForms are the ways a value can show in printed output: as it is, quoted by Go,
+// and JSON-encoded with and without HTML escaping (`<` as \u003c, `&` as \u0026).
+func secretForms(v string) []string {
+	escaped, _ := json.Marshal(v)
+	var plain strings.Builder
+	enc := json.NewEncoder(&plain)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return []string{v, strconv.Quote(v), strconv.QuoteToASCII(v), string(escaped), strings.TrimSpace(plain.String()),
+		strings.Trim(string(escaped), `"`)}
+}
+
+// TestPlanHidesSecretSourcedValuesOldAndNew: an environment variable taken from a
+// Kubernetes Secret changes from one value holding `<` and `&` to another. The plan says
+// that it changes, and holds neither the value written before (read back from the running
+// service) nor the new one, in any form.
+func TestPlanHidesSecretSourcedValuesOldAndNew(t *testing.T) {
+	const oldValue, newValue = "old<pass&word-0001", "new<pass&word-0002"
+	e := newPlanEnv(t, oldValue)
+	e.sw.AutoConverge = true
+	withEnv := strings.Replace(planCompose, "    secrets: [db]\n", "    secrets: [db]\n    environment: [DB_PASSWORD]\n", 1)
+	e.createStack("numbers", withEnv, withSecretVars)
+	e.passes("numbers", 4)
+	var sec corev1.Secret
+	if err := e.c.Get(context.Background(), ktypes.NamespacedName{Namespace: stackNS, Name: "db"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["DB_PASSWORD"] = []byte(newValue)
+	if err := e.c.Update(context.Background(), &sec); err != nil {
+		t.Fatal(err)
+	}
+
+	p := e.plan("numbers")
+	var env *FieldChange
+	for i := range p.Services {
+		for j, f := range p.Services[i].Fields {
+			if strings.Contains(f.Path, "Env") {
+				env = &p.Services[i].Fields[j]
+			}
+		}
+	}
+	if env == nil || !env.Sensitive {
+		t.Fatalf("the Secret-sourced variable is not shown as a sensitive change: %+v", p.Services)
+	}
+	asJSON, _ := json.Marshal(p)
+	indented, _ := json.MarshalIndent(p, "", "  ")
+	printed := strings.Join([]string{string(asJSON), string(indented), fmt.Sprintf("%+v", p), fmt.Sprintf("%#v", p)}, "\n")
+	for _, v := range []string{oldValue, newValue} {
+		for _, form := range append(secretForms(v), "pass", "word-000") {
+			if strings.Contains(printed, form) {
+				t.Fatalf("the plan holds %q (a form of a Secret value):\n%s", form, printed)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,9 +27,13 @@ func (r *redactor) add(values ...string) {
 			continue
 		}
 		r.values = append(r.values, v)
-		// The forms a value takes once quoted by %q or JSON.
-		if q := strconv.Quote(v); q[1:len(q)-1] != v {
-			r.values = append(r.values, q[1:len(q)-1])
+		// The forms a value takes once quoted by %q or %+q, or JSON-encoded (which writes
+		// `<`, `>` and `&` as \u003c, \u003e and \u0026, and control characters as \u00XX).
+		j, _ := json.Marshal(v)
+		for _, q := range []string{strconv.Quote(v), strconv.QuoteToASCII(v), string(j)} {
+			if q = q[1 : len(q)-1]; q != v {
+				r.values = append(r.values, q)
+			}
 		}
 	}
 	// Longest first, so a value that contains another is removed whole.

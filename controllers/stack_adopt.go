@@ -351,7 +351,7 @@ func (a *aligner) dataOf(ctx context.Context, id string) ([]byte, error) {
 }
 
 // recordAdoption is a revision gate that never holds: when spec.adopt takes over services
-// the operator did not write, it records what was running as an Adopted history entry
+// the operator did not write (and the compose files name), it records what was running as an Adopted history entry
 // (its revision is a keyed digest of those services' specs) and says in an Adopted event
 // which services will roll once because they use secrets, whose data Swarm cannot give
 // back to compare. Every other service is rewritten with the same task template.
@@ -359,12 +359,7 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 	if !sc.s.Spec.Adopt {
 		return "", "", 0, nil
 	}
-	var foreign []swarmtypes.Service
-	for _, svc := range sc.current {
-		if svc.Spec.Labels[swarmv1.LabelOwner] == "" {
-			foreign = append(foreign, svc)
-		}
-	}
+	foreign := servicesToAdopt(sc.rendered, sc.current)
 	if len(foreign) == 0 {
 		return "", "", 0, nil
 	}
@@ -402,6 +397,23 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 	sc.event(corev1.EventTypeNormal, swarmv1.EventAdopted, "%s", msg)
 	sc.log.Info("Adopting stack", "services", names, "rollingForSecrets", rolling)
 	return "", "", 0, nil
+}
+
+// servicesToAdopt are the services without an owner that the compose files name: those
+// the write takes over. A service the files do not name (made by hand with the stack's
+// label, or dropped from the files) is never written, so never adopted.
+func servicesToAdopt(rendered *compose.Stack, current []swarmtypes.Service) []swarmtypes.Service {
+	named := map[string]bool{}
+	for _, svc := range rendered.Services {
+		named[svc.Name] = true
+	}
+	var out []swarmtypes.Service
+	for _, svc := range current {
+		if svc.Spec.Labels[swarmv1.LabelOwner] == "" && named[svc.Spec.Name] {
+			out = append(out, svc)
+		}
+	}
+	return out
 }
 
 // servicesRollingForSecrets names the services that exist and use a secret the stack

@@ -504,3 +504,88 @@ func adoptWithRefusedWrite(t *testing.T, nth int) {
 		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
 	}
 }
+
+// TestPlanOfAnAdoptedStackIsTheAlignedWrite: docker stack deploy left lists in its own
+// order (env, mounts, ports) and its own spellings. The plan of the adoption shows what
+// the aligned write changes and nothing else: no field of shop_api's tasks or endpoint
+// (only the operator's labels), the secret rotation of shop_db; and each service's
+// plan touches its tasks exactly when the write replaced them.
+func TestPlanOfAnAdoptedStackIsTheAlignedWrite(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	adoptingStack(e, "shop")
+	before := map[string]swarmtypes.Service{}
+	for _, name := range []string{"shop_api", "shop_db"} {
+		before[name], _ = e.sw.Service(name)
+	}
+	p := e.plan("shop")
+	planned := map[string][]string{}
+	for _, s := range p.Services {
+		for _, f := range s.Fields {
+			if !strings.HasPrefix(f.Path, "Labels.") {
+				planned[s.Name] = append(planned[s.Name], f.Path)
+			}
+		}
+	}
+	if len(planned["shop_api"]) != 0 {
+		t.Errorf("the plan shows changes the aligned write does not make to shop_api: %v", planned["shop_api"])
+	}
+	if !slices.Contains(planned["shop_db"], "TaskTemplate.ContainerSpec.Secrets[0].SecretName") {
+		t.Errorf("the plan misses shop_db's secret rotation: %v", planned["shop_db"])
+	}
+	e.passes("shop", 1)
+	for name, was := range before {
+		now, _ := e.sw.Service(name)
+		rewritten := specJSON(t, now.Spec.TaskTemplate) != specJSON(t, was.Spec.TaskTemplate) ||
+			specJSON(t, now.Spec.EndpointSpec) != specJSON(t, was.Spec.EndpointSpec)
+		if rewritten != (len(planned[name]) > 0) {
+			t.Errorf("%s: the write changed its tasks or endpoint: %v; the plan showed %v", name, rewritten, planned[name])
+		}
+	}
+}
+
+// TestAdoptionNamesOnlyServicesTheComposeFilesName: beside the stack docker stack deploy
+// made, a service created by hand with the stack's label and named in no compose file.
+// The adoption names only the services it took over, once; the hand-made service is
+// never reported as adopted, neither then nor at the next revisions.
+func TestAdoptionNamesOnlyServicesTheComposeFilesName(t *testing.T) {
+	e := newStackEnv(t)
+	cliDeploy(t, e.sw, "shop")
+	api, _ := e.sw.Service("shop_api")
+	tool := cloneSpec(api.Spec)
+	tool.Name = "shop_tool"
+	if _, err := e.sw.CreateService(context.Background(), swarm.ServiceWrite{Spec: tool}); err != nil {
+		t.Fatal(err)
+	}
+	adoptingStack(e, "shop")
+	e.passes("shop", 1)
+	e.sw.ConvergeAll()
+	e.passes("shop", 2)
+	for _, image := range []string{"numbers-db:v2", "numbers-db:v3"} {
+		next := strings.Replace(adoptCompose, "numbers-db:v1", image, 1)
+		e.edit("shop", func(s *swarmv1.SwarmStack) { s.Spec.Compose.Files[0].Inline = &next })
+		e.passes("shop", 1)
+		e.sw.ConvergeAll()
+		e.passes("shop", 2)
+	}
+	if e.image("shop_db") != "numbers-db:v3" {
+		t.Fatalf("the releases did not reach the swarm: shop_db runs %s", e.image("shop_db"))
+	}
+	var adopted []string
+	for _, h := range e.stack("shop").Status.History {
+		if h.Outcome == swarmv1.OutcomeAdopted {
+			adopted = append(adopted, h.Message)
+		}
+	}
+	if len(adopted) != 1 || strings.Contains(adopted[0], "shop_tool") || !strings.Contains(adopted[0], "shop_api") {
+		t.Fatalf("want one Adopted entry naming shop_api and not shop_tool, got %q", adopted)
+	}
+	for _, ev := range e.events() {
+		if strings.Contains(ev, " "+swarmv1.EventAdopted+" ") && strings.Contains(ev, "shop_tool") {
+			t.Fatalf("an event reports shop_tool as adopted: %s", ev)
+		}
+	}
+	if svc, _ := e.sw.Service("shop_tool"); svc.Spec.Labels[swarmv1.LabelOwner] != "" {
+		t.Fatalf("shop_tool was taken over: labels %v", svc.Spec.Labels)
+	}
+}

@@ -133,6 +133,13 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 	return warnings, nil
 }
 
+// queryRegistryFor says whether the write of revision asks the registry for the image
+// digests (spec.resolveImage): always, or once per new revision.
+func queryRegistryFor(s *swarmv1.SwarmStack, revision string) bool {
+	return s.Spec.ResolveImage == "always" ||
+		(s.Spec.ResolveImage == "changed" && revision != s.Status.LastAttemptedRevision)
+}
+
 // serviceSpecForWrite copies the rendered spec (the render cache shares it), resolves the
 // secret and config names to IDs and adds the operator's labels.
 func serviceSpecForWrite(svc compose.Service, secretIDs, configIDs map[string]string, owner, revision, writeID string) (swarmtypes.ServiceSpec, error) {

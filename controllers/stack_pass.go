@@ -484,8 +484,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	for _, name := range plan.drifted {
 		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, shortRev(rendered.Revision))
 	}
-	queryRegistry := s.Spec.ResolveImage == "always" ||
-		(s.Spec.ResolveImage == "changed" && rendered.Revision != st.LastAttemptedRevision)
+	queryRegistry := queryRegistryFor(s, rendered.Revision)
 	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.create), "update", len(plan.update), "remove", len(plan.prune))
 	warnings, applyErr := applyStack(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
 	sc.addWarnings(warnings)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -636,5 +637,55 @@ func TestReconcileWithoutWaitIsConfirmedAndNamespaceFlagWins(t *testing.T) {
 	}
 	if code, _, errOut := w.run("reconcile", "numbers"); code != ExitError || !strings.Contains(errOut, "apps/numbers") {
 		t.Fatalf("without -n the default namespace is used: exit %d %s", code, errOut)
+	}
+}
+
+// TestDiffPrintsNoSecretSourcedValue: a running service holds in its environment a value
+// of a variable the stack now takes from a Kubernetes Secret with another value (a
+// rotation). diff, as text, JSON and YAML, says the variable changes and prints neither
+// the value read from the running service nor the new one, in any form.
+func TestDiffPrintsNoSecretSourcedValue(t *testing.T) {
+	const oldValue, newValue = "old<pass&word-0001", "new<pass&word-0002"
+	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "swarm-operator-system", Name: namingKeySecret}, Data: map[string][]byte{"key": []byte("0123456789abcdef0123")}}
+	cluster := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prod"}, Spec: swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://m1:2376"}}}
+	vars := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, Data: map[string][]byte{"DB_PASSWORD": []byte(newValue)}}
+	s := newStack("numbers")
+	text := "services: {api: {image: numbers-api:v3, environment: [DB_PASSWORD, LEVEL=debug]}}\n"
+	s.Spec.Compose.Files[0].Inline = &text
+	s.Spec.Compose.VariablesFrom = []swarmv1.VariablesSource{{SecretRef: &swarmv1.LocalObjectReference{Name: "db"}}}
+	s.Spec.Adopt = true
+	w := newWorld(t, nil, s, cluster, key, vars)
+	sw := memswarm.New()
+	sw.AddNode("m1", swarmtypes.NodeRoleManager)
+	running := swarmtypes.ServiceSpec{
+		Annotations: swarmtypes.Annotations{Name: "numbers_api", Labels: map[string]string{memswarm.StackLabel: "numbers"}},
+		TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{
+			Image: "numbers-api:v3", Env: []string{"DB_PASSWORD=" + oldValue, "LEVEL=info"},
+			Labels: map[string]string{memswarm.StackLabel: "numbers"},
+		}},
+	}
+	if _, err := sw.CreateService(context.Background(), swarm.ServiceWrite{Spec: running}); err != nil {
+		t.Fatal(err)
+	}
+	w.sw = sw
+	var printed []string
+	for _, args := range [][]string{{"diff", "numbers"}, {"diff", "numbers", "-o", "json"}, {"diff", "numbers", "-o", "yaml"}} {
+		code, out, errOut := w.run(args...)
+		if code != ExitChanges || !strings.Contains(out, "DB_PASSWORD") || !strings.Contains(out, "LEVEL") {
+			t.Fatalf("%v: exit %d, want the variables named as changing:\n%s%s", args, code, out, errOut)
+		}
+		printed = append(printed, out, errOut)
+	}
+	if !strings.Contains(printed[0], "sensitive value changed") || !strings.Contains(printed[0], `"info" -> "debug"`) {
+		t.Fatalf("the text does not say the sensitive value changes, or hides a plain one:\n%s", printed[0])
+	}
+	all := strings.Join(printed, "\n")
+	for _, v := range []string{oldValue, newValue} {
+		escaped, _ := json.Marshal(v)
+		for _, form := range []string{v, strconv.Quote(v), strconv.QuoteToASCII(v), string(escaped), strings.Trim(string(escaped), `"`), "pass", "word-000"} {
+			if strings.Contains(all, form) {
+				t.Fatalf("diff printed %q, a form of a Secret value:\n%s", form, all)
+			}
+		}
 	}
 }

@@ -35,6 +35,9 @@ networks, and secret and config versions created (rotations) or removed by prune
 rollout completed. With -f the given compose files replace the stack's, in order (and
 its spec.sourceRef: a stack whose files come from a Flux source is diffed with -f only).
 
+A value that comes from a Secret is never printed, neither the new one nor the one the
+running service holds: the field says "(sensitive value changed)".
+
 Exit code 0: no change; 1: changes; 2: an error (like flux diff).
 
 Needs get on the SwarmCluster's TLS Secret (the Swarm is reached with it) and on the
@@ -122,6 +125,13 @@ func printPlan(e *env, p controllers.StackPlan) {
 		fmt.Fprintf(e.out, "%s service %s%s\n", sign[s.Action], s.Name, extra)
 		for _, f := range s.Fields {
 			switch {
+			case f.Sensitive && f.Old == "":
+				fmt.Fprintf(e.out, "    %s: + (sensitive value)\n", f.Path)
+			case f.Sensitive && f.New == "":
+				fmt.Fprintf(e.out, "    %s: - (sensitive value)\n", f.Path)
+			case f.Sensitive:
+				// Never the values, in any form: the output goes to CI logs.
+				fmt.Fprintf(e.out, "    %s: (sensitive value changed)\n", f.Path)
 			case f.Old == "":
 				fmt.Fprintf(e.out, "    %s: + %s\n", f.Path, f.New)
 			case f.New == "":
