@@ -30,6 +30,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -61,7 +62,7 @@ type clusterWorld struct {
 	c       client.Client
 	rec     *record.FakeRecorder
 	sw      *memswarm.Swarm
-	swarms  Swarms
+	swarms  reconcile.Swarms
 	cluster *swarmv1.SwarmCluster
 }
 
@@ -368,7 +369,7 @@ func TestClusterOpenErrorsStallWithTheirReason(t *testing.T) {
 		err    error
 		reason string
 	}{
-		{fmt.Errorf("%w: TLS Secret %q does not exist", errSecretNotFound, "tls"), swarmv1.ReasonSecretNotFound},
+		{fmt.Errorf("%w: TLS Secret %q does not exist", reconcile.ErrSecretNotFound, "tls"), swarmv1.ReasonSecretNotFound},
 		{fmt.Errorf("%w: bad PEM", swarm.ErrTLS), swarmv1.ReasonTLSError},
 		{fmt.Errorf("%w: the endpoint list is empty", swarm.ErrInvalid), swarmv1.ReasonInvalidSpec},
 	} {
@@ -406,14 +407,14 @@ func TestClusterUnexpectedOpenErrorIsReturnedForARetry(t *testing.T) {
 }
 
 // TestClusterMissingTLSSecretStallsUntilItIsComplete goes through the production Open
-// (connectCluster): a missing Secret, then missing keys, then unusable keys.
+// (reconcile.ConnectCluster): a missing Secret, then missing keys, then unusable keys.
 func TestClusterMissingTLSSecretStallsUntilItIsComplete(t *testing.T) {
 	hub := swarm.NewHub(logr.Discard())
 	t.Cleanup(hub.Close)
 	w := newClusterWorld(t, 1, 0, func(c *swarmv1.SwarmCluster) {
 		c.Spec.TLSSecretRef = &swarmv1.LocalObjectReference{Name: "prod-tls"}
 	})
-	w.swarms = HubSwarms{Hub: hub}
+	w.swarms = reconcile.HubSwarms{Hub: hub}
 
 	w.mustPass()
 	ready := w.wantReady(metav1.ConditionFalse, swarmv1.ReasonSecretNotFound)
@@ -447,14 +448,14 @@ func TestClusterMissingTLSSecretStallsUntilItIsComplete(t *testing.T) {
 		t.Errorf("Stalled = %+v, want TLSError", s)
 	}
 	// Forget on a cluster the hub never connected is harmless.
-	HubSwarms{Hub: hub}.Forget(client.ObjectKeyFromObject(w.cluster))
+	reconcile.HubSwarms{Hub: hub}.Forget(client.ObjectKeyFromObject(w.cluster))
 }
 
 func TestClusterWithoutEndpointsIsAnInvalidSpec(t *testing.T) {
 	hub := swarm.NewHub(logr.Discard())
 	t.Cleanup(hub.Close)
 	w := newClusterWorld(t, 1, 0, func(c *swarmv1.SwarmCluster) { c.Spec.Endpoints = nil })
-	w.swarms = HubSwarms{Hub: hub}
+	w.swarms = reconcile.HubSwarms{Hub: hub}
 	w.mustPass()
 	w.wantReady(metav1.ConditionFalse, swarmv1.ReasonInvalidSpec)
 	if s := w.cond(swarmv1.ConditionStalled); s == nil || s.Reason != swarmv1.ReasonInvalidSpec {
@@ -532,7 +533,7 @@ func TestClustersForSecretFindsTheClustersNamingIt(t *testing.T) {
 	objs := []client.Object{mk("a", "one", "tls"), mk("a", "two", "tls"), mk("a", "other", "other-tls"), mk("a", "plain", ""), mk("b", "elsewhere", "tls")}
 	// The same index SetupWithManager registers.
 	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(objs...).
-		WithIndex(&swarmv1.SwarmCluster{}, indexTLSSecret, func(o client.Object) []string {
+		WithIndex(&swarmv1.SwarmCluster{}, reconcile.IndexTLSSecret, func(o client.Object) []string {
 			if ref := o.(*swarmv1.SwarmCluster).Spec.TLSSecretRef; ref != nil {
 				return []string{ref.Name}
 			}
@@ -560,14 +561,14 @@ func TestSendNonBlockingDropsEventsWhenTheQueueIsFull(t *testing.T) {
 	first := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Name: "first"}}
 	done := make(chan struct{})
 	go func() {
-		sendNonBlocking(ch, first)
-		sendNonBlocking(ch, &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Name: "second"}})
+		reconcile.SendNonBlocking(ch, first)
+		reconcile.SendNonBlocking(ch, &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Name: "second"}})
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("sendNonBlocking blocked on a full queue")
+		t.Fatal("SendNonBlocking blocked on a full queue")
 	}
 	if got := (<-ch).Object.GetName(); got != "first" || len(ch) != 0 {
 		t.Errorf("queue held %q and %d more, want only the first", got, len(ch))

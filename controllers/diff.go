@@ -15,6 +15,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -85,18 +86,18 @@ type ObjectChange struct {
 func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.SwarmStack, namingKey []byte) (StackPlan, error) {
 	stackName := stackNameOf(s)
 	owner := ownerOf(s)
-	red := &redactor{}
+	red := &reconcile.Redactor{}
 	in, err := gatherInputs(ctx, c, s, stackName)
 	if in != nil {
-		red.add(in.sensitive...)
+		red.Add(in.sensitive...)
 	}
 	if err != nil {
-		return StackPlan{}, red.err(err)
+		return StackPlan{}, red.Err(err)
 	}
 	in.opts.NameKey = namingKey
 	rendered, err := compose.Render(in.files, in.opts)
 	if err != nil {
-		return StackPlan{}, red.err(err)
+		return StackPlan{}, red.Err(err)
 	}
 	current, err := sw.StackServices(ctx, stackName)
 	if err != nil {
@@ -107,7 +108,7 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	}
 	p := StackPlan{Stack: stackName, Revision: rendered.Revision}
 	for _, w := range rendered.Warnings {
-		p.Warnings = append(p.Warnings, red.text(w))
+		p.Warnings = append(p.Warnings, red.Text(w))
 	}
 	sp := planServices(rendered, current, owner, pruneEnabled(s), false)
 	byName := map[string]swarmtypes.Service{}
@@ -151,7 +152,7 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 		cur := byName[svc.Name].Spec
 		next, err := plannedWrite(ctx, align, svc, cur, ids, owner, rendered.Revision)
 		if err != nil {
-			return StackPlan{}, red.err(err)
+			return StackPlan{}, red.Err(err)
 		}
 		// The same write with every Secret-sourced variable masked: the leaves that differ
 		// take their value from a Secret. With no such variable nothing differs.
@@ -166,7 +167,7 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 		}
 		fields, err := specChanges(cur, next, masked, sens, netNames)
 		if err != nil {
-			return StackPlan{}, red.err(err)
+			return StackPlan{}, red.Err(err)
 		}
 		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionUpdate,
 			Drifted: slices.Contains(sp.drifted, svc.Name), Fields: fields})
@@ -185,7 +186,7 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	for i := range p.Services {
 		for j := range p.Services[i].Fields {
 			f := &p.Services[i].Fields[j]
-			f.Old, f.New = red.text(f.Old), red.text(f.New)
+			f.Old, f.New = red.Text(f.Old), red.Text(f.New)
 		}
 	}
 	return p, nil
@@ -429,7 +430,7 @@ func (sens *sensitivity) holdsSecret(leaf string) bool {
 		if v == "" {
 			continue
 		}
-		if text == v || len(strings.TrimSpace(v)) >= minRedacted && strings.Contains(text, strings.TrimSpace(v)) {
+		if text == v || len(strings.TrimSpace(v)) >= reconcile.MinRedacted && strings.Contains(text, strings.TrimSpace(v)) {
 			return true
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 )
 
 // defaultRolloutWaitTimeout bounds the wait of a maintenance for rollouts.
@@ -44,7 +45,7 @@ func (rw rolloutWait) waiting(m *swarmv1.SwarmNodeMaintenance) bool {
 // nodes left to take; held nodes are looked after whatever it finds.
 func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *swarmv1.SwarmNodeMaintenance, selected []swarmtypes.Node, w windows, now time.Time) (rolloutWait, error) {
 	st := &m.Status
-	rw := rolloutWait{timeout: durationOr(m.Spec.RolloutWaitTimeout, defaultRolloutWaitTimeout)}
+	rw := rolloutWait{timeout: reconcile.DurationOr(m.Spec.RolloutWaitTimeout, defaultRolloutWaitTimeout)}
 	if (m.Spec.WaitForRollouts != nil && !*m.Spec.WaitForRollouts) || w.current == nil || !nodesLeftToTake(st.Nodes, selected) {
 		return rw, nil
 	}
@@ -61,7 +62,7 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 	// this one's index likewise): a maintenance reads its cluster's stacks, not the
 	// namespace's.
 	var list swarmv1.SwarmStackList
-	if err := r.List(ctx, &list, client.InNamespace(m.Namespace), client.MatchingFields{indexClusterRef: m.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(m.Namespace), client.MatchingFields{reconcile.IndexClusterRef: m.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return rw, fmt.Errorf("listing the SwarmStacks of cluster %q: %w", m.Spec.ClusterRef.Name, err)
 	}
 	for i := range list.Items {
@@ -130,8 +131,8 @@ func (r *SwarmNodeMaintenanceReconciler) recordRolloutWait(m *swarmv1.SwarmNodeM
 	if rw.timedOut {
 		msg := fmt.Sprintf("Rollouts still running after rolloutWaitTimeout %s (onRolloutWaitTimeout Block): no node is taken until they end: %s", rw.timeout, names)
 		st.Phase = swarmv1.PhaseBlocked
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionBlocked, metav1.ConditionTrue, swarmv1.ReasonRolloutWaitTimeout, msg)
-		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonRolloutWaitTimeout, msg, false)
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionBlocked, metav1.ConditionTrue, swarmv1.ReasonRolloutWaitTimeout, msg)
+		reconcile.MarkFailed(&st.Conditions, m.Generation, swarmv1.ReasonRolloutWaitTimeout, msg, false)
 		return
 	}
 	msg := fmt.Sprintf("Waiting for rollouts of SwarmStack %s to end before draining (they started first); at most until %s (rolloutWaitTimeout %s)",
@@ -140,7 +141,7 @@ func (r *SwarmNodeMaintenanceReconciler) recordRolloutWait(m *swarmv1.SwarmNodeM
 		st.Phase = swarmv1.PhasePending
 	}
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionBlocked)
-	markReconciling(&st.Conditions, m.Generation, swarmv1.ReasonRolloutInProgress, msg)
+	reconcile.MarkReconciling(&st.Conditions, m.Generation, swarmv1.ReasonRolloutInProgress, msg)
 }
 
 // rolloutWaitRequeue is when to look again while waiting: rollout ends arrive through

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -616,7 +617,7 @@ func (p *maintenancePass) followDrains(ctx context.Context, entries []*swarmv1.M
 			alive[t.NodeID] = append(alive[t.NodeID], t)
 		}
 	}
-	timeout := durationOr(p.m.Spec.DrainTimeout, defaultDrainTimeout)
+	timeout := reconcile.DurationOr(p.m.Spec.DrainTimeout, defaultDrainTimeout)
 	for _, e := range entries {
 		left := alive[e.ID]
 		was := e.TasksRemaining

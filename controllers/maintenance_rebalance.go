@@ -16,6 +16,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -52,7 +53,7 @@ func (p *maintenancePass) rebalance(ctx context.Context) (time.Duration, error) 
 	}
 	if rb.Stack != "" {
 		if running := updatesRunning(services, rb); len(running) > 0 {
-			markReconciling(&st.Conditions, p.m.Generation, swarmv1.ReasonRebalancing,
+			reconcile.MarkReconciling(&st.Conditions, p.m.Generation, swarmv1.ReasonRebalancing,
 				fmt.Sprintf("Rebalancing stack %s: waiting for the updates of %s", rb.Stack, strings.Join(running, ", ")))
 			return rebalancePoll, nil
 		}
@@ -94,7 +95,7 @@ func (p *maintenancePass) rebalance(ctx context.Context) (time.Duration, error) 
 	if len(written) > 0 {
 		rb.Stack = stack
 		p.rec.Eventf(p.m, corev1.EventTypeNormal, swarmv1.ReasonRebalancing, "Force-updating %s to spread their tasks after the window", strings.Join(written, ", "))
-		markReconciling(&st.Conditions, p.m.Generation, swarmv1.ReasonRebalancing, "Rebalancing stack "+stack+": "+strings.Join(written, ", "))
+		reconcile.MarkReconciling(&st.Conditions, p.m.Generation, swarmv1.ReasonRebalancing, "Rebalancing stack "+stack+": "+strings.Join(written, ", "))
 	}
 	return rebalancePoll, errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 )
 
 // This file turns what a maintenance pass found into the resource's status: the phase,
@@ -28,26 +29,26 @@ func stall(m *swarmv1.SwarmNodeMaintenance, reason, msg string) {
 	// No new node is taken, so none waits for rollouts: the wait starts anew once fixed.
 	st.WaitingOn, st.WaitingSince = nil, nil
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionBlocked)
-	markFailed(&st.Conditions, m.Generation, reason, msg, true)
+	reconcile.MarkFailed(&st.Conditions, m.Generation, reason, msg, true)
 }
 
 func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w windows) {
 	st := &m.Status
 	switch {
 	case w.current != nil && w.current.openEnded():
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
 			"No window is set: in maintenance from creation until deletion")
 	case w.current != nil:
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
 			fmt.Sprintf("Window open from %s until %s", stamp(w.current.start), stamp(w.current.end)))
 	case w.next != nil:
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			fmt.Sprintf("Next window from %s until %s", stamp(w.next.start), stamp(w.next.end)))
 	case w.skipped:
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			fmt.Sprintf("The window starting at %s falls inside window.exclude: it does not happen", stamp(m.Spec.Window.Start.Time)))
 	default:
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			"The window is over")
 	}
 }
@@ -112,7 +113,7 @@ func (p *maintenancePass) conclude(w windows) {
 		for _, b := range p.blocked {
 			msgs = append(msgs, b.message)
 		}
-		setCondition(&st.Conditions, gen, swarmv1.ConditionBlocked, metav1.ConditionTrue, p.blocked[0].reason, strings.Join(msgs, "; "))
+		reconcile.SetCondition(&st.Conditions, gen, swarmv1.ConditionBlocked, metav1.ConditionTrue, p.blocked[0].reason, strings.Join(msgs, "; "))
 	} else {
 		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionBlocked)
 	}
@@ -130,27 +131,27 @@ func (p *maintenancePass) conclude(w windows) {
 	switch {
 	case len(p.timedOut) > 0:
 		st.Phase = swarmv1.PhaseFailed
-		markFailed(&st.Conditions, gen, swarmv1.ReasonDrainTimeout,
-			fmt.Sprintf("Tasks did not leave within %s: %s", durationOr(p.m.Spec.DrainTimeout, defaultDrainTimeout), strings.Join(p.timedOut, "; ")), false)
+		reconcile.MarkFailed(&st.Conditions, gen, swarmv1.ReasonDrainTimeout,
+			fmt.Sprintf("Tasks did not leave within %s: %s", reconcile.DurationOr(p.m.Spec.DrainTimeout, defaultDrainTimeout), strings.Join(p.timedOut, "; ")), false)
 	case len(p.blocked) > 0:
 		st.Phase = swarmv1.PhaseBlocked
 		b := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionBlocked)
-		markFailed(&st.Conditions, gen, b.Reason, b.Message, false)
+		reconcile.MarkFailed(&st.Conditions, gen, b.Reason, b.Message, false)
 	case !inWindow && len(inMaintenance)+len(pending) > 0:
 		st.Phase = swarmv1.PhaseRestoring
-		markReconciling(&st.Conditions, gen, swarmv1.PhaseRestoring, "Restoring "+strings.Join(append(inMaintenance, pending...), ", "))
+		reconcile.MarkReconciling(&st.Conditions, gen, swarmv1.PhaseRestoring, "Restoring "+strings.Join(append(inMaintenance, pending...), ", "))
 	case len(pending)+len(p.draining) > 0:
 		st.Phase = swarmv1.PhaseDraining
-		markReconciling(&st.Conditions, gen, swarmv1.PhaseDraining, "Draining "+strings.Join(append(pending, p.draining...), ", "))
+		reconcile.MarkReconciling(&st.Conditions, gen, swarmv1.PhaseDraining, "Draining "+strings.Join(append(pending, p.draining...), ", "))
 	case inWindow:
 		st.Phase = swarmv1.PhaseInMaintenance
-		markReady(&st.Conditions, gen, swarmv1.ReasonNodesInMaintenance, p.inMaintenanceMessage(inMaintenance))
+		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonNodesInMaintenance, p.inMaintenanceMessage(inMaintenance))
 	case w.next == nil:
 		st.Phase = swarmv1.PhaseCompleted
-		markReady(&st.Conditions, gen, swarmv1.ReasonNodesRestored, "The window is over and every node is back"+p.leftNote())
+		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonNodesRestored, "The window is over and every node is back"+p.leftNote())
 	default:
 		st.Phase = swarmv1.PhasePending
-		markReady(&st.Conditions, gen, swarmv1.ReasonWindowClosed, "Next window starts at "+stamp(w.next.start)+p.leftNote())
+		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonWindowClosed, "Next window starts at "+stamp(w.next.start)+p.leftNote())
 	}
 }
 

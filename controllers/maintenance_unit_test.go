@@ -26,6 +26,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -951,7 +952,7 @@ func TestMaintenanceUnitBehaviours(t *testing.T) {
 	t.Run("the watches find the maintenances of a cluster and the blocked ones", func(t *testing.T) {
 		w := newMaintenanceWorld(t, "m1", "w1")
 		c := fake.NewClientBuilder().WithScheme(unitScheme(t)).
-			WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, func(o client.Object) []string {
+			WithIndex(&swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, func(o client.Object) []string {
 				return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
 			}).
 			WithObjects(

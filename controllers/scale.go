@@ -142,5 +142,5 @@ func clusterStackKey(s *swarmv1.SwarmStack) string {
 	return clusterStackIndexKey(s.Spec.ClusterRef.Name, stackNameOf(s))
 }
 
-// clusterStackIndexKey is the indexClusterStack value of a stack name on a cluster.
+// clusterStackIndexKey is the reconcile.IndexClusterStack value of a stack name on a cluster.
 func clusterStackIndexKey(cluster, stack string) string { return cluster + "/" + stack }

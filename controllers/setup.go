@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -41,7 +42,7 @@ type Options struct {
 	// in-memory swarms (internal/memswarm) behind it. The Hub's event streams then
 	// stay empty: rollouts are followed by the rollout poll, and node changes by the
 	// SwarmCluster's health interval.
-	Swarms Swarms
+	Swarms reconcile.Swarms
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -85,7 +86,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
-	var swarms Swarms = NewHubSwarms(hub, mgr.GetCache())
+	var swarms reconcile.Swarms = reconcile.NewHubSwarms(hub, mgr.GetCache())
 	if opts.Swarms != nil {
 		swarms = opts.Swarms
 	}

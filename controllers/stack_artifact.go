@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
@@ -420,24 +420,24 @@ func (r *SwarmStackReconciler) watchSources(mgr ctrl.Manager, b *builder.Builder
 
 // stacksOfSource maps a source to the stacks of any namespace that read it.
 func (r *SwarmStackReconciler) stacksOfSource(kind string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
+	return func(ctx context.Context, o client.Object) []crreconcile.Request {
 		return r.stacksIndexed(ctx, indexSourceRef, sourceKey(kind, o.GetNamespace(), o.GetName()))
 	}
 }
 
 // dependentsOf maps a SwarmStack to the stacks that depend on it.
-func (r *SwarmStackReconciler) dependentsOf(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *SwarmStackReconciler) dependentsOf(ctx context.Context, o client.Object) []crreconcile.Request {
 	return r.stacksIndexed(ctx, indexDependsOn, ktypes.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}.String())
 }
 
-func (r *SwarmStackReconciler) stacksIndexed(ctx context.Context, index, value string) []reconcile.Request {
+func (r *SwarmStackReconciler) stacksIndexed(ctx context.Context, index, value string) []crreconcile.Request {
 	var list swarmv1.SwarmStackList
 	if err := r.List(ctx, &list, client.MatchingFields{index: value}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
+	reqs := make([]crreconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		reqs = append(reqs, crreconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
 }

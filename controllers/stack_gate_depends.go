@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
@@ -47,7 +47,7 @@ func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg strin
 		sc.failed(swarmv1.ReasonDependencyNotReady, problem, true)
 		// Terminal: only an edit of a stack on the cycle helps, and that edit (through
 		// the dependsOn watch) or this stack's own brings the next pass.
-		return "", "", 0, reconcile.TerminalError(fmt.Errorf("%s", problem))
+		return "", "", 0, crreconcile.TerminalError(fmt.Errorf("%s", problem))
 	}
 	revision := ""
 	if sc.in != nil {

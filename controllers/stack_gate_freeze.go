@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
@@ -43,7 +43,7 @@ func holdForFreeze(ctx context.Context, sc *stackScope) (string, string, time.Du
 	if err != nil {
 		sc.failed(swarmv1.ReasonInvalidFreeze, err.Error(), true)
 		metrics.StackRevisionHeld.WithLabelValues(s.Namespace, s.Name, swarmv1.ReasonFrozen).Set(0)
-		return "", "", 0, reconcile.TerminalError(err)
+		return "", "", 0, crreconcile.TerminalError(err)
 	}
 	override := s.Annotations[swarmv1.AnnotationOverrideFreeze]
 	newOverride := override != "" && override != st.LastHandledOverrideFreeze

@@ -10,6 +10,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 )
 
 // maintenancePoll re-checks a revision held by a drain: the maintenance's status
@@ -31,7 +32,7 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 		return "", "", 0, nil
 	}
 	var list swarmv1.SwarmNodeMaintenanceList
-	if err := sc.r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterRef: s.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := sc.r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{reconcile.IndexClusterRef: s.Spec.ClusterRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", 0, fmt.Errorf("listing the maintenances of cluster %q: %w", s.Spec.ClusterRef.Name, err)
 	}
 	var draining []string

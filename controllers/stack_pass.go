@@ -13,11 +13,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -49,7 +50,7 @@ type stackScope struct {
 	in       *stackInputs
 	rendered *compose.Stack
 	current  []swarmtypes.Service
-	redact   *redactor
+	redact   *reconcile.Redactor
 
 	// Requests found on the object, acted on by later steps.
 	rollbackRequest string // a new value of the rollback annotation
@@ -86,13 +87,13 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	began := time.Now()
 	sc := &stackScope{
 		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stackNameOf(s), owner: ownerOf(s), now: r.Now(),
-		interval: durationOr(s.Spec.Interval, defaultStackInterval), redact: &redactor{},
+		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &reconcile.Redactor{},
 	}
 	err := sc.pass(ctx)
 	sc.summarize()
 	// Whatever a step wrote into status, events or the returned error went through here.
-	sc.redact.status(&s.Status)
-	err = sc.redact.err(err)
+	sc.redact.Status(&s.Status)
+	err = sc.redact.Err(err)
 	sc.logPass(time.Since(began), err)
 	return sc.result, err
 }
@@ -114,7 +115,7 @@ func (sc *stackScope) pass(ctx context.Context) error {
 	if err == nil && sc.input != nil {
 		err = sc.inputErr
 	}
-	if sc.running != nil && errors.Is(err, reconcile.TerminalError(nil)) {
+	if sc.running != nil && errors.Is(err, crreconcile.TerminalError(nil)) {
 		// A terminal error would stop the polls that follow the rollout in flight; the
 		// condition says what is wrong, and the pass after the rollout returns it.
 		err = nil
@@ -129,7 +130,7 @@ func (sc *stackScope) requeue(d time.Duration) {
 }
 
 func (sc *stackScope) event(typ, reason, format string, args ...any) {
-	sc.r.Recorder.Event(sc.s, typ, reason, sc.redact.text(fmt.Sprintf(format, args...)))
+	sc.r.Recorder.Event(sc.s, typ, reason, sc.redact.Text(fmt.Sprintf(format, args...)))
 }
 
 // failed is how a gate reports a problem only the user can solve (a dependency cycle, a
@@ -177,7 +178,7 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 	s, st := sc.s, &sc.s.Status
 	in, err := gatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
 	if in != nil {
-		sc.redact.add(in.sensitive...)
+		sc.redact.Add(in.sensitive...)
 	}
 	switch {
 	case errors.Is(err, errSourceNotReady):
@@ -196,12 +197,12 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 	in.opts.NameKey = sc.r.NamingKey
 	rendered, err := sc.r.Renderer.Render(in.files, in.opts)
 	if err != nil {
-		msg := sc.redact.text(err.Error())
+		msg := sc.redact.Text(err.Error())
 		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {
 			sc.event(corev1.EventTypeWarning, swarmv1.ReasonComposeInvalid, "%s", msg)
 		}
 		sc.input = &condFact{reason: swarmv1.ReasonComposeInvalid, msg: msg, stalled: true}
-		sc.inputErr = reconcile.TerminalError(errors.New(msg))
+		sc.inputErr = crreconcile.TerminalError(errors.New(msg))
 		return
 	}
 	sc.in, sc.rendered = in, rendered
@@ -211,7 +212,7 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 // noteWarnings keeps the revision's warnings in status and announces new ones once.
 func (sc *stackScope) noteWarnings(ws []string) {
 	st := &sc.s.Status
-	ws = capWarnings(ws)
+	ws = reconcile.CapWarnings(ws)
 	if slices.Equal(ws, st.Warnings) {
 		return
 	}
@@ -394,7 +395,7 @@ func (sc *stackScope) prunesOnWrite() bool {
 func (sc *stackScope) act(ctx context.Context) error {
 	if sc.s.Spec.Suspend {
 		sc.log.V(1).Info("Suspended: leaving the swarm as it is")
-		sc.requeue(jitter(sc.interval))
+		sc.requeue(reconcile.Jitter(sc.interval))
 		sc.acted = &condFact{reason: "Suspended", msg: "Suspended: the operator writes nothing to the stack", ready: true}
 		return nil
 	}
@@ -466,7 +467,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	// No rollback loop: a revision that failed, or that a requested rollback took back,
 	// is not written again by itself.
 	if last := lastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
-		sc.requeue(jitter(sc.interval))
+		sc.requeue(reconcile.Jitter(sc.interval))
 		if last.Outcome == swarmv1.OutcomeRolledBackOnRequest {
 			sc.acted = &condFact{reason: swarmv1.ReasonRolledBackOnRequest, ready: true,
 				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", shortRev(last.Revision))}
@@ -572,7 +573,7 @@ func (sc *stackScope) nothingToWrite() error {
 		// A new source revision that renders the same stack is applied as it stands.
 		st.LastAppliedSourceRevision = sc.in.sourceRevision
 	}
-	sc.requeue(jitter(sc.interval))
+	sc.requeue(reconcile.Jitter(sc.interval))
 	return nil
 }
 
@@ -605,7 +606,7 @@ func (sc *stackScope) summarize() {
 	}
 	switch {
 	case sc.blocked != nil:
-		markFailed(conds, gen, sc.blocked.reason, sc.blocked.msg, sc.blocked.stalled)
+		reconcile.MarkFailed(conds, gen, sc.blocked.reason, sc.blocked.msg, sc.blocked.stalled)
 	case sc.acted != nil && !sc.acted.ready && !sc.acted.progressing && !sc.acted.stalled:
 		// A write Swarm refused (retried) says more than the rollout it continues.
 		apply(conds, gen, sc.acted)
@@ -615,7 +616,7 @@ func (sc *stackScope) summarize() {
 		if waiting == nil {
 			waiting = sc.hold
 		}
-		markReconciling(conds, gen, sc.running.reason,
+		reconcile.MarkReconciling(conds, gen, sc.running.reason,
 			fmt.Sprintf("Rolling out revision %s: %s%s", shortRev(cur.Revision), sc.running.message, note(waiting)))
 	case sc.acted != nil && sc.acted.reason == "Suspended":
 		sc.summarizeSettled()
@@ -638,17 +639,17 @@ func (sc *stackScope) summarizeSettled() {
 	switch {
 	case sc.rendered == nil:
 	case failedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
-		markFailed(conds, gen, outcomeReason(last.Outcome),
+		reconcile.MarkFailed(conds, gen, outcomeReason(last.Outcome),
 			fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message), true)
 	case s.Spec.Suspend:
 		// Suspended, the conditions say what the last pass found, unless a rollout
 		// ended in this one.
 		if sc.stopped != nil && sc.stopped.Outcome == swarmv1.OutcomeCompleted {
-			markReady(conds, gen, swarmv1.ReasonSucceeded,
+			reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded,
 				fmt.Sprintf("Revision %s%s completed; the stack is suspended", shortRev(sc.stopped.Revision), versionSuffix(sc.stopped.Version)))
 		}
 	default:
-		markReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
+		reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
 	}
 }
 
@@ -656,11 +657,11 @@ func (sc *stackScope) summarizeSettled() {
 func apply(conds *[]metav1.Condition, gen int64, f *condFact) {
 	switch {
 	case f.ready:
-		markReady(conds, gen, f.reason, f.msg)
+		reconcile.MarkReady(conds, gen, f.reason, f.msg)
 	case f.progressing:
-		markReconciling(conds, gen, f.reason, f.msg)
+		reconcile.MarkReconciling(conds, gen, f.reason, f.msg)
 	default:
-		markFailed(conds, gen, f.reason, f.msg, f.stalled)
+		reconcile.MarkFailed(conds, gen, f.reason, f.msg, f.stalled)
 	}
 }
 

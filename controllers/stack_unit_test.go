@@ -26,6 +26,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -46,7 +47,7 @@ func (m memSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 		var s corev1.Secret
 		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: cluster.Namespace, Name: ref.Name}, &s); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%w: TLS Secret %q does not exist", errSecretNotFound, ref.Name)
+				return nil, fmt.Errorf("%w: TLS Secret %q does not exist", reconcile.ErrSecretNotFound, ref.Name)
 			}
 			return nil, err
 		}

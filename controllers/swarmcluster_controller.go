@@ -21,11 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -36,7 +37,7 @@ type SwarmClusterReconciler struct {
 	client.Client
 	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub      *swarm.Hub
-	Swarms   Swarms
+	Swarms   reconcile.Swarms
 	Recorder record.EventRecorder
 	// Concurrent is how many clusters are probed at once.
 	Concurrent int
@@ -61,17 +62,14 @@ func (r *SwarmClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := cluster.DeepCopy()
-	interval := durationOr(cluster.Spec.Interval, defaultClusterInterval)
+	interval := reconcile.DurationOr(cluster.Spec.Interval, defaultClusterInterval)
 	result, err := r.observe(ctx, &cluster)
 	cluster.Status.ObservedGeneration = cluster.Generation
 	recordClusterMetrics(&cluster)
-	if perr := patchStatus(ctx, r.Client, &cluster, before, statusChanged(before.Status, cluster.Status)); perr != nil {
-		return ctrl.Result{}, errors.Join(err, perr)
-	}
 	if result.RequeueAfter == 0 {
-		result.RequeueAfter = jitter(interval)
+		result.RequeueAfter = reconcile.Jitter(interval)
 	}
-	return result, err
+	return reconcile.PersistStatus(ctx, r.Client, &cluster, before, reconcile.StatusChanged(before.Status, cluster.Status), result, err)
 }
 
 func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.SwarmCluster) (ctrl.Result, error) {
@@ -82,14 +80,14 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 	if err != nil {
 		reason := swarmv1.ReasonInvalidSpec
 		switch {
-		case errors.Is(err, errSecretNotFound):
+		case errors.Is(err, reconcile.ErrSecretNotFound):
 			reason = swarmv1.ReasonSecretNotFound
 		case errors.Is(err, swarm.ErrTLS):
 			reason = swarmv1.ReasonTLSError
 		case !errors.Is(err, swarm.ErrInvalid):
 			return ctrl.Result{}, err
 		}
-		markFailed(&st.Conditions, gen, reason, err.Error(), true)
+		reconcile.MarkFailed(&st.Conditions, gen, reason, err.Error(), true)
 		// The Secret watch brings us back when it appears; no tight retry loop.
 		return ctrl.Result{}, nil
 	}
@@ -106,7 +104,7 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 		case errors.Is(err, swarm.ErrNotAManager):
 			reason = swarmv1.ReasonNotAManager
 		}
-		markFailed(&st.Conditions, gen, reason, err.Error(), false)
+		reconcile.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
 		st.Managers = managersFromLastSeen(st.Managers)
 		if wasReady {
 			r.Recorder.Event(cluster, corev1.EventTypeWarning, reason, err.Error())
@@ -127,25 +125,25 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 		msg += fmt.Sprintf(", %d unknown (the leader has not heard from them yet: a leader election just happened, or they are beyond a partition)", u)
 	}
 	if m.Reachable < m.Quorum {
-		markFailed(&st.Conditions, gen, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg, false)
+		reconcile.MarkFailed(&st.Conditions, gen, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg, false)
 		if wasReady {
 			r.Recorder.Event(cluster, corev1.EventTypeWarning, swarmv1.ReasonQuorumLost, "Quorum is lost: "+msg)
 		}
 	} else {
-		markReady(&st.Conditions, gen, swarmv1.ReasonConnected, msg)
+		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonConnected, msg)
 		if !wasReady {
 			r.Recorder.Event(cluster, corev1.EventTypeNormal, swarmv1.ReasonConnected, msg)
 		}
 	}
 	switch {
 	case m.Total%2 == 0:
-		setCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionTrue, "EvenManagerCount",
+		reconcile.SetCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionTrue, "EvenManagerCount",
 			fmt.Sprintf("%d managers tolerate no more failures than %d: use an odd number", m.Total, m.Total-1))
 	case m.Total > 7:
-		setCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionTrue, "TooManyManagers",
+		reconcile.SetCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionTrue, "TooManyManagers",
 			fmt.Sprintf("%d managers: more than 7 slows every Raft write without real gain", m.Total))
 	default:
-		setCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionFalse, "OddManagerCount",
+		reconcile.SetCondition(&st.Conditions, gen, swarmv1.ConditionManagerWarning, metav1.ConditionFalse, "OddManagerCount",
 			fmt.Sprintf("%d managers tolerate %d failures", m.Total, m.FaultTolerance))
 	}
 	return ctrl.Result{}, nil
@@ -228,7 +226,7 @@ func isReady(conds []metav1.Condition) bool {
 
 // SetupWithManager watches SwarmClusters, their TLS Secrets and the swarm's node events.
 func (r *SwarmClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmCluster{}, indexTLSSecret,
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmCluster{}, reconcile.IndexTLSSecret,
 		func(o client.Object) []string {
 			if ref := o.(*swarmv1.SwarmCluster).Spec.TLSSecretRef; ref != nil {
 				return []string{ref.Name}
@@ -241,7 +239,7 @@ func (r *SwarmClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Hub.Subscribe(func(ev swarm.Event) {
 		// Node changes and lost streams change the health we report; service events do not.
 		if ev.Disconnected || ev.Type == events.NodeEventType {
-			sendNonBlocking(swarmEvents, &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ev.Cluster.Namespace, Name: ev.Cluster.Name}})
+			reconcile.SendNonBlocking(swarmEvents, &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ev.Cluster.Namespace, Name: ev.Cluster.Name}})
 		}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
@@ -255,23 +253,14 @@ func (r *SwarmClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-func (r *SwarmClusterReconciler) clustersForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *SwarmClusterReconciler) clustersForSecret(ctx context.Context, o client.Object) []crreconcile.Request {
 	var list swarmv1.SwarmClusterList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexTLSSecret: o.GetName()}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{reconcile.IndexTLSSecret: o.GetName()}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
+	reqs := make([]crreconcile.Request, 0, len(list.Items))
 	for _, c := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+		reqs = append(reqs, crreconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
 	}
 	return reqs
-}
-
-// sendNonBlocking drops the event when the queue is full: the periodic resync catches up,
-// and a slow controller must never stall the shared event stream.
-func sendNonBlocking(ch chan event.GenericEvent, obj client.Object) {
-	select {
-	case ch <- event.GenericEvent{Object: obj}:
-	default:
-	}
 }

@@ -3,14 +3,12 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
@@ -21,11 +19,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -44,9 +43,6 @@ const (
 	writeSoon    = 200 * time.Millisecond
 	clusterRetry = 10 * time.Second
 )
-
-// errClusterGone says the referenced SwarmCluster does not exist.
-var errClusterGone = errors.New("SwarmCluster not found")
 
 // SwarmNodeMaintenanceReconciler drains nodes for maintenance windows and puts each one
 // back to the availability it had before.
@@ -104,7 +100,7 @@ type SwarmNodeMaintenanceReconciler struct {
 	APIReader client.Reader
 	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub      *swarm.Hub
-	Swarms   Swarms
+	Swarms   reconcile.Swarms
 	Recorder record.EventRecorder
 	Now      func() time.Time
 }
@@ -119,15 +115,15 @@ type SwarmNodeMaintenanceReconciler struct {
 // Reconcile moves the selected nodes into maintenance inside the window and back out of
 // it after the window, on deletion, or when they leave the selection.
 func (r *SwarmNodeMaintenanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return lifecycle[*swarmv1.SwarmNodeMaintenance]{
-		client: r.Client, apiReader: r.APIReader, finalizer: maintenanceFinalizer,
-		newObject: func() *swarmv1.SwarmNodeMaintenance { return &swarmv1.SwarmNodeMaintenance{} },
-		status:    func(m *swarmv1.SwarmNodeMaintenance) any { return m.Status },
-		observed:  func(m *swarmv1.SwarmNodeMaintenance) { m.Status.ObservedGeneration = m.Generation },
-		normal:    r.reconcileNormal,
-		remove:    r.reconcileDelete,
-		afterPass: r.afterPass,
-	}.reconcile(ctx, req)
+	return reconcile.Lifecycle[*swarmv1.SwarmNodeMaintenance]{
+		Client: r.Client, APIReader: r.APIReader, Finalizer: maintenanceFinalizer,
+		NewObject: func() *swarmv1.SwarmNodeMaintenance { return &swarmv1.SwarmNodeMaintenance{} },
+		Status:    func(m *swarmv1.SwarmNodeMaintenance) any { return m.Status },
+		Observed:  func(m *swarmv1.SwarmNodeMaintenance) { m.Status.ObservedGeneration = m.Generation },
+		Normal:    r.reconcileNormal,
+		Remove:    r.reconcileDelete,
+		AfterPass: r.afterPass,
+	}.Reconcile(ctx, req)
 }
 
 // afterPass announces what changed and exports the maintenance's gauges.
@@ -155,10 +151,10 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	if windowErr != nil {
 		w = windows{}
 		st.CurrentWindow, st.NextWindow = nil, nil
-		setCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionUnknown, swarmv1.ReasonInvalidWindow, windowErr.Error())
+		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionUnknown, swarmv1.ReasonInvalidWindow, windowErr.Error())
 		if len(heldNodes(st.Nodes)) == 0 {
 			stall(m, swarmv1.ReasonInvalidWindow, windowErr.Error())
-			return ctrl.Result{}, reconcile.TerminalError(windowErr)
+			return ctrl.Result{}, crreconcile.TerminalError(windowErr)
 		}
 	} else {
 		st.CurrentWindow, st.NextWindow = windowTimes(w.current), windowTimes(w.next)
@@ -167,12 +163,12 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 
 	conn, err := r.connect(ctx, m)
 	if err != nil {
-		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, err.Error(), false)
+		reconcile.MarkFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, err.Error(), false)
 		return ctrl.Result{RequeueAfter: clusterRetry}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	nodes, err := conn.Nodes(ctx)
 	if err != nil {
-		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Listing the swarm's nodes: "+err.Error(), false)
+		reconcile.MarkFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Listing the swarm's nodes: "+err.Error(), false)
 		return ctrl.Result{RequeueAfter: clusterRetry}, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	// A selection that fails still returns the nodes it could resolve: held nodes among
@@ -214,7 +210,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	}
 	stall(m, reason, msg)
 	if windowErr != nil && len(heldNodes(st.Nodes)) == 0 && len(p.errs) == 0 {
-		return ctrl.Result{}, reconcile.TerminalError(windowErr)
+		return ctrl.Result{}, crreconcile.TerminalError(windowErr)
 	}
 	// Node events and the periodic requeue bring us back: a node may join or get its labels.
 	return ctrl.Result{RequeueAfter: p.requeueAfter(w)}, errors.Join(p.errs...)
@@ -238,7 +234,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 		return ctrl.Result{}, true, nil
 	}
 	conn, err := r.connect(ctx, m)
-	if errors.Is(err, errClusterGone) {
+	if errors.Is(err, reconcile.ErrClusterGone) {
 		// Nobody can reach that swarm any more: keeping the finalizer would only block the
 		// deletion forever. Say loudly what stays as it is.
 		r.Recorder.Eventf(m, corev1.EventTypeWarning, "NodesNotRestored", "Nodes %s stay as they are: %v",
@@ -251,7 +247,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	}
 	if err != nil {
 		st.Phase = swarmv1.PhaseRestoring
-		markFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Restoring nodes before deletion: "+err.Error(), false)
+		reconcile.MarkFailed(&st.Conditions, m.Generation, swarmv1.ReasonClusterNotReady, "Restoring nodes before deletion: "+err.Error(), false)
 		return ctrl.Result{RequeueAfter: clusterRetry}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	p := r.newPass(m, conn, nodes, r.Now())
@@ -262,34 +258,20 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	}
 	if left := heldNodes(st.Nodes); len(left) > 0 {
 		st.Phase = swarmv1.PhaseRestoring
-		markReconciling(&st.Conditions, m.Generation, swarmv1.PhaseRestoring, "Restoring "+strings.Join(left, ", ")+" before deletion")
+		reconcile.MarkReconciling(&st.Conditions, m.Generation, swarmv1.PhaseRestoring, "Restoring "+strings.Join(left, ", ")+" before deletion")
 		return ctrl.Result{RequeueAfter: writeSoon}, false, errors.Join(p.errs...)
 	}
 	return ctrl.Result{}, true, nil
 }
 
 func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1.SwarmNodeMaintenance) (swarm.Swarm, error) {
-	var cluster swarmv1.SwarmCluster
-	if err := r.Get(ctx, ktypes.NamespacedName{Namespace: m.Namespace, Name: m.Spec.ClusterRef.Name}, &cluster); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: %q", errClusterGone, m.Spec.ClusterRef.Name)
-		}
-		return nil, err
-	}
-	if err := clusterNotReady(&cluster); err != nil {
-		return nil, err
-	}
-	conn, err := r.Swarms.Open(ctx, r.Client, &cluster)
-	if err != nil {
-		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
-	}
-	return conn, nil
+	return reconcile.Connect(ctx, r.Client, r.Swarms, m.Namespace, m.Spec.ClusterRef.Name)
 }
 
 // SetupWithManager watches SwarmNodeMaintenances, their SwarmClusters and the swarm's node
 // events, so that drains and restores are seen as they happen.
 func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, maintenanceClusterRef); err != nil {
 		return err
 	}
 	swarmEvents := make(chan event.GenericEvent, 1024)
@@ -298,27 +280,27 @@ func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) erro
 			return
 		}
 		for _, key := range r.maintenancesOf(context.Background(), ev.Cluster.Namespace, ev.Cluster.Name) {
-			sendNonBlocking(swarmEvents, &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+			reconcile.SendNonBlocking(swarmEvents, &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
 		}
 	})
 	deleting := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return e.ObjectNew.GetDeletionTimestamp() != nil }}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&swarmv1.SwarmNodeMaintenance{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deleting))).
-		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []crreconcile.Request {
 			keys := r.maintenancesOf(ctx, o.GetNamespace(), o.GetName())
-			reqs := make([]reconcile.Request, 0, len(keys))
+			reqs := make([]crreconcile.Request, 0, len(keys))
 			for _, k := range keys {
-				reqs = append(reqs, reconcile.Request{NamespacedName: k})
+				reqs = append(reqs, crreconcile.Request{NamespacedName: k})
 			}
 			return reqs
 		})).
 		// A rollout that ends may be what a maintenance waits for.
-		Watches(&swarmv1.SwarmStack{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		Watches(&swarmv1.SwarmStack{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []crreconcile.Request {
 			keys := r.maintenancesOf(ctx, o.GetNamespace(), o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name)
-			reqs := make([]reconcile.Request, 0, len(keys))
+			reqs := make([]crreconcile.Request, 0, len(keys))
 			for _, k := range keys {
-				reqs = append(reqs, reconcile.Request{NamespacedName: k})
+				reqs = append(reqs, crreconcile.Request{NamespacedName: k})
 			}
 			return reqs
 		}), builder.WithPredicates(predicate.Funcs{
@@ -355,7 +337,7 @@ func rolloutOutcome(o client.Object) string {
 // maintenancesOf lists the maintenances of one SwarmCluster, from the informer cache.
 func (r *SwarmNodeMaintenanceReconciler) maintenancesOf(ctx context.Context, namespace, cluster string) []ktypes.NamespacedName {
 	var list swarmv1.SwarmNodeMaintenanceList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexClusterRef: cluster}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{reconcile.IndexClusterRef: cluster}); err != nil {
 		return nil
 	}
 	out := make([]ktypes.NamespacedName, 0, len(list.Items))
@@ -367,15 +349,15 @@ func (r *SwarmNodeMaintenanceReconciler) maintenancesOf(ctx context.Context, nam
 
 // blockedMaintenances lists the Blocked maintenances, in every namespace, as overlaps are
 // checked across namespaces.
-func (r *SwarmNodeMaintenanceReconciler) blockedMaintenances(ctx context.Context, gone client.Object) []reconcile.Request {
+func (r *SwarmNodeMaintenanceReconciler) blockedMaintenances(ctx context.Context, gone client.Object) []crreconcile.Request {
 	var list swarmv1.SwarmNodeMaintenanceList
 	if err := r.List(ctx, &list); err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
+	var reqs []crreconcile.Request
 	for _, m := range list.Items {
 		if m.Status.Phase == swarmv1.PhaseBlocked && m.UID != gone.GetUID() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+			reqs = append(reqs, crreconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
 		}
 	}
 	return reqs

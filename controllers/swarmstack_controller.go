@@ -12,7 +12,6 @@ import (
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
@@ -24,12 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -55,7 +55,7 @@ type SwarmStackReconciler struct {
 	APIReader client.Reader
 	// Hub streams the swarms' events (SetupWithManager); Swarms opens them.
 	Hub      *swarm.Hub
-	Swarms   Swarms
+	Swarms   reconcile.Swarms
 	Renderer *compose.Cache
 	// NamingKey keys the hashes in secret and config names and in revisions, so that
 	// names listed on the swarm do not let anyone confirm guesses of the data offline.
@@ -75,14 +75,14 @@ type SwarmStackReconciler struct {
 
 // Reconcile brings the stack's services on the swarm to the rendered compose files.
 func (r *SwarmStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return lifecycle[*swarmv1.SwarmStack]{
-		client: r.Client, apiReader: r.APIReader, finalizer: stackFinalizer,
-		newObject: func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
-		status:    func(s *swarmv1.SwarmStack) any { return s.Status },
-		observed:  func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
-		normal:    r.reconcileNormal,
-		remove:    r.reconcileDelete,
-	}.reconcile(ctx, req)
+	return reconcile.Lifecycle[*swarmv1.SwarmStack]{
+		Client: r.Client, APIReader: r.APIReader, Finalizer: stackFinalizer,
+		NewObject: func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
+		Status:    func(s *swarmv1.SwarmStack) any { return s.Status },
+		Observed:  func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
+		Normal:    r.reconcileNormal,
+		Remove:    r.reconcileDelete,
+	}.Reconcile(ctx, req)
 }
 
 func stackNameOf(s *swarmv1.SwarmStack) string {
@@ -206,7 +206,7 @@ func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		msg := sc.redact.text(err.Error())
+		msg := sc.redact.Text(err.Error())
 		sc.log.Info("Removing what the stack no longer uses failed, will retry", "error", msg)
 		if !retry {
 			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", shortRev(sc.rendered.Revision), msg)
@@ -225,21 +225,7 @@ func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
 func pruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
 
 func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (swarm.Swarm, error) {
-	var cluster swarmv1.SwarmCluster
-	if err := r.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Spec.ClusterRef.Name}, &cluster); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: %q", errClusterGone, s.Spec.ClusterRef.Name)
-		}
-		return nil, err
-	}
-	if err := clusterNotReady(&cluster); err != nil {
-		return nil, err
-	}
-	conn, err := r.Swarms.Open(ctx, r.Client, &cluster)
-	if err != nil {
-		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
-	}
-	return conn, nil
+	return reconcile.Connect(ctx, r.Client, r.Swarms, s.Namespace, s.Spec.ClusterRef.Name)
 }
 
 // rivals lists the other SwarmStacks that target the same stack on the same cluster:
@@ -250,7 +236,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 	var list swarmv1.SwarmStackList
 	// Read-only: no need to deep-copy every stack of the cluster on each reconcile.
 	// By cluster and stack name: the rivals only, not every stack of the cluster.
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{indexClusterStack: clusterStackKey(s)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{reconcile.IndexClusterStack: clusterStackKey(s)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, "", err
 	}
 	for i := range list.Items {
@@ -508,13 +494,13 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 		return ctrl.Result{}, true, nil
 	}
 	conn, err := r.connect(ctx, s)
-	if errors.Is(err, errClusterGone) || errors.Is(err, errSecretNotFound) {
+	if errors.Is(err, reconcile.ErrClusterGone) || errors.Is(err, reconcile.ErrSecretNotFound) {
 		r.Recorder.Eventf(s, corev1.EventTypeWarning, swarmv1.EventStackOrphaned,
 			"Stack %s stays on the swarm as it is: %v", stackNameOf(s), err)
 		return ctrl.Result{}, true, nil
 	}
 	if err != nil {
-		markFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonClusterNotReady,
+		reconcile.MarkFailed(&s.Status.Conditions, s.Generation, swarmv1.ReasonClusterNotReady,
 			"Removing the stack: "+err.Error()+"; set spec.deletionPolicy to Orphan to leave it on the swarm", false)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
@@ -547,16 +533,16 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return
 		}
 		for _, key := range r.stacksOfService(context.Background(), ev.Cluster, ev.Attributes["name"]) {
-			sendNonBlocking(swarmEvents, &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+			reconcile.SendNonBlocking(swarmEvents, &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
 		}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&swarmv1.SwarmStack{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Metadata only: the cluster's Secrets and ConfigMaps are not cached whole (see
 		// ManagerOptions); a reconcile reads the few it needs.
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexConfigMaps)), builder.OnlyMetadata).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexSecrets)), builder.OnlyMetadata).
-		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(indexClusterRef)),
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexConfigMaps)), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexSecrets)), builder.OnlyMetadata).
+		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexClusterRef)),
 			builder.WithPredicates(clusterUsable)).
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
@@ -569,9 +555,9 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // stackIndexes map a SwarmStack to what it references, so that a change to a cluster,
 // ConfigMap or Secret finds its users without a scan.
 var stackIndexes = map[string]client.IndexerFunc{
-	indexClusterStack: func(o client.Object) []string { return []string{clusterStackKey(o.(*swarmv1.SwarmStack))} },
-	indexClusterRef:   func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
-	indexConfigMaps: func(o client.Object) []string {
+	reconcile.IndexClusterStack: func(o client.Object) []string { return []string{clusterStackKey(o.(*swarmv1.SwarmStack))} },
+	reconcile.IndexClusterRef:   func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
+	reconcile.IndexConfigMaps: func(o client.Object) []string {
 		s := o.(*swarmv1.SwarmStack)
 		var names []string
 		for _, f := range s.Spec.Compose.Files {
@@ -589,7 +575,7 @@ var stackIndexes = map[string]client.IndexerFunc{
 		}
 		return names
 	},
-	indexSecrets: func(o client.Object) []string {
+	reconcile.IndexSecrets: func(o client.Object) []string {
 		s := o.(*swarmv1.SwarmStack)
 		var names []string
 		for _, v := range s.Spec.Compose.VariablesFrom {
@@ -618,7 +604,7 @@ func (r *SwarmStackReconciler) stacksOfService(ctx context.Context, cluster ktyp
 			continue
 		}
 		var list swarmv1.SwarmStackList
-		if err := r.List(ctx, &list, client.InNamespace(cluster.Namespace), client.MatchingFields{indexClusterStack: clusterStackIndexKey(cluster.Name, service[:i])}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(cluster.Namespace), client.MatchingFields{reconcile.IndexClusterStack: clusterStackIndexKey(cluster.Name, service[:i])}, client.UnsafeDisableDeepCopy); err != nil {
 			return out
 		}
 		for j := range list.Items {
@@ -629,14 +615,14 @@ func (r *SwarmStackReconciler) stacksOfService(ctx context.Context, cluster ktyp
 }
 
 func (r *SwarmStackReconciler) stacksReferencing(index string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
+	return func(ctx context.Context, o client.Object) []crreconcile.Request {
 		var list swarmv1.SwarmStackList
 		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
+		reqs := make([]crreconcile.Request, 0, len(list.Items))
 		for _, s := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+			reqs = append(reqs, crreconcile.Request{NamespacedName: ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
 		}
 		return reqs
 	}

@@ -16,13 +16,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
 
 // unitNamespace is where the harness puts its SwarmCluster.
@@ -33,28 +34,14 @@ const unitNamespace = "unit"
 var unitEpoch = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 
 // unitScheme knows the built-in kinds and the operator's three kinds.
-func unitScheme(t testing.TB) *runtime.Scheme {
-	t.Helper()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := swarmv1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func unitScheme(t testing.TB) *runtime.Scheme { return testkit.Scheme(t) }
 
 // newUnitClient is a fake API server holding objs, with the status subresource on the
 // three kinds (so Update leaves status alone and Status().Patch only status, as the real
 // API server does), and the controllers' indexes of stacks and maintenances.
 func newUnitClient(t testing.TB, objs ...client.Object) client.WithWatch {
 	t.Helper()
-	b := fake.NewClientBuilder().
-		WithScheme(unitScheme(t)).
-		WithStatusSubresource(&swarmv1.SwarmCluster{}, &swarmv1.SwarmStack{}, &swarmv1.SwarmNodeMaintenance{}).
-		WithObjects(objs...)
-	return withControllerIndexes(b).Build()
+	return withControllerIndexes(testkit.ClientBuilder(t, objs...)).Build()
 }
 
 // withControllerIndexes adds the field indexes that the stack and maintenance
@@ -63,7 +50,7 @@ func withControllerIndexes(b *fake.ClientBuilder) *fake.ClientBuilder {
 	for name, fn := range stackIndexes {
 		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
-	return b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, indexClusterRef, maintenanceClusterRef)
+	return b.WithIndex(&swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, maintenanceClusterRef)
 }
 
 // readyCluster is a SwarmCluster whose status says Ready at its current generation.

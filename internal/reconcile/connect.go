@@ -1,6 +1,4 @@
-// Package controllers reconciles SwarmCluster, SwarmStack and SwarmNodeMaintenance
-// resources onto Docker Swarm.
-package controllers
+package reconcile
 
 import (
 	"context"
@@ -18,23 +16,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
-// errSecretNotFound marks a missing TLS Secret or key, as opposed to a broken certificate.
-var errSecretNotFound = errors.New("secret not found")
+// ErrClusterGone says the referenced SwarmCluster does not exist.
+var ErrClusterGone = errors.New("SwarmCluster not found")
+
+// ErrSecretNotFound marks a missing TLS Secret or key, as opposed to a broken certificate.
+var ErrSecretNotFound = errors.New("secret not found")
 
 // Index names for the field indexes that map referenced objects back to their users.
 const (
-	indexClusterRef = ".spec.clusterRef.name"
-	// indexClusterStack is cluster and stack name: the SwarmStacks that would manage
+	IndexClusterRef = ".spec.clusterRef.name"
+	// IndexClusterStack is cluster and stack name: the SwarmStacks that would manage
 	// the same stack on the same swarm.
-	indexClusterStack = ".spec.clusterRef.name+stackName"
-	indexConfigMaps   = ".spec.configMapRefs"
-	indexSecrets      = ".spec.secretRefs"
-	indexTLSSecret    = ".spec.tlsSecretRef.name"
+	IndexClusterStack = ".spec.clusterRef.name+stackName"
+	IndexConfigMaps   = ".spec.configMapRefs"
+	IndexSecrets      = ".spec.secretRefs"
+	IndexTLSSecret    = ".spec.tlsSecretRef.name"
 )
 
 // Swarms opens the Swarm that a SwarmCluster names. Production uses the Hub's pooled
@@ -78,7 +80,7 @@ func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 			return p.(pooledConn).conn, nil
 		}
 	}
-	conn, err := connectCluster(ctx, c, h.Hub, cluster)
+	conn, err := ConnectCluster(ctx, c, h.Hub, cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -111,19 +113,19 @@ func (h HubSwarms) Forget(cluster ktypes.NamespacedName) {
 	h.Hub.Forget(cluster)
 }
 
-func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluster *swarmv1.SwarmCluster) (*swarm.Conn, error) {
+func ConnectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluster *swarmv1.SwarmCluster) (*swarm.Conn, error) {
 	t := swarm.Target{Endpoints: cluster.Spec.Endpoints, Insecure: cluster.Spec.Insecure}
 	if ref := cluster.Spec.TLSSecretRef; ref != nil {
 		var s corev1.Secret
 		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: cluster.Namespace, Name: ref.Name}, &s); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%w: TLS Secret %q does not exist", errSecretNotFound, ref.Name)
+				return nil, fmt.Errorf("%w: TLS Secret %q does not exist", ErrSecretNotFound, ref.Name)
 			}
 			return nil, err
 		}
 		for _, k := range []string{"ca.crt", "tls.crt", "tls.key"} {
 			if len(s.Data[k]) == 0 {
-				return nil, fmt.Errorf("%w: TLS Secret %q has no key %q (want ca.crt, tls.crt, tls.key)", errSecretNotFound, ref.Name, k)
+				return nil, fmt.Errorf("%w: TLS Secret %q has no key %q (want ca.crt, tls.crt, tls.key)", ErrSecretNotFound, ref.Name, k)
 			}
 		}
 		t.CA, t.Cert, t.Key = s.Data["ca.crt"], s.Data["tls.crt"], s.Data["tls.key"]
@@ -131,11 +133,11 @@ func connectCluster(ctx context.Context, c client.Reader, hub *swarm.Hub, cluste
 	return hub.Connect(client.ObjectKeyFromObject(cluster), t)
 }
 
-// clusterNotReady says why a SwarmCluster, by its current status, cannot be used. The
+// ClusterNotReady says why a SwarmCluster, by its current status, cannot be used. The
 // stack and maintenance controllers then wait for it (the SwarmCluster watch brings
 // them back) instead of each paying the timeouts of an unreachable swarm: a worker busy
 // with a dead cluster serves no other.
-func clusterNotReady(cluster *swarmv1.SwarmCluster) error {
+func ClusterNotReady(cluster *swarmv1.SwarmCluster) error {
 	c := meta.FindStatusCondition(cluster.Status.Conditions, swarmv1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != cluster.Generation {
 		return nil
@@ -143,62 +145,84 @@ func clusterNotReady(cluster *swarmv1.SwarmCluster) error {
 	return fmt.Errorf("SwarmCluster %q is not ready (%s): %s", cluster.Name, c.Reason, c.Message)
 }
 
-// maxConditionMessage keeps condition messages far below the API's 32768-character limit;
+// MaxConditionMessage keeps condition messages far below the API's 32768-character limit;
 // a longer one would make the whole status patch fail.
-const maxConditionMessage = 4096
+const MaxConditionMessage = 4096
 
-// setCondition sets a condition with the object's generation.
-func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
-	if len(msg) > maxConditionMessage {
-		msg = strings.ToValidUTF8(msg[:maxConditionMessage-3], "") + "..."
+// SetCondition sets a condition with the object's generation.
+func SetCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > MaxConditionMessage {
+		msg = strings.ToValidUTF8(msg[:MaxConditionMessage-3], "") + "..."
 	}
 	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})
 }
 
-// markReady sets Ready=True and drops the kstatus abnormal-true conditions.
-func markReady(conds *[]metav1.Condition, generation int64, reason, msg string) {
-	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionTrue, reason, msg)
+// MarkReady sets Ready=True and drops the kstatus abnormal-true conditions.
+func MarkReady(conds *[]metav1.Condition, generation int64, reason, msg string) {
+	SetCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionTrue, reason, msg)
 	meta.RemoveStatusCondition(conds, swarmv1.ConditionReconciling)
 	meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
 }
 
-// markReconciling says progress is being made.
-func markReconciling(conds *[]metav1.Condition, generation int64, reason, msg string) {
-	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
-	setCondition(conds, generation, swarmv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+// MarkReconciling says progress is being made.
+func MarkReconciling(conds *[]metav1.Condition, generation int64, reason, msg string) {
+	SetCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	SetCondition(conds, generation, swarmv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
 	meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
 }
 
-// markFailed says the object is not ready; stalled when only the user can fix it.
-func markFailed(conds *[]metav1.Condition, generation int64, reason, msg string, stalled bool) {
-	setCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+// MarkFailed says the object is not ready; stalled when only the user can fix it.
+func MarkFailed(conds *[]metav1.Condition, generation int64, reason, msg string, stalled bool) {
+	SetCondition(conds, generation, swarmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	meta.RemoveStatusCondition(conds, swarmv1.ConditionReconciling)
 	if stalled {
-		setCondition(conds, generation, swarmv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		SetCondition(conds, generation, swarmv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 	} else {
 		meta.RemoveStatusCondition(conds, swarmv1.ConditionStalled)
 	}
 }
 
-// patchStatus writes the status only when it changed.
-func patchStatus(ctx context.Context, c client.Client, obj client.Object, before client.Object, changed bool) error {
-	if !changed {
-		return nil
-	}
-	return c.Status().Patch(ctx, obj, client.MergeFrom(before))
-}
+// StatusChanged compares two status values semantically.
+func StatusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
 
-// statusChanged compares two status values semantically.
-func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
-
-// jitter spreads periodic resyncs so many objects do not hit the swarm at once.
-func jitter(d time.Duration) time.Duration {
+// Jitter spreads periodic resyncs so many objects do not hit the swarm at once.
+func Jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+func DurationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	if d == nil || d.Duration <= 0 {
 		return def
 	}
 	return d.Duration
+}
+
+// SendNonBlocking drops the event when the queue is full: the periodic resync catches up,
+// and a slow controller must never stall the shared event stream.
+func SendNonBlocking(ch chan event.GenericEvent, obj client.Object) {
+	select {
+	case ch <- event.GenericEvent{Object: obj}:
+	default:
+	}
+}
+
+// Connect opens the swarm of the SwarmCluster `name` in `namespace`: ErrClusterGone when
+// it does not exist, an error naming why when its status says it is not ready (the
+// cluster watch brings the caller back), else the pooled connection.
+func Connect(ctx context.Context, c client.Reader, swarms Swarms, namespace, name string) (swarm.Swarm, error) {
+	var cluster swarmv1.SwarmCluster
+	if err := c.Get(ctx, ktypes.NamespacedName{Namespace: namespace, Name: name}, &cluster); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %q", ErrClusterGone, name)
+		}
+		return nil, err
+	}
+	if err := ClusterNotReady(&cluster); err != nil {
+		return nil, err
+	}
+	conn, err := swarms.Open(ctx, c, &cluster)
+	if err != nil {
+		return nil, fmt.Errorf("SwarmCluster %q: %w", cluster.Name, err)
+	}
+	return conn, nil
 }

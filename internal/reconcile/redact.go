@@ -1,4 +1,4 @@
-package controllers
+package reconcile
 
 import (
 	"encoding/json"
@@ -9,21 +9,21 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
-// minRedacted is the shortest Secret value that is redacted: shorter ones ("1", "yes")
+// MinRedacted is the shortest Secret value that is redacted: shorter ones ("1", "yes")
 // would blank out ordinary words of every message, and tell little about the Secret.
-const minRedacted = 4
+const MinRedacted = 4
 
 const redactedMark = "[redacted]"
 
-// redactor removes Secret-sourced values from what the operator says: conditions,
+// Redactor removes Secret-sourced values from what the operator says: conditions,
 // history, warnings, events, logs and returned errors. Compose and Docker quote values
 // in their errors (an invalid port, image or mount), and a value may come from a Secret.
-type redactor struct{ values []string }
+type Redactor struct{ values []string }
 
-func (r *redactor) add(values ...string) {
+func (r *Redactor) Add(values ...string) {
 	for _, v := range values {
 		v = strings.TrimSpace(v)
-		if len(v) < minRedacted {
+		if len(v) < MinRedacted {
 			continue
 		}
 		r.values = append(r.values, v)
@@ -41,18 +41,18 @@ func (r *redactor) add(values ...string) {
 	r.values = slices.Compact(r.values)
 }
 
-func (r *redactor) text(s string) string {
+func (r *Redactor) Text(s string) string {
 	for _, v := range r.values {
 		s = strings.ReplaceAll(s, v, redactedMark)
 	}
 	return s
 }
 
-func (r *redactor) err(err error) error {
+func (r *Redactor) Err(err error) error {
 	if err == nil || len(r.values) == 0 {
 		return err
 	}
-	if msg := r.text(err.Error()); msg != err.Error() {
+	if msg := r.Text(err.Error()); msg != err.Error() {
 		return redactedError{msg: msg, cause: err}
 	}
 	return err
@@ -68,26 +68,26 @@ func (e redactedError) Error() string { return e.msg }
 func (e redactedError) Unwrap() error { return e.cause }
 
 // status redacts every message a pass may have written into the stack's status.
-func (r *redactor) status(st *swarmv1.SwarmStackStatus) {
+func (r *Redactor) Status(st *swarmv1.SwarmStackStatus) {
 	if len(r.values) == 0 {
 		return
 	}
 	for i := range st.Conditions {
-		st.Conditions[i].Message = r.text(st.Conditions[i].Message)
+		st.Conditions[i].Message = r.Text(st.Conditions[i].Message)
 	}
 	for i := range st.History {
-		st.History[i].Message = r.text(st.History[i].Message)
+		st.History[i].Message = r.Text(st.History[i].Message)
 	}
 	for i := range st.Warnings {
-		st.Warnings[i] = r.text(st.Warnings[i])
+		st.Warnings[i] = r.Text(st.Warnings[i])
 	}
 	for i := range st.Services {
-		st.Services[i].UpdateMessage = r.text(st.Services[i].UpdateMessage)
+		st.Services[i].UpdateMessage = r.Text(st.Services[i].UpdateMessage)
 	}
 }
 
-// capWarnings keeps status.warnings within the API's bounds.
-func capWarnings(ws []string) []string {
+// CapWarnings keeps status.warnings within the API's bounds.
+func CapWarnings(ws []string) []string {
 	const maxWarnings, maxLen = 20, 512
 	out := make([]string, 0, min(len(ws), maxWarnings))
 	for _, w := range ws {

@@ -1,7 +1,7 @@
-package controllers
+package reconcile
 
 // The shared helpers: opening a cluster (its TLS Secret), cluster readiness, condition
-// bookkeeping, status patches, timing, and the redactor.
+// bookkeeping, status patches, timing, and the Redactor.
 
 import (
 	"context"
@@ -16,12 +16,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
 
 func tlsCluster(secret string) *swarmv1.SwarmCluster {
@@ -53,9 +55,9 @@ func TestConnectClusterChecksTheTLSSecretBeforeConnecting(t *testing.T) {
 			}
 			hub := swarm.NewHub(logr.Discard())
 			defer hub.Close()
-			conn, err := connectCluster(context.Background(), newUnitClient(t, objs...), hub, tlsCluster("prod-tls"))
-			if !errors.Is(err, errSecretNotFound) || conn != nil {
-				t.Fatalf("connectCluster = %v, %v; want errSecretNotFound", conn, err)
+			conn, err := ConnectCluster(context.Background(), testkit.Client(t, objs...), hub, tlsCluster("prod-tls"))
+			if !errors.Is(err, ErrSecretNotFound) || conn != nil {
+				t.Fatalf("ConnectCluster = %v, %v; want ErrSecretNotFound", conn, err)
 			}
 			if !strings.Contains(err.Error(), tc.missing) {
 				t.Errorf("err = %q, want %q", err, tc.missing)
@@ -86,23 +88,23 @@ func TestConnectClusterPassesTheKeysToTheHubAndItsErrorsBack(t *testing.T) {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "tls", Name: "prod-tls"},
 		Data: map[string][]byte{"ca.crt": []byte("not PEM"), "tls.crt": []byte("cert"), "tls.key": []byte("key")}}
 	// The keys reach the TLS setup, which refuses them: a TLS error, not a missing Secret.
-	_, err := connectCluster(context.Background(), newUnitClient(t, sec), hub, tlsCluster("prod-tls"))
-	if !errors.Is(err, swarm.ErrTLS) || errors.Is(err, errSecretNotFound) {
+	_, err := ConnectCluster(context.Background(), testkit.Client(t, sec), hub, tlsCluster("prod-tls"))
+	if !errors.Is(err, swarm.ErrTLS) || errors.Is(err, ErrSecretNotFound) {
 		t.Errorf("bad certificate: err = %v, want ErrTLS", err)
 	}
 	// Without endpoints the hub refuses the target.
 	c := tlsCluster("")
 	c.Spec.Endpoints = nil
-	if _, err := connectCluster(context.Background(), newUnitClient(t), hub, c); !errors.Is(err, swarm.ErrInvalid) {
+	if _, err := ConnectCluster(context.Background(), testkit.Client(t), hub, c); !errors.Is(err, swarm.ErrInvalid) {
 		t.Errorf("no endpoints: err = %v, want ErrInvalid", err)
 	}
 	// Any other read error is returned as it is, for a retry.
 	boom := errors.New("apiserver timeout")
-	failing := fake.NewClientBuilder().WithScheme(unitScheme(t)).
+	failing := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 			return boom
 		}}).Build()
-	if _, err := connectCluster(context.Background(), failing, hub, tlsCluster("prod-tls")); !errors.Is(err, boom) || errors.Is(err, errSecretNotFound) {
+	if _, err := ConnectCluster(context.Background(), failing, hub, tlsCluster("prod-tls")); !errors.Is(err, boom) || errors.Is(err, ErrSecretNotFound) {
 		t.Errorf("read error: err = %v, want it returned as it is", err)
 	}
 }
@@ -127,9 +129,9 @@ func TestClusterNotReadyOnlyWhenReadyIsFalseAtTheCurrentGeneration(t *testing.T)
 		{"not ready for an older spec", mk(metav1.ConditionFalse, 1), false},
 		{"not ready now", mk(metav1.ConditionFalse, 2), true},
 	} {
-		err := clusterNotReady(tc.cluster)
+		err := ClusterNotReady(tc.cluster)
 		if (err != nil) != tc.notOK {
-			t.Errorf("%s: clusterNotReady = %v, want error %v", tc.name, err, tc.notOK)
+			t.Errorf("%s: ClusterNotReady = %v, want error %v", tc.name, err, tc.notOK)
 		}
 		if err != nil && err.Error() != `SwarmCluster "prod" is not ready (Unreachable): no endpoint answered` {
 			t.Errorf("%s: message %q", tc.name, err)
@@ -139,8 +141,8 @@ func TestClusterNotReadyOnlyWhenReadyIsFalseAtTheCurrentGeneration(t *testing.T)
 
 func TestSetConditionTruncatesLongMessagesToValidUTF8(t *testing.T) {
 	var conds []metav1.Condition
-	exact := strings.Repeat("a", maxConditionMessage)
-	setCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact)
+	exact := strings.Repeat("a", MaxConditionMessage)
+	SetCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact)
 	if got := conds[0].Message; got != exact {
 		t.Errorf("a message of exactly the limit was changed (len %d)", len(got))
 	}
@@ -148,16 +150,16 @@ func TestSetConditionTruncatesLongMessagesToValidUTF8(t *testing.T) {
 		t.Errorf("condition = %+v", conds[0])
 	}
 
-	setCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact+"b")
-	if got := conds[0].Message; len(got) != maxConditionMessage || !strings.HasSuffix(got, "...") {
+	SetCondition(&conds, 3, "A", metav1.ConditionTrue, "R", exact+"b")
+	if got := conds[0].Message; len(got) != MaxConditionMessage || !strings.HasSuffix(got, "...") {
 		t.Errorf("long message: len %d, suffix %q", len(got), got[len(got)-5:])
 	}
 
 	// A cut in the middle of a multi-byte rune drops the partial rune.
-	odd := "x" + strings.Repeat("é", maxConditionMessage) // 'é' is 2 bytes: the cut falls inside one
-	setCondition(&conds, 3, "B", metav1.ConditionFalse, "R", odd)
+	odd := "x" + strings.Repeat("é", MaxConditionMessage) // 'é' is 2 bytes: the cut falls inside one
+	SetCondition(&conds, 3, "B", metav1.ConditionFalse, "R", odd)
 	got := meta.FindStatusCondition(conds, "B").Message
-	if !utf8.ValidString(got) || len(got) > maxConditionMessage || !strings.HasSuffix(got, "é...") {
+	if !utf8.ValidString(got) || len(got) > MaxConditionMessage || !strings.HasSuffix(got, "é...") {
 		t.Errorf("multi-byte message: valid %v, len %d, tail %q", utf8.ValidString(got), len(got), got[len(got)-8:])
 	}
 }
@@ -176,24 +178,24 @@ func TestMarkHelpersKeepTheKstatusConditionsConsistent(t *testing.T) {
 			t.Errorf("%s: Ready, Reconciling, Stalled = %v, want %v", step, got, [3]string{ready, reconciling, stalled})
 		}
 	}
-	markFailed(&conds, 1, "Bad", "user error", true)
+	MarkFailed(&conds, 1, "Bad", "user error", true)
 	check("stalled failure", "False/Bad", "-", "True/Bad")
-	markReconciling(&conds, 1, "Working", "progress")
+	MarkReconciling(&conds, 1, "Working", "progress")
 	check("reconciling", "False/Working", "True/Working", "-")
-	markFailed(&conds, 1, "Flaky", "transient", false)
+	MarkFailed(&conds, 1, "Flaky", "transient", false)
 	check("transient failure", "False/Flaky", "-", "-")
-	markFailed(&conds, 1, "Bad", "user error", true)
-	markReady(&conds, 2, "Done", "ok")
+	MarkFailed(&conds, 1, "Bad", "user error", true)
+	MarkReady(&conds, 2, "Done", "ok")
 	check("ready", "True/Done", "-", "-")
 	if c := meta.FindStatusCondition(conds, swarmv1.ConditionReady); c.ObservedGeneration != 2 {
 		t.Errorf("Ready observedGeneration = %d, want 2", c.ObservedGeneration)
 	}
 }
 
-func TestPatchStatusWritesOnlyAChangedStatus(t *testing.T) {
+func TestPersistStatusWritesOnlyAChangedStatusUnderAnOptimisticLock(t *testing.T) {
 	patches := 0
 	cluster := tlsCluster("")
-	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(cluster).WithStatusSubresource(&swarmv1.SwarmCluster{}).
+	c := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(cluster).WithStatusSubresource(&swarmv1.SwarmCluster{}).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			patches++
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
@@ -204,34 +206,41 @@ func TestPatchStatusWritesOnlyAChangedStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := got.DeepCopy()
-	if err := patchStatus(ctx, c, &got, before, statusChanged(before.Status, got.Status)); err != nil || patches != 0 {
+	if _, err := PersistStatus(ctx, c, &got, before, StatusChanged(before.Status, got.Status), ctrl.Result{}, nil); err != nil || patches != 0 {
 		t.Fatalf("unchanged status: err %v, %d patches", err, patches)
 	}
 	got.Status.SwarmID = "abc"
-	if !statusChanged(before.Status, got.Status) {
-		t.Fatal("statusChanged missed a change")
+	if !StatusChanged(before.Status, got.Status) {
+		t.Fatal("StatusChanged missed a change")
 	}
-	if err := patchStatus(ctx, c, &got, before, true); err != nil || patches != 1 {
+	if _, err := PersistStatus(ctx, c, &got, before, true, ctrl.Result{}, nil); err != nil || patches != 1 {
 		t.Fatalf("changed status: err %v, %d patches", err, patches)
+	}
+	// A status decided on an older read is dropped, and the object reconciled again.
+	stale := before.DeepCopy()
+	stale.Status.SwarmID = "stale"
+	res, err := PersistStatus(ctx, c, stale, before, true, ctrl.Result{}, nil)
+	if err != nil || !res.Requeue { //nolint:staticcheck // Requeue is what a conflict returns
+		t.Fatalf("a status written over a newer object: %+v, %v", res, err)
 	}
 	var after swarmv1.SwarmCluster
 	if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), &after); err != nil || after.Status.SwarmID != "abc" {
 		t.Errorf("status after patch = %+v, %v", after.Status, err)
 	}
 	// Semantic comparison: an empty and a nil list are the same status.
-	if statusChanged(swarmv1.SwarmClusterStatus{Conditions: []metav1.Condition{}}, swarmv1.SwarmClusterStatus{}) {
+	if StatusChanged(swarmv1.SwarmClusterStatus{Conditions: []metav1.Condition{}}, swarmv1.SwarmClusterStatus{}) {
 		t.Errorf("empty and nil conditions compare as a change")
 	}
 }
 
 func TestJitterAddsAtMostATenthAndDurationOrFallsBack(t *testing.T) {
 	for range 200 {
-		if d := jitter(10 * time.Second); d < 10*time.Second || d > 11*time.Second {
-			t.Fatalf("jitter(10s) = %v", d)
+		if d := Jitter(10 * time.Second); d < 10*time.Second || d > 11*time.Second {
+			t.Fatalf("Jitter(10s) = %v", d)
 		}
 	}
-	if d := jitter(0); d != 0 {
-		t.Errorf("jitter(0) = %v", d)
+	if d := Jitter(0); d != 0 {
+		t.Errorf("Jitter(0) = %v", d)
 	}
 	for _, tc := range []struct {
 		d    *metav1.Duration
@@ -242,30 +251,30 @@ func TestJitterAddsAtMostATenthAndDurationOrFallsBack(t *testing.T) {
 		{&metav1.Duration{Duration: -time.Second}, time.Minute},
 		{&metav1.Duration{Duration: 5 * time.Second}, 5 * time.Second},
 	} {
-		if got := durationOr(tc.d, time.Minute); got != tc.want {
-			t.Errorf("durationOr(%v) = %v, want %v", tc.d, got, tc.want)
+		if got := DurationOr(tc.d, time.Minute); got != tc.want {
+			t.Errorf("DurationOr(%v) = %v, want %v", tc.d, got, tc.want)
 		}
 	}
 }
 
 func TestRedactorLeavesValuesShorterThanFourCharactersAlone(t *testing.T) {
-	var r redactor
-	r.add("yes", "  ab  ", "", "1234")
-	if got := r.text("yes, ab: 1234"); got != "yes, ab: [redacted]" {
+	var r Redactor
+	r.Add("yes", "  ab  ", "", "1234")
+	if got := r.Text("yes, ab: 1234"); got != "yes, ab: [redacted]" {
 		t.Errorf("text = %q", got)
 	}
 	// Surrounding blanks are not part of the value.
-	r.add("   padded-value \n")
-	if got := r.text("x=padded-value;"); got != "x=[redacted];" {
+	r.Add("   padded-value \n")
+	if got := r.Text("x=padded-value;"); got != "x=[redacted];" {
 		t.Errorf("text = %q", got)
 	}
 }
 
 func TestRedactorRemovesQuotedFormsOfAValue(t *testing.T) {
-	var r redactor
-	r.add("pa\"ss\nword", "tab\there")
+	var r Redactor
+	r.Add("pa\"ss\nword", "tab\there")
 	msg := fmt.Sprintf("invalid port %q and %q; json {\"v\":\"pa\\\"ss\\nword\"}", "pa\"ss\nword", "tab\there")
-	got := r.text(msg)
+	got := r.Text(msg)
 	if strings.Contains(got, "pa") || strings.Contains(got, "ss") || strings.Contains(got, "tab") {
 		t.Errorf("text = %q, a quoted form survived", got)
 	}
@@ -273,18 +282,18 @@ func TestRedactorRemovesQuotedFormsOfAValue(t *testing.T) {
 		t.Errorf("text = %q, want three redactions", got)
 	}
 	// A plain value has no separate quoted form.
-	var plain redactor
-	plain.add("plainvalue")
+	var plain Redactor
+	plain.Add("plainvalue")
 	if len(plain.values) != 1 {
 		t.Errorf("values = %q", plain.values)
 	}
 }
 
 func TestRedactorRemovesTheLongestValueFirst(t *testing.T) {
-	var r redactor
-	r.add("token")
-	r.add("token-with-suffix", "token") // a duplicate is kept once
-	if got := r.text("a token-with-suffix and a token"); got != "a [redacted] and a [redacted]" {
+	var r Redactor
+	r.Add("token")
+	r.Add("token-with-suffix", "token") // a duplicate is kept once
+	if got := r.Text("a token-with-suffix and a token"); got != "a [redacted] and a [redacted]" {
 		t.Errorf("text = %q, want each value removed whole", got)
 	}
 	if len(r.values) != 2 {
@@ -293,21 +302,22 @@ func TestRedactorRemovesTheLongestValueFirst(t *testing.T) {
 }
 
 func TestRedactorErrKeepsErrorsIs(t *testing.T) {
-	var empty redactor
+	var empty Redactor
+	errSourceMissing := errors.New("source not found")
 	base := fmt.Errorf("%w: bad value %q", errSourceMissing, "s3cr3t-value")
-	if !errors.Is(empty.err(base), base) || empty.err(base).Error() != base.Error() {
-		t.Errorf("a redactor without values changed the error")
+	if !errors.Is(empty.Err(base), base) || empty.Err(base).Error() != base.Error() {
+		t.Errorf("a Redactor without values changed the error")
 	}
-	var r redactor
-	r.add("s3cr3t-value")
-	if r.err(nil) != nil { //nolint:errorlint // nil in, nil out
+	var r Redactor
+	r.Add("s3cr3t-value")
+	if r.Err(nil) != nil { //nolint:errorlint // nil in, nil out
 		t.Errorf("err(nil) != nil")
 	}
 	clean := errors.New("nothing to hide")
-	if r.err(clean) != clean { //nolint:errorlint // the very same error must come back
+	if r.Err(clean) != clean { //nolint:errorlint // the very same error must come back
 		t.Errorf("an error without the value was wrapped")
 	}
-	got := r.err(base)
+	got := r.Err(base)
 	if got.Error() != `source not found: bad value "[redacted]"` {
 		t.Errorf("Error() = %q", got)
 	}
@@ -324,14 +334,14 @@ func TestRedactorStatusRedactsEveryMessage(t *testing.T) {
 		Warnings:   []string{"warning " + v},
 		Services:   []swarmv1.ServiceStatus{{Name: "api", UpdateMessage: "update paused: " + v}},
 	}
-	var empty redactor
-	empty.status(st)
+	var empty Redactor
+	empty.Status(st)
 	if st.Warnings[0] != "warning "+v {
-		t.Errorf("a redactor without values changed the status")
+		t.Errorf("a Redactor without values changed the status")
 	}
-	var r redactor
-	r.add(v)
-	r.status(st)
+	var r Redactor
+	r.Add(v)
+	r.Status(st)
 	for _, msg := range []string{st.Conditions[0].Message, st.History[0].Message, st.Warnings[0], st.Services[0].UpdateMessage} {
 		if strings.Contains(msg, v) || !strings.Contains(msg, redactedMark) {
 			t.Errorf("message %q not redacted", msg)
@@ -340,17 +350,17 @@ func TestRedactorStatusRedactsEveryMessage(t *testing.T) {
 }
 
 func TestCapWarningsBoundsCountAndLength(t *testing.T) {
-	if capWarnings(nil) != nil {
-		t.Errorf("capWarnings(nil) != nil")
+	if CapWarnings(nil) != nil {
+		t.Errorf("CapWarnings(nil) != nil")
 	}
 	var ws []string
 	for i := range 25 {
 		ws = append(ws, fmt.Sprint("w", i))
 	}
 	ws[0] = strings.Repeat("é", 400) // 800 bytes
-	got := capWarnings(ws)
+	got := CapWarnings(ws)
 	if len(got) != 20 || got[19] != "w19" {
-		t.Errorf("capWarnings kept %d, last %q", len(got), got[len(got)-1])
+		t.Errorf("CapWarnings kept %d, last %q", len(got), got[len(got)-1])
 	}
 	if len(got[0]) > 512 || !utf8.ValidString(got[0]) || !strings.HasSuffix(got[0], "...") {
 		t.Errorf("long warning: len %d, valid %v", len(got[0]), utf8.ValidString(got[0]))

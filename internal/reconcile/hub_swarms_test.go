@@ -1,4 +1,4 @@
-package controllers
+package reconcile
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
 
 // tlsSecretData is a TLS Secret's data that a Conn accepts (it connects lazily).
@@ -34,7 +35,7 @@ func TestPooledConnectionIsReusedUntilItsTLSSecretChanges(t *testing.T) {
 	cluster := tlsCluster("prod-tls")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cluster.Namespace, Name: "prod-tls"}, Data: tlsSecretData(t, "one")}
 	var secretReads atomic.Int32
-	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(secret).
+	c := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(secret).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if _, full := obj.(*corev1.Secret); full {
 				secretReads.Add(1)
