@@ -154,12 +154,12 @@ func (sc *stackScope) observe(ctx context.Context) error {
 	if sc.conn, err = sc.r.connect(ctx, s); err != nil {
 		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: err.Error()}
 		sc.requeue(30 * time.Second) // the cluster watch usually brings us back first
-		return nil
+		return nil                   //nolint:nilerr // reported in status; the cluster watch or the timer retries
 	}
 	if sc.current, err = sc.conn.StackServices(ctx, sc.stackName); err != nil {
 		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: "Reading the stack's services: " + err.Error()}
 		sc.requeue(10 * time.Second)
-		return nil
+		return nil //nolint:nilerr // reported in status; retried on a timer
 	}
 	if reason, msg := ownershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
 		sc.blocked = &condFact{reason: reason, msg: msg, stalled: true}
@@ -282,9 +282,12 @@ func (sc *stackScope) checkGates(ctx context.Context) {
 	}
 }
 
+// held: a gate holds the new revision, or could not decide.
+func (sc *stackScope) held() bool { return sc.hold != nil || sc.holdErr != nil }
+
 // writesNewRevision: act will write the rendered revision in this pass.
 func (sc *stackScope) writesNewRevision() bool {
-	return sc.newRevisionWanted() && sc.hold == nil && sc.holdErr == nil
+	return sc.newRevisionWanted() && !sc.held()
 }
 
 // judge follows the rollout in flight. A new revision that this pass writes, or a
@@ -411,8 +414,8 @@ func (sc *stackScope) act(ctx context.Context) error {
 		if !sc.partial || sc.running == nil || sc.running.reason == swarmv1.ReasonRollingBack {
 			return nil
 		}
-	} else if sc.hold != nil || sc.holdErr != nil {
-		return nil
+	} else if sc.held() {
+		return nil // pass returns the gate's error, after the rollout in flight was judged
 	}
 	return sc.applyRevision(ctx)
 }
@@ -589,8 +592,7 @@ func (sc *stackScope) cleanUp(ctx context.Context) error {
 	if sc.rendered == nil || sc.s.Spec.Suspend {
 		return nil
 	}
-	_, err := cleanUpStack(ctx, sc)
-	return err
+	return cleanUpStack(ctx, sc)
 }
 
 // summarize sets Ready, Reconciling and Stalled from the facts the steps found, in one

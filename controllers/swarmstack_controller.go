@@ -184,15 +184,15 @@ func supersededBy(sc *stackScope) string {
 // its revision took effect in this pass (only a write of the operator's makes something
 // unused) or an earlier prune failed (condition Pruned=False). A pass with nothing to do
 // therefore lists nothing more than the stack's services.
-func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
+func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	st := &sc.s.Status
 	retry := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil
 	if !pruneEnabled(sc.s) {
 		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
-		return false, nil
+		return nil
 	}
 	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || inFlight(st.History) != nil {
-		return false, nil
+		return nil
 	}
 	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
@@ -216,10 +216,10 @@ func cleanUpStack(ctx context.Context, sc *stackScope) (bool, error) {
 			Reason: swarmv1.ReasonPruneFailed, Message: msg,
 		})
 		sc.requeue(pruneRetry)
-		return false, nil
+		return nil
 	}
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
-	return false, nil
+	return nil
 }
 
 func pruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
