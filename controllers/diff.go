@@ -15,7 +15,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
-	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/redact"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -86,7 +86,7 @@ type ObjectChange struct {
 func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.SwarmStack, namingKey []byte) (StackPlan, error) {
 	stackName := stackNameOf(s)
 	owner := ownerOf(s)
-	red := &reconcile.Redactor{}
+	red := &redact.Redactor{}
 	in, err := gatherInputs(ctx, c, s, stackName)
 	if in != nil {
 		red.Add(in.sensitive...)
@@ -430,7 +430,7 @@ func (sens *sensitivity) holdsSecret(leaf string) bool {
 		if v == "" {
 			continue
 		}
-		if text == v || len(strings.TrimSpace(v)) >= reconcile.MinRedacted && strings.Contains(text, strings.TrimSpace(v)) {
+		if text == v || len(strings.TrimSpace(v)) >= redact.MinRedacted && strings.Contains(text, strings.TrimSpace(v)) {
 			return true
 		}
 	}

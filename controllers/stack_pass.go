@@ -19,6 +19,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/redact"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -50,7 +51,7 @@ type stackScope struct {
 	in       *stackInputs
 	rendered *compose.Stack
 	current  []swarmtypes.Service
-	redact   *reconcile.Redactor
+	redact   *redact.Redactor
 
 	// Requests found on the object, acted on by later steps.
 	rollbackRequest string // a new value of the rollback annotation
@@ -87,7 +88,7 @@ func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.S
 	began := time.Now()
 	sc := &stackScope{
 		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stackNameOf(s), owner: ownerOf(s), now: r.Now(),
-		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &reconcile.Redactor{},
+		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
 	}
 	err := sc.pass(ctx)
 	sc.summarize()
@@ -212,7 +213,7 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 // noteWarnings keeps the revision's warnings in status and announces new ones once.
 func (sc *stackScope) noteWarnings(ws []string) {
 	st := &sc.s.Status
-	ws = reconcile.CapWarnings(ws)
+	ws = capWarnings(ws)
 	if slices.Equal(ws, st.Warnings) {
 		return
 	}
@@ -696,4 +697,23 @@ func (sc *stackScope) readyCondition() *metav1.Condition {
 		}
 	}
 	return nil
+}
+
+// capWarnings keeps status.warnings within the API's bounds.
+func capWarnings(ws []string) []string {
+	const maxWarnings, maxLen = 20, 512
+	out := make([]string, 0, min(len(ws), maxWarnings))
+	for _, w := range ws {
+		if len(out) == maxWarnings {
+			break
+		}
+		if len(w) > maxLen {
+			w = strings.ToValidUTF8(w[:maxLen-3], "") + "..."
+		}
+		out = append(out, w)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

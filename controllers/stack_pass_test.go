@@ -7,9 +7,11 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	corev1 "k8s.io/api/core/v1"
@@ -288,5 +290,23 @@ func TestSuspendedStackRecordsTheOutcomeOfItsRollout(t *testing.T) {
 	}
 	if u := mustService(t, e.sw, "numbers_api").UpdateStatus; u == nil || u.State != swarmtypes.UpdateStateCompleted {
 		t.Fatalf("api %+v", u)
+	}
+}
+
+func TestCapWarningsBoundsCountAndLength(t *testing.T) {
+	if capWarnings(nil) != nil {
+		t.Errorf("capWarnings(nil) != nil")
+	}
+	var ws []string
+	for i := range 25 {
+		ws = append(ws, fmt.Sprint("w", i))
+	}
+	ws[0] = strings.Repeat("é", 400) // 800 bytes
+	got := capWarnings(ws)
+	if len(got) != 20 || got[19] != "w19" {
+		t.Errorf("CapWarnings kept %d, last %q", len(got), got[len(got)-1])
+	}
+	if len(got[0]) > 512 || !utf8.ValidString(got[0]) || !strings.HasSuffix(got[0], "...") {
+		t.Errorf("long warning: len %d, valid %v", len(got[0]), utf8.ValidString(got[0]))
 	}
 }

@@ -1,4 +1,5 @@
-package reconcile
+// Package redact removes Secret-sourced values from what the operator says.
+package redact
 
 import (
 	"encoding/json"
@@ -84,23 +85,4 @@ func (r *Redactor) Status(st *swarmv1.SwarmStackStatus) {
 	for i := range st.Services {
 		st.Services[i].UpdateMessage = r.Text(st.Services[i].UpdateMessage)
 	}
-}
-
-// CapWarnings keeps status.warnings within the API's bounds.
-func CapWarnings(ws []string) []string {
-	const maxWarnings, maxLen = 20, 512
-	out := make([]string, 0, min(len(ws), maxWarnings))
-	for _, w := range ws {
-		if len(out) == maxWarnings {
-			break
-		}
-		if len(w) > maxLen {
-			w = strings.ToValidUTF8(w[:maxLen-3], "") + "..."
-		}
-		out = append(out, w)
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
