@@ -84,18 +84,18 @@ type ObjectChange struct {
 // name the file or field, as in the stack's status. A field whose value comes from a
 // Secret is marked Sensitive and its values are never in the plan, old or new.
 func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.SwarmStack, namingKey []byte) (StackPlan, error) {
-	stackName := stackNameOf(s)
-	owner := ownerOf(s)
+	stackName := NameOf(s)
+	owner := OwnerOf(s)
 	red := &redact.Redactor{}
-	in, err := gatherInputs(ctx, c, s, stackName)
+	in, err := GatherInputs(ctx, c, s, stackName)
 	if in != nil {
-		red.Add(in.sensitive...)
+		red.Add(in.Sensitive...)
 	}
 	if err != nil {
 		return StackPlan{}, red.Err(err)
 	}
-	in.opts.NameKey = namingKey
-	rendered, err := compose.Render(in.files, in.opts)
+	in.Opts.NameKey = namingKey
+	rendered, err := compose.Render(in.Files, in.Opts)
 	if err != nil {
 		return StackPlan{}, red.Err(err)
 	}
@@ -103,19 +103,19 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	if err != nil {
 		return StackPlan{}, fmt.Errorf("reading the stack's services: %w", err)
 	}
-	if reason, msg := ownershipProblem(current, owner, s.Spec.Adopt, nil); reason != "" {
+	if reason, msg := OwnershipProblem(current, owner, s.Spec.Adopt, nil); reason != "" {
 		return StackPlan{}, fmt.Errorf("%s: %s", reason, msg)
 	}
 	p := StackPlan{Stack: stackName, Revision: rendered.Revision}
 	for _, w := range rendered.Warnings {
 		p.Warnings = append(p.Warnings, red.Text(w))
 	}
-	sp := planServices(rendered, current, owner, pruneEnabled(s), false)
+	sp := PlanServices(rendered, current, owner, PruneEnabled(s), false)
 	byName := map[string]swarmtypes.Service{}
 	for _, svc := range current {
 		byName[svc.Spec.Name] = svc
 	}
-	for _, svc := range sp.create {
+	for _, svc := range sp.Create {
 		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionCreate})
 	}
 	// Swarm keeps a service's networks by ID; the rendered spec names them.
@@ -138,17 +138,17 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 	ids := objectIDs{secrets: idsByName(allSecrets), configs: idsByName(allConfigs)}
 	// The write is computed as applyStack computes it: the same spec, aligned with the
 	// running one by the same aligner, so the plan shows no change the write does not make.
-	queryRegistry := queryRegistryFor(s, rendered.Revision)
+	queryRegistry := QueryRegistryFor(s, rendered.Revision)
 	align := newAligner(sw, rendered, queryRegistry)
 	sens := newSensitivity(in, rendered)
-	if sens.maskFailed && len(sp.update) > 0 {
+	if sens.maskFailed && len(sp.Update) > 0 {
 		p.Warnings = append(p.Warnings, "the values of changed service fields are not shown: the stack does not render with its Secret-sourced variables masked, so which values come from Secrets is unknown")
 	}
 	var alignMasked *aligner
 	if sens.masked != nil {
 		alignMasked = newAligner(sw, sens.masked, queryRegistry)
 	}
-	for _, svc := range sp.update {
+	for _, svc := range sp.Update {
 		cur := byName[svc.Name].Spec
 		next, err := plannedWrite(ctx, align, svc, cur, ids, owner, rendered.Revision)
 		if err != nil {
@@ -170,12 +170,12 @@ func PlanStack(ctx context.Context, c client.Reader, sw swarm.Swarm, s *swarmv1.
 			return StackPlan{}, red.Err(err)
 		}
 		p.Services = append(p.Services, ServiceChange{Name: svc.Name, Action: ActionUpdate,
-			Drifted: slices.Contains(sp.drifted, svc.Name), Fields: fields})
+			Drifted: slices.Contains(sp.Drifted, svc.Name), Fields: fields})
 	}
-	for _, svc := range sp.prune {
+	for _, svc := range sp.Prune {
 		p.Services = append(p.Services, ServiceChange{Name: svc.Spec.Name, Action: ActionRemove})
 	}
-	if err := planObjects(ctx, sw, rendered, current, nets, allSecrets, allConfigs, sp, owner, pruneEnabled(s), &p); err != nil {
+	if err := planObjects(ctx, sw, rendered, current, nets, allSecrets, allConfigs, sp, owner, PruneEnabled(s), &p); err != nil {
 		return StackPlan{}, err
 	}
 	if !p.Empty() {
@@ -232,8 +232,8 @@ func heldBecause(s *swarmv1.SwarmStack, revision string) string {
 	if s.Spec.Suspend {
 		return "the stack is suspended: nothing is written until spec.suspend is false"
 	}
-	if last := lastOutcome(st.History); revision == st.LastAttemptedRevision && failedOutcome(last.Outcome) {
-		return fmt.Sprintf("revision %s %s: it is written again only on a retry (kubectl swarm retry)", shortRev(revision), outcomeWords(last.Outcome))
+	if last := LastOutcome(st.History); revision == st.LastAttemptedRevision && FailedOutcome(last.Outcome) {
+		return fmt.Sprintf("revision %s %s: it is written again only on a retry (kubectl swarm retry)", ShortRev(revision), OutcomeWords(last.Outcome))
 	}
 	return ""
 }
@@ -333,8 +333,8 @@ type sensitivity struct {
 	objectNames map[string]bool
 }
 
-func newSensitivity(in *stackInputs, rendered *compose.Stack) *sensitivity {
-	sens := &sensitivity{values: slices.Clone(in.sensitive), objectNames: map[string]bool{}}
+func newSensitivity(in *Inputs, rendered *compose.Stack) *sensitivity {
+	sens := &sensitivity{values: slices.Clone(in.Sensitive), objectNames: map[string]bool{}}
 	secretData := map[string]bool{}
 	for _, sec := range rendered.Secrets {
 		if !sec.External {
@@ -351,10 +351,10 @@ func newSensitivity(in *stackInputs, rendered *compose.Stack) *sensitivity {
 	// Masked: the variables read from Secrets, and those a compose secret takes its data
 	// from (environment:), whatever their source.
 	toMask := map[string]bool{}
-	for _, k := range in.opts.SensitiveVariables {
+	for _, k := range in.Opts.SensitiveVariables {
 		toMask[k] = true
 	}
-	for k, v := range in.opts.Variables {
+	for k, v := range in.Opts.Variables {
 		if secretData[v] {
 			toMask[k] = true
 		}
@@ -362,14 +362,14 @@ func newSensitivity(in *stackInputs, rendered *compose.Stack) *sensitivity {
 	if len(toMask) == 0 {
 		return sens
 	}
-	opts := in.opts
-	opts.Variables = maps.Clone(in.opts.Variables)
+	opts := in.Opts
+	opts.Variables = maps.Clone(in.Opts.Variables)
 	for k := range toMask {
 		if v, ok := opts.Variables[k]; ok {
 			opts.Variables[k] = maskOf(v)
 		}
 	}
-	masked, err := compose.Render(in.files, opts)
+	masked, err := compose.Render(in.Files, opts)
 	if err != nil {
 		// Its message may quote a value: it is dropped, and every value hidden instead.
 		sens.maskFailed = true
@@ -525,8 +525,8 @@ func joinPath(prefix, k string) string {
 // the prune after the rollout would remove: owned objects that neither the rendered
 // stack nor the services' specs after the rollout (current and previous) use.
 func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, current []swarmtypes.Service, nets, allSecrets, allConfigs []swarm.Object,
-	sp servicePlan, owner string, prune bool, p *StackPlan) error {
-	writes := len(sp.create)+len(sp.update) > 0
+	sp ServicePlan, owner string, prune bool, p *StackPlan) error {
+	writes := len(sp.Create)+len(sp.Update) > 0
 	var missing []error
 	if writes {
 		have := objectNames(nets)
@@ -576,11 +576,11 @@ func planObjects(ctx context.Context, sw swarm.Swarm, rendered *compose.Stack, c
 	// What the services use once the rollout completed: updated services keep their
 	// current spec as previous spec; removed ones use nothing.
 	written := map[string]bool{}
-	for _, svc := range append(slices.Clone(sp.create), sp.update...) {
+	for _, svc := range append(slices.Clone(sp.Create), sp.Update...) {
 		written[svc.Name] = true
 	}
 	removed := map[string]bool{}
-	for _, svc := range sp.prune {
+	for _, svc := range sp.Prune {
 		removed[svc.Spec.Name] = true
 	}
 	var specs []*swarmtypes.ServiceSpec
@@ -683,7 +683,7 @@ type ForeignObject struct {
 
 // StackObjects lists the services, networks, secrets and configs the stack owns on sw.
 func StackObjects(ctx context.Context, sw swarm.Swarm, s *swarmv1.SwarmStack) (StackTree, error) {
-	stackName, owner := stackNameOf(s), ownerOf(s)
+	stackName, owner := NameOf(s), OwnerOf(s)
 	t := StackTree{Stack: stackName}
 	svcs, err := sw.StackServices(ctx, stackName)
 	if err != nil {
@@ -702,7 +702,7 @@ func StackObjects(ctx context.Context, sw swarm.Swarm, s *swarmv1.SwarmStack) (S
 			t.Others = append(t.Others, ForeignObject{Kind: "network", Name: n.Name, Owner: n.Labels[swarmv1.LabelOwner]})
 		}
 	}
-	statuses := serviceStatuses(svcs, exactTaskCounts(ctx, sw, svcs))
+	statuses := ServiceStatuses(svcs, ExactTaskCounts(ctx, sw, svcs))
 	for i, svc := range svcs {
 		if svc.Spec.Labels[swarmv1.LabelOwner] != owner {
 			t.Others = append(t.Others, ForeignObject{Kind: "service", Name: svc.Spec.Name, Owner: svc.Spec.Labels[swarmv1.LabelOwner]})

@@ -67,7 +67,7 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 	}
 	for i := range list.Items {
 		s := &list.Items[i]
-		h := inFlight(s.Status.History)
+		h := s.Status.RolloutInFlight()
 		if h == nil || !s.DeletionTimestamp.IsZero() || !started.IsZero() && !h.StartedAt.Time.Before(started) {
 			continue
 		}

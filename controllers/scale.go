@@ -139,7 +139,7 @@ func emptyShardWarning(mgr ctrl.Manager, selector string) ctrlmanager.Runnable {
 }
 
 func clusterStackKey(s *swarmv1.SwarmStack) string {
-	return clusterStackIndexKey(s.Spec.ClusterRef.Name, stackNameOf(s))
+	return clusterStackIndexKey(s.Spec.ClusterRef.Name, NameOf(s))
 }
 
 // clusterStackIndexKey is the reconcile.IndexClusterStack value of a stack name on a cluster.

@@ -59,9 +59,9 @@ func sourcesClient(t *testing.T, gets sourceReads, objs ...client.Object) client
 		}}).Build()
 }
 
-func gatherShop(t *testing.T, c client.Client, s *swarmv1.SwarmStack) (*stackInputs, error) {
+func gatherShop(t *testing.T, c client.Client, s *swarmv1.SwarmStack) (*Inputs, error) {
 	t.Helper()
-	return gatherInputs(context.Background(), c, s, "shop")
+	return GatherInputs(context.Background(), c, s, "shop")
 }
 
 func sourcesText(s string) *string { return &s }
@@ -81,14 +81,14 @@ func TestStackInputsReadInlineAndConfigMapFilesInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, f := range in.files {
+	for _, f := range in.Files {
 		got = append(got, f.Name+"="+string(f.Content))
 	}
 	want := []string{"base.yml=services: {a: {image: a}}", "inline.yml=services: {c: {image: c}}", "bin.yml=services: {b: {image: b}}"}
 	if !slices.Equal(got, want) {
 		t.Errorf("files = %q, want %q", got, want)
 	}
-	if in.opts.StackName != "shop" || in.opts.SecretData != nil || in.opts.ConfigData != nil || in.registryAuth != nil || len(in.sensitive) != 0 {
+	if in.Opts.StackName != "shop" || in.Opts.SecretData != nil || in.Opts.ConfigData != nil || in.RegistryAuth != nil || len(in.Sensitive) != 0 {
 		t.Errorf("inputs carry more than files: %+v", in)
 	}
 }
@@ -115,17 +115,17 @@ func TestStackInputsVariablesLayerConfigMapsSecretsThenSpec(t *testing.T) {
 	}
 	// The last source wins; spec.compose.variables win over every source.
 	want := map[string]string{"TAG": "v1", "REPLICAS": "5", "REGION": "eu", "DB_PASSWORD": "hunter22"}
-	if len(in.opts.Variables) != len(want) {
-		t.Errorf("variables = %v, want %v", in.opts.Variables, want)
+	if len(in.Opts.Variables) != len(want) {
+		t.Errorf("variables = %v, want %v", in.Opts.Variables, want)
 	}
 	for k, v := range want {
-		if in.opts.Variables[k] != v {
-			t.Errorf("variable %s = %q, want %q", k, in.opts.Variables[k], v)
+		if in.Opts.Variables[k] != v {
+			t.Errorf("variable %s = %q, want %q", k, in.Opts.Variables[k], v)
 		}
 	}
-	slices.Sort(in.sensitive)
-	if !slices.Equal(in.sensitive, []string{"hunter22", "v2"}) {
-		t.Errorf("sensitive = %q, want the Secret's values only", in.sensitive)
+	slices.Sort(in.Sensitive)
+	if !slices.Equal(in.Sensitive, []string{"hunter22", "v2"}) {
+		t.Errorf("sensitive = %q, want the Secret's values only", in.Sensitive)
 	}
 	if gets["ConfigMap/vars"] != 1 || gets["Secret/creds"] != 1 {
 		t.Errorf("reads = %v, want each source read once", gets)
@@ -153,14 +153,14 @@ func TestStackInputsCarrySecretAndConfigDataAndOnlySecretsAreSensitive(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(in.opts.SecretData["site_key"]) != "PRIVATE-KEY" || string(in.opts.SecretData["site_cert"]) != "CERT" || len(in.opts.SecretData) != 2 {
-		t.Errorf("secret data = %q", in.opts.SecretData)
+	if string(in.Opts.SecretData["site_key"]) != "PRIVATE-KEY" || string(in.Opts.SecretData["site_cert"]) != "CERT" || len(in.Opts.SecretData) != 2 {
+		t.Errorf("secret data = %q", in.Opts.SecretData)
 	}
-	if string(in.opts.ConfigData["nginx_conf"]) != "server {}" || string(in.opts.ConfigData["logo"]) != "\x89PNG" || len(in.opts.ConfigData) != 2 {
-		t.Errorf("config data = %q", in.opts.ConfigData)
+	if string(in.Opts.ConfigData["nginx_conf"]) != "server {}" || string(in.Opts.ConfigData["logo"]) != "\x89PNG" || len(in.Opts.ConfigData) != 2 {
+		t.Errorf("config data = %q", in.Opts.ConfigData)
 	}
-	if !slices.Equal(in.sensitive, []string{"PRIVATE-KEY", "CERT"}) {
-		t.Errorf("sensitive = %q, want the secrets' values and no config", in.sensitive)
+	if !slices.Equal(in.Sensitive, []string{"PRIVATE-KEY", "CERT"}) {
+		t.Errorf("sensitive = %q, want the secrets' values and no config", in.Sensitive)
 	}
 	if gets["Secret/tls"] != 1 || gets["ConfigMap/nginx"] != 1 {
 		t.Errorf("reads = %v, want each source read once", gets)
@@ -214,7 +214,7 @@ func TestStackInputsMissingSourcesAreErrSourceMissing(t *testing.T) {
 				sourcesCM("present", map[string]string{"c.yml": "services: {}"}, nil),
 				sourcesSecret("present", map[string]string{"k": "value"}))
 			in, err := gatherShop(t, c, sourcesStack(tc.spec))
-			if !errors.Is(err, errSourceMissing) {
+			if !errors.Is(err, ErrSourceMissing) {
 				t.Fatalf("err = %v, want errSourceMissing", err)
 			}
 			if in != nil {
@@ -232,14 +232,14 @@ func TestStackInputsWithoutASourceKindAreSpecErrors(t *testing.T) {
 	_, err := gatherShop(t, c, sourcesStack(func(sp *swarmv1.SwarmStackSpec) {
 		sp.Compose.Files = []swarmv1.ComposeFile{{Name: "a.yml", Inline: sourcesText("services: {}")}, {Name: "empty.yml"}}
 	}))
-	if err == nil || errors.Is(err, errSourceMissing) || !strings.Contains(err.Error(), "spec.compose.files[1] (empty.yml)") {
+	if err == nil || errors.Is(err, ErrSourceMissing) || !strings.Contains(err.Error(), "spec.compose.files[1] (empty.yml)") {
 		t.Errorf("file without source: err = %v", err)
 	}
 	_, err = gatherShop(t, c, sourcesStack(func(sp *swarmv1.SwarmStackSpec) {
 		sp.Compose.Files = []swarmv1.ComposeFile{{Name: "a.yml", Inline: sourcesText("services: {}")}}
 		sp.Compose.VariablesFrom = []swarmv1.VariablesSource{{}}
 	}))
-	if err == nil || errors.Is(err, errSourceMissing) || !strings.Contains(err.Error(), "spec.compose.variablesFrom[0]") {
+	if err == nil || errors.Is(err, ErrSourceMissing) || !strings.Contains(err.Error(), "spec.compose.variablesFrom[0]") {
 		t.Errorf("variablesFrom without source: err = %v", err)
 	}
 }
@@ -260,7 +260,7 @@ func TestStackInputsPassOnAPIErrorsOtherThanNotFound(t *testing.T) {
 		},
 	} {
 		_, err := gatherShop(t, c, sourcesStack(spec))
-		if !errors.Is(err, boom) || errors.Is(err, errSourceMissing) {
+		if !errors.Is(err, boom) || errors.Is(err, ErrSourceMissing) {
 			t.Errorf("%s: err = %v, want the API error, not a missing source", name, err)
 		}
 	}
@@ -294,17 +294,17 @@ func TestStackInputsRegistryAuthParsesDockerConfigAndMarksCredentialsSensitive(t
 		"quay.io":   {ServerAddress: "http://quay.io/v2/"},
 		"broken.io": {ServerAddress: "broken.io"},
 	}
-	if len(in.registryAuth) != len(want) {
-		t.Errorf("registries = %v, want %v", in.registryAuth, want)
+	if len(in.RegistryAuth) != len(want) {
+		t.Errorf("registries = %v, want %v", in.RegistryAuth, want)
 	}
 	for host, w := range want {
-		if got := in.registryAuth[host]; got != w {
+		if got := in.RegistryAuth[host]; got != w {
 			t.Errorf("%s: %+v, want %+v", host, got, w)
 		}
 	}
 	for _, v := range []string{"pa:ss", "ghp_token1234", "id-token-5678"} {
-		if !slices.Contains(in.sensitive, v) {
-			t.Errorf("sensitive %q lacks %q", in.sensitive, v)
+		if !slices.Contains(in.Sensitive, v) {
+			t.Errorf("sensitive %q lacks %q", in.Sensitive, v)
 		}
 	}
 }
@@ -326,7 +326,7 @@ func TestStackInputsBrokenRegistryAuthNeverQuotesTheSecret(t *testing.T) {
 				sp.Compose.Files = []swarmv1.ComposeFile{{Name: "c.yml", Inline: sourcesText("services: {}")}}
 				sp.RegistryAuth = &swarmv1.RegistryAuth{SecretRef: swarmv1.LocalObjectReference{Name: "pull"}}
 			}))
-			if err == nil || errors.Is(err, errSourceMissing) {
+			if err == nil || errors.Is(err, ErrSourceMissing) {
 				t.Fatalf("err = %v, want a registryAuth error", err)
 			}
 			if !strings.Contains(err.Error(), `registryAuth Secret "pull"`) || !strings.Contains(err.Error(), tc.want) {
@@ -344,7 +344,7 @@ func TestEncodedAuthForPicksTheImagesRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &stackInputs{registryAuth: auths}
+	in := &Inputs{RegistryAuth: auths}
 	for _, tc := range []struct {
 		image, user string
 	}{
@@ -375,7 +375,7 @@ func TestEncodedAuthForPicksTheImagesRegistry(t *testing.T) {
 			t.Errorf("%q: credential %q, want none", image, enc)
 		}
 	}
-	if enc := (&stackInputs{}).encodedAuthFor("nginx"); enc != "" {
+	if enc := (&Inputs{}).encodedAuthFor("nginx"); enc != "" {
 		t.Errorf("without credentials: %q", enc)
 	}
 }

@@ -20,13 +20,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/mount"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
@@ -350,59 +347,10 @@ func (a *aligner) dataOf(ctx context.Context, id string) ([]byte, error) {
 	return d, nil
 }
 
-// recordAdoption is a revision gate that never holds: when spec.adopt takes over services
-// the operator did not write (and the compose files name), it records what was running as an Adopted history entry
-// (its revision is a keyed digest of those services' specs) and says in an Adopted event
-// which services will roll once because they use secrets, whose data Swarm cannot give
-// back to compare. Every other service is rewritten with the same task template.
-func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Duration, error) {
-	if !sc.s.Spec.Adopt {
-		return "", "", 0, nil
-	}
-	foreign := servicesToAdopt(sc.rendered, sc.current)
-	if len(foreign) == 0 {
-		return "", "", 0, nil
-	}
-	revision := adoptedRevision(foreign, sc.r.NamingKey)
-	st := &sc.s.Status
-	// Recorded once: an earlier pass whose writes were refused, or done in part (fewer
-	// foreign services now, another digest), left its entry on top.
-	if len(st.History) > 0 && st.History[0].Outcome == swarmv1.OutcomeAdopted {
-		return "", "", 0, nil
-	}
-	for _, h := range st.History {
-		if h.Outcome == swarmv1.OutcomeAdopted && h.Revision == revision {
-			return "", "", 0, nil
-		}
-	}
-	names := make([]string, 0, len(foreign))
-	started := foreign[0].UpdatedAt
-	for _, svc := range foreign {
-		names = append(names, svc.Spec.Name)
-		if svc.UpdatedAt.Before(started) {
-			started = svc.UpdatedAt
-		}
-	}
-	rolling := servicesRollingForSecrets(sc.rendered, foreign)
-	msg := "Adopted services deployed outside the operator: " + strings.Join(names, ", ")
-	if len(rolling) > 0 {
-		msg += fmt.Sprintf("; %s will roll once: they use secrets, which the operator recreates under its own names (Swarm cannot read a secret back to compare)", strings.Join(rolling, ", "))
-	} else {
-		msg += "; no task is restarted"
-	}
-	now := metav1.NewTime(sc.now)
-	st.History = pushHistory(st.History, swarmv1.HistoryEntry{
-		Revision: revision, StartedAt: metav1.NewTime(started), FinishedAt: &now, Outcome: swarmv1.OutcomeAdopted, Message: msg,
-	})
-	sc.event(corev1.EventTypeNormal, swarmv1.EventAdopted, "%s", msg)
-	sc.log.Info("Adopting stack", "services", names, "rollingForSecrets", rolling)
-	return "", "", 0, nil
-}
-
-// servicesToAdopt are the services without an owner that the compose files name: those
+// ServicesToAdopt are the services without an owner that the compose files name: those
 // the write takes over. A service the files do not name (made by hand with the stack's
 // label, or dropped from the files) is never written, so never adopted.
-func servicesToAdopt(rendered *compose.Stack, current []swarmtypes.Service) []swarmtypes.Service {
+func ServicesToAdopt(rendered *compose.Stack, current []swarmtypes.Service) []swarmtypes.Service {
 	named := map[string]bool{}
 	for _, svc := range rendered.Services {
 		named[svc.Name] = true
@@ -416,9 +364,9 @@ func servicesToAdopt(rendered *compose.Stack, current []swarmtypes.Service) []sw
 	return out
 }
 
-// servicesRollingForSecrets names the services that exist and use a secret the stack
+// ServicesRollingForSecrets names the services that exist and use a secret the stack
 // creates (external secrets keep their names and roll nothing).
-func servicesRollingForSecrets(rendered *compose.Stack, existing []swarmtypes.Service) []string {
+func ServicesRollingForSecrets(rendered *compose.Stack, existing []swarmtypes.Service) []string {
 	created := map[string]bool{}
 	for _, s := range rendered.Secrets {
 		if !s.External {
@@ -442,9 +390,9 @@ func servicesRollingForSecrets(rendered *compose.Stack, existing []swarmtypes.Se
 	return out
 }
 
-// adoptedRevision names what ran before the adoption: a digest of the services' specs,
+// AdoptedRevision names what ran before the adoption: a digest of the services' specs,
 // keyed like the operator's revisions (specs may hold values from secrets).
-func adoptedRevision(services []swarmtypes.Service, key []byte) string {
+func AdoptedRevision(services []swarmtypes.Service, key []byte) string {
 	specs := make([]swarmtypes.ServiceSpec, 0, len(services))
 	for _, svc := range services {
 		specs = append(specs, svc.Spec)

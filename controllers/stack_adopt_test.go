@@ -368,7 +368,7 @@ func TestAdoptCLIStackRestartsOnlyServicesWithSecrets(t *testing.T) {
 	e.passes("shop", 1)
 
 	api, _ := e.sw.Service("shop_api")
-	if api.Spec.Labels[swarmv1.LabelOwner] != ownerOf(e.stack("shop")) {
+	if api.Spec.Labels[swarmv1.LabelOwner] != OwnerOf(e.stack("shop")) {
 		t.Fatalf("shop_api not adopted: labels %v", api.Spec.Labels)
 	}
 	if a, b := specJSON(t, api.Spec.TaskTemplate), specJSON(t, before["shop_api"].Spec.TaskTemplate); a != b {

@@ -17,23 +17,23 @@ import (
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
-// servicePlan is what a reconcile would write to the swarm's services.
-type servicePlan struct {
-	create  []compose.Service
-	update  []compose.Service
-	drifted []string // names of services changed outside the operator
-	prune   []swarmtypes.Service
+// ServicePlan is what a reconcile would write to the swarm's services.
+type ServicePlan struct {
+	Create  []compose.Service
+	Update  []compose.Service
+	Drifted []string // names of services changed outside the operator
+	Prune   []swarmtypes.Service
 }
 
-func (p servicePlan) empty() bool {
-	return len(p.create)+len(p.update)+len(p.prune) == 0
+func (p ServicePlan) Empty() bool {
+	return len(p.Create)+len(p.Update)+len(p.Prune) == 0
 }
 
-// planServices compares the rendered services with the swarm's. A service is updated when
+// PlanServices compares the rendered services with the swarm's. A service is updated when
 // its rendered hash differs from the one it was last written with, when someone changed
 // it by hand, or when force is set (a retry).
-func planServices(rendered *compose.Stack, current []swarmtypes.Service, owner string, prune, force bool) servicePlan {
-	var p servicePlan
+func PlanServices(rendered *compose.Stack, current []swarmtypes.Service, owner string, prune, force bool) ServicePlan {
+	var p ServicePlan
 	byName := map[string]swarmtypes.Service{}
 	for _, svc := range current {
 		byName[svc.Spec.Name] = svc
@@ -44,27 +44,27 @@ func planServices(rendered *compose.Stack, current []swarmtypes.Service, owner s
 		cur, ok := byName[svc.Name]
 		switch {
 		case !ok:
-			p.create = append(p.create, svc)
+			p.Create = append(p.Create, svc)
 		case force || cur.Spec.Labels[swarmv1.LabelSpecHash] != svc.Hash || cur.Spec.Labels[swarmv1.LabelOwner] != owner:
-			p.update = append(p.update, svc)
-		case drifted(cur):
-			p.update = append(p.update, svc)
-			p.drifted = append(p.drifted, svc.Name)
+			p.Update = append(p.Update, svc)
+		case HandEdited(cur):
+			p.Update = append(p.Update, svc)
+			p.Drifted = append(p.Drifted, svc.Name)
 		}
 	}
 	if prune {
 		for _, cur := range current {
 			if !want[cur.Spec.Name] && cur.Spec.Labels[swarmv1.LabelOwner] == owner {
-				p.prune = append(p.prune, cur)
+				p.Prune = append(p.Prune, cur)
 			}
 		}
 	}
 	return p
 }
 
-// drifted is true when the service was written by someone else after the operator's last
+// HandEdited is true when the service was written by someone else after the operator's last
 // write: its previous spec is the operator's write (same write-id) and the spec differs.
-func drifted(svc swarmtypes.Service) bool {
+func HandEdited(svc swarmtypes.Service) bool {
 	prev := svc.PreviousSpec
 	id := svc.Spec.Labels[swarmv1.LabelWriteID]
 	if prev == nil || id == "" || prev.Labels[swarmv1.LabelWriteID] != id {
@@ -76,12 +76,12 @@ func drifted(svc swarmtypes.Service) bool {
 	return !reflect.DeepEqual(a, b)
 }
 
-// applyStack writes the plan: networks, secrets and configs first, then services. It
+// Apply writes the plan: networks, secrets and configs first, then services. It
 // returns the warnings Docker gave about the writes.
-func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, in *stackInputs, plan servicePlan,
+func Apply(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, in *Inputs, plan ServicePlan,
 	current []swarmtypes.Service, owner, revision string, queryRegistry bool) ([]string, error) {
 	var warnings []string
-	if len(plan.create)+len(plan.update) > 0 {
+	if len(plan.Create)+len(plan.Update) > 0 {
 		networkIDs, err := ensureNetworks(ctx, conn, rendered, owner)
 		if err != nil {
 			return nil, err
@@ -97,7 +97,7 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 		writeID := strconv.FormatInt(time.Now().UnixNano(), 36)
 		align := newAligner(conn, rendered, queryRegistry)
 		align.networkIDs = networkIDs // the stack's networks as just listed: no second read
-		for _, svc := range append(append([]compose.Service{}, plan.create...), plan.update...) {
+		for _, svc := range append(append([]compose.Service{}, plan.Create...), plan.Update...) {
 			spec, err := serviceSpecForWrite(svc, secretIDs, configIDs, owner, revision, writeID)
 			if err != nil {
 				return warnings, err
@@ -125,7 +125,7 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 			}
 		}
 	}
-	for _, svc := range plan.prune {
+	for _, svc := range plan.Prune {
 		if err := conn.RemoveService(ctx, svc.ID); err != nil {
 			return warnings, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err)
 		}
@@ -133,9 +133,9 @@ func applyStack(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, 
 	return warnings, nil
 }
 
-// queryRegistryFor says whether the write of revision asks the registry for the image
+// QueryRegistryFor says whether the write of revision asks the registry for the image
 // digests (spec.resolveImage): always, or once per new revision.
-func queryRegistryFor(s *swarmv1.SwarmStack, revision string) bool {
+func QueryRegistryFor(s *swarmv1.SwarmStack, revision string) bool {
 	return s.Spec.ResolveImage == "always" ||
 		(s.Spec.ResolveImage == "changed" && revision != s.Status.LastAttemptedRevision)
 }
@@ -269,10 +269,10 @@ func ensureSecretsAndConfigs(ctx context.Context, conn swarm.Swarm, rendered *co
 	return secretIDs, configIDs, nil
 }
 
-// pruneUnused removes the networks, secrets and configs this stack owns that neither the
+// PruneUnused removes the networks, secrets and configs this stack owns that neither the
 // rendered stack nor any service's current or previous spec uses: a Swarm rollback must
 // still find the secret versions it goes back to.
-func pruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
+func PruneUnused(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, services []swarmtypes.Service, owner string) error {
 	var specs []*swarmtypes.ServiceSpec
 	for i := range services {
 		specs = append(specs, &services[i].Spec, services[i].PreviousSpec)
@@ -346,9 +346,9 @@ func objectsInUse(rendered *compose.Stack, specs []*swarmtypes.ServiceSpec) inUs
 	return u
 }
 
-// removeStack deletes everything the stack owns: services first, then what they used.
+// RemoveStack deletes everything the stack owns: services first, then what they used.
 // It reports whether something is still left (networks stay busy until tasks are gone).
-func removeStack(ctx context.Context, conn swarm.Swarm, stackName, owner string) (remaining int, err error) {
+func RemoveStack(ctx context.Context, conn swarm.Swarm, stackName, owner string) (remaining int, err error) {
 	svcs, err := conn.StackServices(ctx, stackName)
 	if err != nil {
 		return 0, err

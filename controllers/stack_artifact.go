@@ -21,26 +21,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
-// errSourceNotReady marks a Flux source that has no usable artifact now: none yet, not
+// ErrSourceNotReady marks a Flux source that has no usable artifact now: none yet, not
 // Ready, or one that could not be fetched or verified. The stack keeps what it runs.
-var errSourceNotReady = errors.New("source not ready")
+var ErrSourceNotReady = errors.New("source not ready")
 
-// sourceRecheck is how soon a stack whose source is not ready looks again; the source
+// SourceRecheck is how soon a stack whose source is not ready looks again; the source
 // watch usually brings it back first.
-const sourceRecheck = 30 * time.Second
+const SourceRecheck = 30 * time.Second
 
 // Limits of one artifact, as Flux's consumers set them: the download and what it unpacks to.
 const (
@@ -50,15 +43,15 @@ const (
 	artifactCacheEntries = 32
 )
 
-// fluxSource is what the four source kinds have in common.
-type fluxSource interface {
+// FluxSource is what the four source kinds have in common.
+type FluxSource interface {
 	client.Object
 	GetArtifact() *meta.Artifact
 	GetConditions() []metav1.Condition
 }
 
-// newFluxSource returns an empty object of a spec.sourceRef kind.
-func newFluxSource(kind string) (fluxSource, error) {
+// NewFluxSource returns an empty object of a spec.sourceRef kind.
+func NewFluxSource(kind string) (FluxSource, error) {
 	switch kind {
 	case sourcev1.GitRepositoryKind:
 		return &sourcev1.GitRepository{}, nil
@@ -81,11 +74,11 @@ type Sources struct {
 	NoCrossNamespaceRefs bool
 }
 
-// sourceKey is the index value of a stack's sourceRef: "Kind/namespace/name".
-func sourceKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+// SourceKey is the index value of a stack's sourceRef: "Kind/namespace/name".
+func SourceKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
-// sourceRefOf is the namespaced name of the stack's source, the namespace defaulted.
-func sourceRefOf(s *swarmv1.SwarmStack) ktypes.NamespacedName {
+// SourceRefOf is the namespaced name of the stack's source, the namespace defaulted.
+func SourceRefOf(s *swarmv1.SwarmStack) ktypes.NamespacedName {
 	ns := s.Spec.SourceRef.Namespace
 	if ns == "" {
 		ns = s.Namespace
@@ -102,11 +95,11 @@ type artifactRoot struct {
 
 // openSource finds the stack's source and its unpacked artifact.
 func (src Sources) openSource(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack) (*artifactRoot, error) {
-	ref := sourceRefOf(s)
+	ref := SourceRefOf(s)
 	if src.NoCrossNamespaceRefs && ref.Namespace != s.Namespace {
 		return nil, fmt.Errorf("spec.sourceRef.namespace %q: references to other namespaces are refused (--no-cross-namespace-refs)", ref.Namespace)
 	}
-	obj, err := newFluxSource(s.Spec.SourceRef.Kind)
+	obj, err := NewFluxSource(s.Spec.SourceRef.Kind)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +109,7 @@ func (src Sources) openSource(ctx context.Context, c client.Reader, s *swarmv1.S
 	}
 	if err := c.Get(ctx, ref, obj); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-			return nil, fmt.Errorf("%w: %s does not exist", errSourceNotReady, name)
+			return nil, fmt.Errorf("%w: %s does not exist", ErrSourceNotReady, name)
 		}
 		return nil, err
 	}
@@ -124,14 +117,14 @@ func (src Sources) openSource(ctx context.Context, c client.Reader, s *swarmv1.S
 	if ready := apimeta.FindStatusCondition(obj.GetConditions(), meta.ReadyCondition); ready != nil && ready.Status == metav1.ConditionFalse {
 		// A source that failed its last fetch may still hold an older artifact; Flux's
 		// own consumers wait too, rather than deploy what the source disowns.
-		return nil, fmt.Errorf("%w: %s is not ready (%s): %s", errSourceNotReady, name, ready.Reason, ready.Message)
+		return nil, fmt.Errorf("%w: %s is not ready (%s): %s", ErrSourceNotReady, name, ready.Reason, ready.Message)
 	}
 	if art == nil {
-		return nil, fmt.Errorf("%w: %s has no artifact yet", errSourceNotReady, name)
+		return nil, fmt.Errorf("%w: %s has no artifact yet", ErrSourceNotReady, name)
 	}
 	dir, err := src.Store.Open(ctx, art)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s, artifact %s: %w", errSourceNotReady, name, art.Revision, err)
+		return nil, fmt.Errorf("%w: %s, artifact %s: %w", ErrSourceNotReady, name, art.Revision, err)
 	}
 	return &artifactRoot{dir: dir, source: name, revision: art.Revision}, nil
 }
@@ -163,7 +156,7 @@ func (a *artifactRoot) readFile(rel string) ([]byte, error) {
 	data, err := root.ReadFile(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%w: %q is not in the artifact of %s at revision %s", errSourceMissing, rel, a.source, a.revision)
+		return nil, fmt.Errorf("%w: %q is not in the artifact of %s at revision %s", ErrSourceMissing, rel, a.source, a.revision)
 	case err != nil:
 		// The error names the path only: no content of the artifact.
 		return nil, fmt.Errorf("reading %q of the artifact of %s: %w", rel, a.source, err)
@@ -316,128 +309,4 @@ func (a *ArtifactStore) Fetches() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.fetches
-}
-
-// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
-
-// Index names of the references to Flux sources and to other SwarmStacks.
-const (
-	indexSourceRef = ".spec.sourceRef"
-	indexDependsOn = ".spec.dependsOn"
-)
-
-// stackSourceIndexes map a SwarmStack to its source ("Kind/namespace/name") and to the
-// SwarmStacks it depends on ("namespace/name"), so that a new artifact or a dependency
-// turning Ready finds the stacks to reconcile without a scan.
-var stackSourceIndexes = map[string]client.IndexerFunc{
-	indexSourceRef: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		if s.Spec.SourceRef == nil {
-			return nil
-		}
-		ref := sourceRefOf(s)
-		return []string{sourceKey(s.Spec.SourceRef.Kind, ref.Namespace, ref.Name)}
-	},
-	indexDependsOn: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		out := make([]string, 0, len(s.Spec.DependsOn))
-		for _, d := range s.Spec.DependsOn {
-			out = append(out, dependencyOf(s, d).String())
-		}
-		return out
-	},
-}
-
-// sourceKinds are the Flux kinds spec.sourceRef can name.
-var sourceKinds = []string{sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.BucketKind, sourcev1.ExternalArtifactKind}
-
-// artifactChanged passes a source event when its artifact (revision or digest) or its
-// readiness changed: a new commit starts a rollout as soon as source-controller publishes
-// it, and the source's own periodic status writes wake no stack.
-var artifactChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		o, ok1 := e.ObjectOld.(fluxSource)
-		n, ok2 := e.ObjectNew.(fluxSource)
-		if !ok1 || !ok2 {
-			return false
-		}
-		oa, na := o.GetArtifact(), n.GetArtifact()
-		if (oa == nil) != (na == nil) || oa != nil && (oa.Revision != na.Revision || oa.Digest != na.Digest) {
-			return true
-		}
-		return readyStatus(o.GetConditions()) != readyStatus(n.GetConditions())
-	},
-	GenericFunc: func(event.GenericEvent) bool { return false },
-}
-
-// dependencyChanged passes a SwarmStack event that may let its dependents go on: its
-// readiness or generation changed (a dependsOn edit may end a cycle), it applied a new
-// source revision (a dependent on the same source waits for that, and the dependency may
-// have been Ready throughout), or it came or went.
-var dependencyChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		o, ok1 := e.ObjectOld.(*swarmv1.SwarmStack)
-		n, ok2 := e.ObjectNew.(*swarmv1.SwarmStack)
-		if !ok1 || !ok2 {
-			return false
-		}
-		if o.Generation != n.Generation || o.Status.LastAppliedSourceRevision != n.Status.LastAppliedSourceRevision {
-			return true
-		}
-		or := apimeta.FindStatusCondition(o.Status.Conditions, swarmv1.ConditionReady)
-		nr := apimeta.FindStatusCondition(n.Status.Conditions, swarmv1.ConditionReady)
-		if or == nil || nr == nil {
-			return or != nr
-		}
-		return or.Status != nr.Status || or.ObservedGeneration != nr.ObservedGeneration
-	},
-	GenericFunc: func(event.GenericEvent) bool { return false },
-}
-
-func readyStatus(conds []metav1.Condition) metav1.ConditionStatus {
-	if c := apimeta.FindStatusCondition(conds, meta.ReadyCondition); c != nil {
-		return c.Status
-	}
-	return ""
-}
-
-// watchSources adds a watch for each Flux source kind whose CRD is installed. Without
-// Flux the operator runs as before; a kind installed later is watched after a restart
-// (until then such stacks still resync on their interval and SourceNotReady's recheck).
-func (r *SwarmStackReconciler) watchSources(mgr ctrl.Manager, b *builder.Builder) *builder.Builder {
-	log := mgr.GetLogger().WithName("swarmstack-sources")
-	for _, kind := range sourceKinds {
-		gk := schema.GroupKind{Group: sourcev1.GroupVersion.Group, Kind: kind}
-		if _, err := mgr.GetRESTMapper().RESTMapping(gk, sourcev1.GroupVersion.Version); err != nil {
-			log.Info("Not watching Flux sources of this kind: its CRD is not installed", "kind", kind, "reason", err.Error())
-			continue
-		}
-		obj, _ := newFluxSource(kind)
-		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(r.stacksOfSource(kind)), builder.WithPredicates(artifactChanged))
-	}
-	return b.Watches(&swarmv1.SwarmStack{}, handler.EnqueueRequestsFromMapFunc(r.dependentsOf), builder.WithPredicates(dependencyChanged))
-}
-
-// stacksOfSource maps a source to the stacks of any namespace that read it.
-func (r *SwarmStackReconciler) stacksOfSource(kind string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []crreconcile.Request {
-		return r.stacksIndexed(ctx, indexSourceRef, sourceKey(kind, o.GetNamespace(), o.GetName()))
-	}
-}
-
-// dependentsOf maps a SwarmStack to the stacks that depend on it.
-func (r *SwarmStackReconciler) dependentsOf(ctx context.Context, o client.Object) []crreconcile.Request {
-	return r.stacksIndexed(ctx, indexDependsOn, ktypes.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}.String())
-}
-
-func (r *SwarmStackReconciler) stacksIndexed(ctx context.Context, index, value string) []crreconcile.Request {
-	var list swarmv1.SwarmStackList
-	if err := r.List(ctx, &list, client.MatchingFields{index: value}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	reqs := make([]crreconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, crreconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
 }

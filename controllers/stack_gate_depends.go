@@ -51,7 +51,7 @@ func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg strin
 	}
 	revision := ""
 	if sc.in != nil {
-		revision = sc.in.sourceRevision
+		revision = sc.in.SourceRevision
 	}
 	var waiting []string
 	for _, d := range s.Spec.DependsOn {
@@ -110,7 +110,7 @@ func readSameSource(a, b *swarmv1.SwarmStack) bool {
 	if a.Spec.SourceRef == nil || b.Spec.SourceRef == nil || a.Spec.SourceRef.Kind != b.Spec.SourceRef.Kind {
 		return false
 	}
-	return sourceRefOf(a) == sourceRefOf(b)
+	return SourceRefOf(a) == SourceRefOf(b)
 }
 
 // dependencyProblem finds what no waiting can fix: a dependsOn in another namespace the

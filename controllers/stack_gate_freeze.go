@@ -53,14 +53,14 @@ func holdForFreeze(ctx context.Context, sc *stackScope) (string, string, time.Du
 			st.LastHandledOverrideFreeze = override
 			if !until.IsZero() {
 				sc.event(corev1.EventTypeNormal, eventFreezeOverridden, "Revision %s applied during the freeze of %s (until %s): annotation %s=%s",
-					shortRev(sc.rendered.Revision), field, stamp(until), swarmv1.AnnotationOverrideFreeze, override)
+					ShortRev(sc.rendered.Revision), field, stamp(until), swarmv1.AnnotationOverrideFreeze, override)
 			}
 		}
 		return "", "", 0, nil
 	}
 	metrics.StackRevisionHeld.WithLabelValues(s.Namespace, s.Name, swarmv1.ReasonFrozen).Set(1)
 	msg := fmt.Sprintf("Frozen until %s by %s: revision %s waits; set a new value of annotation %s to apply it now",
-		stamp(until), field, shortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
+		stamp(until), field, ShortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
 	// A little past the end, so the clock has crossed it when we look.
 	return swarmv1.ReasonFrozen, msg, min(until.Sub(sc.now)+50*time.Millisecond, freezePoll), nil
 }

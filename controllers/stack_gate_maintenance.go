@@ -53,7 +53,7 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 	}
 	gauge.Set(1)
 	msg := fmt.Sprintf("Revision %s waits for %s: it started first; set spec.waitForMaintenances to false to roll out regardless",
-		shortRev(sc.rendered.Revision), strings.Join(draining, ", "))
+		ShortRev(sc.rendered.Revision), strings.Join(draining, ", "))
 	return swarmv1.ReasonMaintenanceInProgress, msg, maintenancePoll, nil
 }
 

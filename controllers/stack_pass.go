@@ -48,7 +48,7 @@ type stackScope struct {
 	interval  time.Duration
 
 	conn     swarm.Swarm
-	in       *stackInputs
+	in       *Inputs
 	rendered *compose.Stack
 	current  []swarmtypes.Service
 	redact   *redact.Redactor
@@ -68,7 +68,7 @@ type stackScope struct {
 	inputErr error           // returned for an input problem that only an edit fixes
 	hold     *condFact       // a gate holds the new revision, or failed to decide
 	holdErr  error           // a gate's error
-	running  *rolloutVerdict // the rollout in flight, still running after judge
+	running  *Verdict // the rollout in flight, still running after judge
 	partial  bool            // the rollout in flight has services left to write
 	acted    *condFact       // what act did or refused
 	stopped  *swarmv1.HistoryEntry
@@ -87,7 +87,7 @@ type condFact struct {
 func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
 	began := time.Now()
 	sc := &stackScope{
-		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stackNameOf(s), owner: ownerOf(s), now: r.Now(),
+		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: NameOf(s), owner: OwnerOf(s), now: r.Now(),
 		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
 	}
 	err := sc.pass(ctx)
@@ -162,12 +162,12 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		sc.requeue(10 * time.Second)
 		return nil //nolint:nilerr // reported in status; retried on a timer
 	}
-	if reason, msg := ownershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
+	if reason, msg := OwnershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
 		sc.blocked = &condFact{reason: reason, msg: msg, stalled: true}
 		return nil
 	}
 	before := st.Services
-	st.Services = serviceStatuses(sc.current, exactTaskCounts(ctx, sc.conn, sc.current))
+	st.Services = ServiceStatuses(sc.current, ExactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
 	return nil
@@ -177,17 +177,17 @@ func (sc *stackScope) observe(ctx context.Context) error {
 // summarize: the rollout in flight is judged all the same.
 func (sc *stackScope) readInputs(ctx context.Context) {
 	s, st := sc.s, &sc.s.Status
-	in, err := gatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
+	in, err := GatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
 	if in != nil {
-		sc.redact.Add(in.sensitive...)
+		sc.redact.Add(in.Sensitive...)
 	}
 	switch {
-	case errors.Is(err, errSourceNotReady):
+	case errors.Is(err, ErrSourceNotReady):
 		// The source watch brings us back when its artifact changes; what runs stays.
 		sc.input = &condFact{reason: swarmv1.ReasonSourceNotReady, msg: err.Error()}
-		sc.requeue(sourceRecheck)
+		sc.requeue(SourceRecheck)
 		return
-	case errors.Is(err, errSourceMissing):
+	case errors.Is(err, ErrSourceMissing):
 		// The ConfigMap and Secret watches bring us back when it appears.
 		sc.input = &condFact{reason: swarmv1.ReasonSourceNotFound, msg: err.Error()}
 		return
@@ -195,8 +195,8 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 		sc.input = &condFact{reason: swarmv1.ReasonComposeInvalid, msg: err.Error(), stalled: true}
 		return
 	}
-	in.opts.NameKey = sc.r.NamingKey
-	rendered, err := sc.r.Renderer.Render(in.files, in.opts)
+	in.Opts.NameKey = sc.r.NamingKey
+	rendered, err := sc.r.Renderer.Render(in.Files, in.Opts)
 	if err != nil {
 		msg := sc.redact.Text(err.Error())
 		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {
@@ -296,7 +296,7 @@ func (sc *stackScope) writesNewRevision() bool {
 // does to a Deployment mid-rollout; nothing else ends it before Swarm does.
 func (sc *stackScope) judge(ctx context.Context) {
 	st := &sc.s.Status
-	cur := inFlight(st.History)
+	cur := st.RolloutInFlight()
 	if cur == nil {
 		return
 	}
@@ -304,42 +304,42 @@ func (sc *stackScope) judge(ctx context.Context) {
 	verdict := sc.judgeRollout(ctx, cur)
 	superseded := sc.rollbackRequest != "" || sc.retryRequest != "" ||
 		sc.writesNewRevision() && sc.rendered.Revision != cur.Revision
-	if superseded && (verdict.outcome == "" || sc.partial) {
-		sc.finishRollout(cur, rolloutVerdict{outcome: swarmv1.OutcomeSuperseded, reason: swarmv1.ReasonProgressing, message: supersededBy(sc)})
+	if superseded && (verdict.Outcome == "" || sc.partial) {
+		sc.finishRollout(cur, Verdict{Outcome: swarmv1.OutcomeSuperseded, Reason: swarmv1.ReasonProgressing, Message: supersededBy(sc)})
 		return
 	}
-	if verdict.outcome == swarmv1.OutcomeCompleted && sc.partial {
+	if verdict.Outcome == swarmv1.OutcomeCompleted && sc.partial {
 		// Every service written so far converged, but the revision is not all written:
 		// act writes the rest.
-		verdict = rolloutVerdict{reason: swarmv1.ReasonProgressing, message: "writing the services Swarm refused so far"}
+		verdict = Verdict{Reason: swarmv1.ReasonProgressing, Message: "writing the services Swarm refused so far"}
 	}
 	deadline := defaultProgressDeadline
 	if sc.s.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
 	}
-	if verdict.outcome == "" && !sc.partial && sc.now.Sub(deadlineFrom(cur)) > deadline {
+	if verdict.Outcome == "" && !sc.partial && sc.now.Sub(DeadlineFrom(cur)) > deadline {
 		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
 	}
-	if verdict.outcome == "" {
-		if verdict.rollbackCause != "" {
+	if verdict.Outcome == "" {
+		if verdict.RollbackCause != "" {
 			// Swarm says why it rolls back only while it does; keep it for history.
-			cur.Message = verdict.rollbackCause
+			cur.Message = verdict.RollbackCause
 		}
 		sc.running = &verdict
 		sc.requeue(rolloutPoll)
 		return
 	}
-	if cur.Message == rollbackRequested && (verdict.outcome == swarmv1.OutcomeRolledBack || verdict.outcome == swarmv1.OutcomeCompleted) {
-		verdict = rolloutVerdict{outcome: swarmv1.OutcomeRolledBackOnRequest, reason: swarmv1.ReasonRolledBackOnRequest, message: verdict.message}
+	if cur.Message == rollbackRequested && (verdict.Outcome == swarmv1.OutcomeRolledBack || verdict.Outcome == swarmv1.OutcomeCompleted) {
+		verdict = Verdict{Outcome: swarmv1.OutcomeRolledBackOnRequest, Reason: swarmv1.ReasonRolledBackOnRequest, Message: verdict.Message}
 	}
-	if verdict.outcome == swarmv1.OutcomeRolledBack {
-		verdict.message += failedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
+	if verdict.Outcome == swarmv1.OutcomeRolledBack {
+		verdict.Message += FailedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
 	}
-	if failedOutcome(verdict.outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
+	if FailedOutcome(verdict.Outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
 		if superseded {
 			// The revision that supersedes it is written in this pass: putting the old
 			// specs back first would only be overwritten.
-			verdict.message += "; not rolled back as a stack: " + supersededBy(sc)
+			verdict.Message += "; not rolled back as a stack: " + supersededBy(sc)
 		} else {
 			sc.rollBackRevision(ctx, cur, &verdict)
 		}
@@ -362,37 +362,37 @@ func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {
 	if sc.rendered.Revision != cur.Revision {
 		return false
 	}
-	return !sc.unwrittenPlan(cur).empty()
+	return !sc.unwrittenPlan(cur).Empty()
 }
 
 // unwrittenPlan is what the rendered revision still has to write. A service that Swarm
 // rolled back since the rollout started is not in it: writing it again would only fail
 // again, and the rollout is judged on that rollback.
-func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) servicePlan {
-	plan := planServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
+func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) ServicePlan {
+	plan := PlanServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
 	if cur == nil {
 		return plan
 	}
 	rolledBack := map[string]bool{}
 	for _, svc := range sc.current {
-		if u := svc.UpdateStatus; u != nil && rollingBackSince(u, cur.StartedAt.Time) {
+		if u := svc.UpdateStatus; u != nil && RollingBackSince(u, cur.StartedAt.Time) {
 			rolledBack[svc.Spec.Name] = true
 		}
 	}
-	keep := plan.update[:0:0]
-	for _, svc := range plan.update {
+	keep := plan.Update[:0:0]
+	for _, svc := range plan.Update {
 		if !rolledBack[svc.Name] {
 			keep = append(keep, svc)
 		}
 	}
-	plan.update = keep
+	plan.Update = keep
 	return plan
 }
 
 // prunesOnWrite: services the revision drops go with its write. With rollbackPolicy
 // Stack they go only once the revision completed: a stack rollback must find them.
 func (sc *stackScope) prunesOnWrite() bool {
-	return pruneEnabled(sc.s) && sc.s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack
+	return PruneEnabled(sc.s) && sc.s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack
 }
 
 // act takes the pass's one action.
@@ -409,10 +409,10 @@ func (sc *stackScope) act(ctx context.Context) error {
 	if sc.rollbackRequest != "" {
 		return sc.rollBackOnRequest(ctx)
 	}
-	if cur := inFlight(sc.s.Status.History); cur != nil {
+	if cur := sc.s.Status.RolloutInFlight(); cur != nil {
 		// A rollout runs: wait for it, unless Swarm refused part of its revision and no
 		// service of it is rolling back (then the revision has failed already).
-		if !sc.partial || sc.running == nil || sc.running.reason == swarmv1.ReasonRollingBack {
+		if !sc.partial || sc.running == nil || sc.running.Reason == swarmv1.ReasonRollingBack {
 			return nil
 		}
 	} else if sc.held() {
@@ -442,8 +442,8 @@ func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
 		rolled = append(rolled, svc.Spec.Name)
 	}
 	if len(rolled) > 0 {
-		if cur := inFlight(st.History); cur == nil || cur.Message != rollbackRequested {
-			st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+		if cur := st.RolloutInFlight(); cur == nil || cur.Message != rollbackRequested {
+			st.History = PushHistory(st.History, swarmv1.HistoryEntry{
 				Revision: st.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(sc.now),
 				Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
 			})
@@ -455,8 +455,8 @@ func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
 		return err
 	}
 	st.LastHandledRollback = sc.rollbackRequest
-	sc.requeue(startGrace)
-	if len(rolled) == 0 && inFlight(st.History) == nil {
+	sc.requeue(StartGrace)
+	if len(rolled) == 0 && st.RolloutInFlight() == nil {
 		sc.event(corev1.EventTypeWarning, swarmv1.EventRollbackSkipped, "No service of the stack has a previous spec to roll back to")
 		return nil
 	}
@@ -470,32 +470,32 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	retry := sc.retryRequest != ""
 	// No rollback loop: a revision that failed, or that a requested rollback took back,
 	// is not written again by itself.
-	if last := lastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
+	if last := LastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
 		sc.requeue(reconcile.Jitter(sc.interval))
 		if last.Outcome == swarmv1.OutcomeRolledBackOnRequest {
 			sc.acted = &condFact{reason: swarmv1.ReasonRolledBackOnRequest, ready: true,
-				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", shortRev(last.Revision))}
+				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", ShortRev(last.Revision))}
 			return nil
 		}
-		sc.acted = &condFact{reason: outcomeReason(last.Outcome), stalled: true,
-			msg: fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message)}
+		sc.acted = &condFact{reason: OutcomeReason(last.Outcome), stalled: true,
+			msg: fmt.Sprintf("Revision %s %s: %s", ShortRev(last.Revision), OutcomeWords(last.Outcome), last.Message)}
 		return nil
 	}
-	cur := inFlight(st.History)
+	cur := st.RolloutInFlight()
 	plan := sc.unwrittenPlan(cur)
-	if plan.empty() {
+	if plan.Empty() {
 		return sc.nothingToWrite()
 	}
-	for _, name := range plan.drifted {
-		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, shortRev(rendered.Revision))
+	for _, name := range plan.Drifted {
+		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, ShortRev(rendered.Revision))
 	}
-	queryRegistry := queryRegistryFor(s, rendered.Revision)
-	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.create), "update", len(plan.update), "remove", len(plan.prune))
-	warnings, applyErr := applyStack(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
+	queryRegistry := QueryRegistryFor(s, rendered.Revision)
+	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.Create), "update", len(plan.Update), "remove", len(plan.Prune))
+	warnings, applyErr := Apply(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
 	sc.addWarnings(warnings)
 	after, readErr := sc.conn.StackServices(ctx, sc.stackName)
 	if readErr == nil {
-		st.Services = serviceStatuses(after, exactTaskCounts(ctx, sc.conn, after))
+		st.Services = ServiceStatuses(after, ExactTaskCounts(ctx, sc.conn, after))
 	}
 	if applyErr != nil {
 		sc.event(corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, "%s", applyErr.Error())
@@ -503,7 +503,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		// What Swarm took of the revision is a rollout: it is followed and judged, and
 		// what Swarm rolls back of it is not written again by the retry.
 		if readErr == nil && cur == nil {
-			if written, ok := revisionWrittenAt(after, rendered.Revision); ok {
+			if written, ok := RevisionWrittenAt(after, rendered.Revision); ok {
 				sc.startRollout(plan, written, nil)
 			}
 		}
@@ -513,14 +513,14 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	switch {
 	case cur != nil:
 		cur.WrittenAt = &now // the rest of a partly written revision
-	case rendered.Revision == st.LastAttemptedRevision && !retry && len(plan.create)+len(plan.update) == 0:
+	case rendered.Revision == st.LastAttemptedRevision && !retry && len(plan.Create)+len(plan.Update) == 0:
 		// Only removals of the revision in force: no rollout to follow.
 	default:
 		started := sc.now
 		// A revision partly written by an earlier pass whose status was lost (a
 		// restart) started then: its services' update states since that write belong
 		// to this rollout.
-		if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
+		if written, ok := RevisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
 			started = written
 		}
 		sc.startRollout(plan, started, &now)
@@ -528,22 +528,22 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	if retry {
 		st.LastHandledRetry = sc.retryRequest
 	}
-	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)), progressing: true}
-	sc.requeue(startGrace)
+	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", ShortRev(rendered.Revision)), progressing: true}
+	sc.requeue(StartGrace)
 	return nil
 }
 
 // startRollout records a rollout of the rendered revision in history.
-func (sc *stackScope) startRollout(plan servicePlan, started time.Time, writtenAt *metav1.Time) {
+func (sc *stackScope) startRollout(plan ServicePlan, started time.Time, writtenAt *metav1.Time) {
 	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
 	st.LastAttemptedRevision = rendered.Revision
-	st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+	st.History = PushHistory(st.History, swarmv1.HistoryEntry{
 		Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), WrittenAt: writtenAt,
-		Outcome: swarmv1.OutcomeProgressing, SourceRevision: sc.in.sourceRevision,
+		Outcome: swarmv1.OutcomeProgressing, SourceRevision: sc.in.SourceRevision,
 	})
 	metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 	sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
-		shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(plan.create), len(plan.update), len(plan.prune))
+		ShortRev(rendered.Revision), VersionSuffix(s.Spec.Version), len(plan.Create), len(plan.Update), len(plan.Prune))
 }
 
 // nothingToWrite: the swarm runs the rendered revision already.
@@ -552,20 +552,20 @@ func (sc *stackScope) nothingToWrite() error {
 	if sc.retryRequest != "" {
 		st.LastHandledRetry = sc.retryRequest
 	}
-	if inFlight(st.History) != nil {
+	if st.RolloutInFlight() != nil {
 		return nil // a rollout runs: judge follows it
 	}
 	if st.LastAttemptedRevision != rendered.Revision {
-		if written, ok := revisionWrittenAt(sc.current, rendered.Revision); ok {
+		if written, ok := RevisionWrittenAt(sc.current, rendered.Revision); ok {
 			// An earlier pass wrote this revision but its status was lost (a crash
 			// between the two writes): follow that rollout instead of calling it done.
 			st.LastAttemptedRevision = rendered.Revision
-			st.History = pushHistory(st.History, swarmv1.HistoryEntry{
+			st.History = PushHistory(st.History, swarmv1.HistoryEntry{
 				Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
-				SourceRevision: sc.in.sourceRevision,
+				SourceRevision: sc.in.SourceRevision,
 			})
-			sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", shortRev(rendered.Revision)), progressing: true}
-			sc.requeue(startGrace)
+			sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", ShortRev(rendered.Revision)), progressing: true}
+			sc.requeue(StartGrace)
 			return nil
 		}
 		// Nothing on the swarm differs (for example a comment changed): the revision is in force.
@@ -575,7 +575,7 @@ func (sc *stackScope) nothingToWrite() error {
 	}
 	if st.LastAppliedRevision == rendered.Revision {
 		// A new source revision that renders the same stack is applied as it stands.
-		st.LastAppliedSourceRevision = sc.in.sourceRevision
+		st.LastAppliedSourceRevision = sc.in.SourceRevision
 	}
 	sc.requeue(reconcile.Jitter(sc.interval))
 	return nil
@@ -584,7 +584,7 @@ func (sc *stackScope) nothingToWrite() error {
 // writtenBackOnlyOnRequest: after this outcome the same revision is written again only
 // when the spec changes or a retry is requested.
 func writtenBackOnlyOnRequest(outcome string) bool {
-	return failedOutcome(outcome) || outcome == swarmv1.OutcomeRolledBackOnRequest
+	return FailedOutcome(outcome) || outcome == swarmv1.OutcomeRolledBackOnRequest
 }
 
 // cleanUp removes what the stack no longer uses (cleanUpStack), once the pass decided
@@ -614,13 +614,13 @@ func (sc *stackScope) summarize() {
 		// A write Swarm refused (retried) says more than the rollout it continues.
 		apply(conds, gen, sc.acted)
 	case sc.running != nil:
-		cur := inFlight(st.History)
+		cur := st.RolloutInFlight()
 		waiting := sc.input
 		if waiting == nil {
 			waiting = sc.hold
 		}
-		reconcile.MarkReconciling(conds, gen, sc.running.reason,
-			fmt.Sprintf("Rolling out revision %s: %s%s", shortRev(cur.Revision), sc.running.message, note(waiting)))
+		reconcile.MarkReconciling(conds, gen, sc.running.Reason,
+			fmt.Sprintf("Rolling out revision %s: %s%s", ShortRev(cur.Revision), sc.running.Message, note(waiting)))
 	case sc.acted != nil && sc.acted.reason == "Suspended":
 		sc.summarizeSettled()
 	case sc.acted != nil:
@@ -638,18 +638,18 @@ func (sc *stackScope) summarize() {
 func (sc *stackScope) summarizeSettled() {
 	s, st := sc.s, &sc.s.Status
 	conds, gen := &st.Conditions, s.Generation
-	last := lastOutcome(st.History)
+	last := LastOutcome(st.History)
 	switch {
 	case sc.rendered == nil:
-	case failedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
-		reconcile.MarkFailed(conds, gen, outcomeReason(last.Outcome),
-			fmt.Sprintf("Revision %s %s: %s", shortRev(last.Revision), outcomeWords(last.Outcome), last.Message), true)
+	case FailedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
+		reconcile.MarkFailed(conds, gen, OutcomeReason(last.Outcome),
+			fmt.Sprintf("Revision %s %s: %s", ShortRev(last.Revision), OutcomeWords(last.Outcome), last.Message), true)
 	case s.Spec.Suspend:
 		// Suspended, the conditions say what the last pass found, unless a rollout
 		// ended in this one.
 		if sc.stopped != nil && sc.stopped.Outcome == swarmv1.OutcomeCompleted {
 			reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded,
-				fmt.Sprintf("Revision %s%s completed; the stack is suspended", shortRev(sc.stopped.Revision), versionSuffix(sc.stopped.Version)))
+				fmt.Sprintf("Revision %s%s completed; the stack is suspended", ShortRev(sc.stopped.Revision), VersionSuffix(sc.stopped.Version)))
 		}
 	default:
 		reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
@@ -672,7 +672,7 @@ func apply(conds *[]metav1.Condition, gen int64, f *condFact) {
 // it took and when it runs next.
 func (sc *stackScope) logPass(took time.Duration, err error) {
 	ready := sc.readyCondition()
-	kv := []any{"revision", shortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
+	kv := []any{"revision", ShortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
 	if ready != nil {
 		kv = append(kv, "ready", string(ready.Status), "reason", ready.Reason)
 	}

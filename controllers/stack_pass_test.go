@@ -138,7 +138,7 @@ func TestRevisionHeldByAGateDoesNotAbandonTheRolloutInFlight(t *testing.T) {
 	e.passes("numbers", 2)
 	s := e.stack("numbers")
 	if s.Status.LastAppliedRevision != v2Rev {
-		t.Fatalf("lastAppliedRevision %s, want v2's %s", shortRev(s.Status.LastAppliedRevision), shortRev(v2Rev))
+		t.Fatalf("lastAppliedRevision %s, want v2's %s", ShortRev(s.Status.LastAppliedRevision), ShortRev(v2Rev))
 	}
 	if r := e.ready("numbers"); r.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)

@@ -16,23 +16,23 @@ import (
 
 const (
 	historyLimit = 10
-	// startGrace is how long after a write a service with no UpdateStatus is still taken
+	// StartGrace is how long after a write a service with no UpdateStatus is still taken
 	// as "not started yet" rather than "nothing to roll": Swarm clears UpdateStatus when a
 	// spec is written and sets it when its updater picks the service up.
-	startGrace = 2 * time.Second
-	// clockSkew is how much older than the rollout an UpdateStatus may look and still be
+	StartGrace = 2 * time.Second
+	// ClockSkew is how much older than the rollout an UpdateStatus may look and still be
 	// taken as this rollout's (the swarm's clock is not ours).
-	clockSkew = 2 * time.Second
+	ClockSkew = 2 * time.Second
 )
 
 // taskCounts are a service's running tasks split by what Swarm wants of them.
 type taskCounts struct{ running, shuttingDown uint64 }
 
-// exactTaskCounts corrects Swarm's RunningTasks, which counts every running task, old
+// ExactTaskCounts corrects Swarm's RunningTasks, which counts every running task, old
 // ones that an update replaces included (9/6 in a start-first update of 6), to what
 // docker service ls shows: running tasks whose desired state is running. It costs one
 // task list, made only while some service may hold such old tasks.
-func exactTaskCounts(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service) map[string]taskCounts {
+func ExactTaskCounts(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service) map[string]taskCounts {
 	var ids []string
 	for _, svc := range svcs {
 		if mayHoldOldTasks(svc) {
@@ -77,8 +77,8 @@ func mayHoldOldTasks(svc swarmtypes.Service) bool {
 	return svc.ServiceStatus != nil && svc.ServiceStatus.RunningTasks > svc.ServiceStatus.DesiredTasks
 }
 
-// serviceStatuses turns Swarm's view of the stack's services into status entries.
-func serviceStatuses(svcs []swarmtypes.Service, counts map[string]taskCounts) []swarmv1.ServiceStatus {
+// ServiceStatuses turns Swarm's view of the stack's services into status entries.
+func ServiceStatuses(svcs []swarmtypes.Service, counts map[string]taskCounts) []swarmv1.ServiceStatus {
 	out := make([]swarmv1.ServiceStatus, 0, len(svcs))
 	for _, svc := range svcs {
 		st := swarmv1.ServiceStatus{Name: svc.Spec.Name, Mode: serviceMode(svc.Spec.Mode), ShuttingDownTasks: counts[svc.ID].shuttingDown}
@@ -135,27 +135,27 @@ func updateConfigStatus(u *swarmtypes.UpdateConfig) *swarmv1.UpdateConfig {
 	}
 }
 
-// rolloutVerdict is what the services say about the rollout in flight.
-type rolloutVerdict struct {
-	outcome string // "" while in progress
-	reason  string // condition reason while in progress or on failure
-	message string
-	// rollbackCause is Swarm's reason for rolling services back, which it states only
+// Verdict is what the services say about the rollout in flight.
+type Verdict struct {
+	Outcome string // "" while in progress
+	Reason  string // condition reason while in progress or on failure
+	Message string
+	// RollbackCause is Swarm's reason for rolling services back, which it states only
 	// while the rollback runs ("update rolled back due to failure ...").
-	rollbackCause string
+	RollbackCause string
 }
 
 // thisRolloutsUpdate is the service's UpdateStatus if it belongs to the rollout that
 // started at `started`, nil if there is none or it is left over from an earlier one.
 func thisRolloutsUpdate(svc swarmtypes.Service, started time.Time) *swarmtypes.UpdateStatus {
 	u := svc.UpdateStatus
-	if u != nil && u.StartedAt != nil && u.StartedAt.Before(started.Add(-clockSkew)) {
+	if u != nil && u.StartedAt != nil && u.StartedAt.Before(started.Add(-ClockSkew)) {
 		return nil
 	}
 	return u
 }
 
-// awaitingUpdater finds the services of the rollout whose new task spec Swarm's updater
+// AwaitingUpdater finds the services of the rollout whose new task spec Swarm's updater
 // has not started on yet: written in the rollout with another task template, no update
 // status, and tasks that Swarm wants running still on an older spec. Their task counts
 // look converged (the old tasks run), and the updater of a loaded manager can take
@@ -163,16 +163,16 @@ func thisRolloutsUpdate(svc swarmtypes.Service, started time.Time) *swarmtypes.U
 // roll", the tasks can, as Swarm's updater itself decides which tasks are dirty. It
 // lists tasks only past the start grace and only for such services; when the list
 // fails, they all count as waiting, and the next pass asks again.
-func awaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, started, now time.Time) map[string]bool {
-	if now.Sub(started) < startGrace {
+func AwaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, started, now time.Time) map[string]bool {
+	if now.Sub(started) < StartGrace {
 		return nil
 	}
 	var ids []string
 	specs := map[string]swarmtypes.TaskSpec{}
 	for _, svc := range svcs {
 		prev := svc.PreviousSpec
-		if thisRolloutsUpdate(svc, started) != nil || prev == nil || svc.UpdatedAt.Before(started.Add(-clockSkew)) ||
-			!converged(svc) || swarm.SameTaskSpec(prev.TaskTemplate, svc.Spec.TaskTemplate) {
+		if thisRolloutsUpdate(svc, started) != nil || prev == nil || svc.UpdatedAt.Before(started.Add(-ClockSkew)) ||
+			!Converged(svc) || swarm.SameTaskSpec(prev.TaskTemplate, svc.Spec.TaskTemplate) {
 			continue
 		}
 		ids = append(ids, svc.ID)
@@ -197,12 +197,12 @@ func awaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Se
 	return waiting
 }
 
-// judgeRollout decides whether the rollout that started at `started` has ended and how.
+// JudgeRollout decides whether the rollout that started at `started` has ended and how.
 // A service whose update Swarm rolled back makes the whole rollout RolledBack, once no
 // service is still moving: a rollback is a failure, even though Swarm and the docker CLI
 // report it as a finished update. awaiting holds the IDs of the services whose new spec
 // Swarm's updater has yet to start on (awaitingUpdater).
-func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting map[string]bool) rolloutVerdict {
+func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting map[string]bool) Verdict {
 	var moving, rolledBack, paused, rollbackPaused, rollingBack []string
 	for _, svc := range svcs {
 		name := svc.Spec.Name
@@ -211,7 +211,7 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 			switch {
 			case awaiting[svc.ID]:
 				moving = append(moving, name+": waiting for Swarm's updater to start")
-			case now.Sub(started) < startGrace || !converged(svc):
+			case now.Sub(started) < StartGrace || !Converged(svc):
 				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
 			}
 			continue
@@ -230,7 +230,7 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 		case swarmtypes.UpdateStateRollbackCompleted:
 			rolledBack = append(rolledBack, msg)
 		case swarmtypes.UpdateStateCompleted:
-			if !converged(svc) {
+			if !Converged(svc) {
 				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
 			}
 		}
@@ -239,26 +239,26 @@ func judgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 	cause := strings.Join(rollingBack, "; ")
 	switch {
 	case len(rollbackPaused) > 0:
-		return rolloutVerdict{swarmv1.OutcomeRollbackPaused, swarmv1.ReasonRollbackPaused, strings.Join(rollbackPaused, "; "), cause}
+		return Verdict{swarmv1.OutcomeRollbackPaused, swarmv1.ReasonRollbackPaused, strings.Join(rollbackPaused, "; "), cause}
 	case len(paused) > 0:
-		return rolloutVerdict{swarmv1.OutcomePaused, swarmv1.ReasonRolloutPaused, strings.Join(paused, "; "), cause}
+		return Verdict{swarmv1.OutcomePaused, swarmv1.ReasonRolloutPaused, strings.Join(paused, "; "), cause}
 	case len(moving) > 0:
 		reason := swarmv1.ReasonProgressing
 		if len(rolledBack)+len(rollingBack) > 0 {
 			reason = swarmv1.ReasonRollingBack
 		}
-		return rolloutVerdict{"", reason, strings.Join(moving, "; "), cause}
+		return Verdict{"", reason, strings.Join(moving, "; "), cause}
 	case len(rolledBack) > 0:
-		return rolloutVerdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; "), cause}
+		return Verdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; "), cause}
 	}
-	return rolloutVerdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged", ""}
+	return Verdict{swarmv1.OutcomeCompleted, swarmv1.ReasonSucceeded, "all services converged", ""}
 }
 
-// judgeOnWritten judges the rollout of cur on the services it wrote (writtenByRollout). A
+// JudgeOnWritten judges the rollout of cur on the services it wrote (writtenByRollout). A
 // service it did not write may be degraded for reasons of its own: blaming the release
 // would hold it Progressing until the deadline rolled back what works. Such services are
 // named in the verdict's message (and in status.services, as every service).
-func judgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, cur *swarmv1.HistoryEntry, now time.Time) rolloutVerdict {
+func JudgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, cur *swarmv1.HistoryEntry, now time.Time) Verdict {
 	started := cur.StartedAt.Time
 	var written []swarmtypes.Service
 	var others []string
@@ -269,14 +269,14 @@ func judgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Ser
 			others = append(others, svc.Spec.Name+": "+why)
 		}
 	}
-	v := judgeRollout(written, started, now, awaitingUpdater(ctx, conn, written, started, now))
+	v := JudgeRollout(written, started, now, AwaitingUpdater(ctx, conn, written, started, now))
 	if len(others) == 0 {
 		return v
 	}
-	if v.outcome == swarmv1.OutcomeCompleted {
-		v.message = "the services it wrote converged"
+	if v.Outcome == swarmv1.OutcomeCompleted {
+		v.Message = "the services it wrote converged"
 	}
-	v.message += "; not written by it, left as they are: " + strings.Join(others, "; ")
+	v.Message += "; not written by it, left as they are: " + strings.Join(others, "; ")
 	return v
 }
 
@@ -285,7 +285,7 @@ func judgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Ser
 // rollback request), since the rollout started. A spec of the revision older than the
 // rollout is an earlier rollout's.
 func writtenByRollout(svc swarmtypes.Service, revision string, started time.Time) bool {
-	if svc.UpdatedAt.Before(started.Add(-clockSkew)) {
+	if svc.UpdatedAt.Before(started.Add(-ClockSkew)) {
 		return false
 	}
 	if svc.Spec.Labels[swarmv1.LabelRevision] == revision {
@@ -297,7 +297,7 @@ func writtenByRollout(svc swarmtypes.Service, revision string, started time.Time
 	// Swarm's own rollback (failure_action rollback) drops the previous spec: the spec it
 	// rolled back from is gone, but its rollback started within this rollout.
 	u := svc.UpdateStatus
-	return u != nil && rollingBackSince(u, started)
+	return u != nil && RollingBackSince(u, started)
 }
 
 // degraded says why a service does not run as it should: tasks missing, or an update of
@@ -309,14 +309,14 @@ func degraded(svc swarmtypes.Service) string {
 			return u.Message
 		}
 	}
-	if !converged(svc) {
+	if !Converged(svc) {
 		return taskProgress(svc)
 	}
 	return ""
 }
 
-// converged is true when a service runs as many tasks as it wants; jobs never "run".
-func converged(svc swarmtypes.Service) bool {
+// Converged is true when a service runs as many tasks as it wants; jobs never "run".
+func Converged(svc swarmtypes.Service) bool {
 	if svc.Spec.Mode.ReplicatedJob != nil || svc.Spec.Mode.GlobalJob != nil {
 		return true
 	}
@@ -333,9 +333,9 @@ func taskProgress(svc swarmtypes.Service) string {
 	return fmt.Sprintf("%d/%d tasks running", svc.ServiceStatus.RunningTasks, svc.ServiceStatus.DesiredTasks)
 }
 
-// failedOutcome is true for outcomes after which the same revision is not applied again
+// FailedOutcome is true for outcomes after which the same revision is not applied again
 // until the spec changes or a retry is requested: re-applying would only fail again.
-func failedOutcome(outcome string) bool {
+func FailedOutcome(outcome string) bool {
 	switch outcome {
 	case swarmv1.OutcomeRolledBack, swarmv1.OutcomePaused, swarmv1.OutcomeRollbackPaused,
 		swarmv1.OutcomeDeadlineExceeded, swarmv1.OutcomeFailed, swarmv1.OutcomeRollbackFailed:
@@ -344,8 +344,8 @@ func failedOutcome(outcome string) bool {
 	return false
 }
 
-// outcomeReason maps a finished rollout's outcome to the Ready condition's reason.
-func outcomeReason(outcome string) string {
+// OutcomeReason maps a finished rollout's outcome to the Ready condition's reason.
+func OutcomeReason(outcome string) string {
 	switch outcome {
 	case swarmv1.OutcomeRolledBack:
 		return swarmv1.ReasonRolledBack
@@ -363,19 +363,19 @@ func outcomeReason(outcome string) string {
 	return swarmv1.ReasonSucceeded
 }
 
-// deadlineFrom is when the rollout's progress deadline starts: the write that completed
+// DeadlineFrom is when the rollout's progress deadline starts: the write that completed
 // its revision. A first partial write (Swarm refusing the rest, retried) starts the
 // rollout but not the deadline, or the pass after the final write would roll back what
 // it had just written. Entries without WrittenAt count from StartedAt.
-func deadlineFrom(e *swarmv1.HistoryEntry) time.Time {
+func DeadlineFrom(e *swarmv1.HistoryEntry) time.Time {
 	if e.WrittenAt != nil && e.WrittenAt.After(e.StartedAt.Time) {
 		return e.WrittenAt.Time
 	}
 	return e.StartedAt.Time
 }
 
-// pushHistory adds a rollout at the front and keeps at most historyLimit entries.
-func pushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.HistoryEntry {
+// PushHistory adds a rollout at the front and keeps at most historyLimit entries.
+func PushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.HistoryEntry {
 	h = append([]swarmv1.HistoryEntry{e}, h...)
 	if len(h) > historyLimit {
 		h = h[:historyLimit]
@@ -383,15 +383,8 @@ func pushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.His
 	return h
 }
 
-// inFlight returns the newest history entry when its rollout has not ended.
-func inFlight(h []swarmv1.HistoryEntry) *swarmv1.HistoryEntry {
-	if len(h) > 0 && h[0].Outcome == swarmv1.OutcomeProgressing {
-		return &h[0]
-	}
-	return nil
-}
 
-func shortRev(rev string) string {
+func ShortRev(rev string) string {
 	rev = strings.TrimPrefix(rev, "sha256:")
 	if len(rev) > 12 {
 		return rev[:12]

@@ -85,8 +85,8 @@ func TestJudgeRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := judgeRollout(tc.services, started, tc.now, tc.awaiting)
-			if v.outcome != tc.wantOutcome || v.reason != tc.wantReason || (v.rollbackCause != "") != tc.wantCause {
+			v := JudgeRollout(tc.services, started, tc.now, tc.awaiting)
+			if v.Outcome != tc.wantOutcome || v.Reason != tc.wantReason || (v.RollbackCause != "") != tc.wantCause {
 				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
 			}
 		})
@@ -107,15 +107,15 @@ func TestPlanServicesSkipsUnchangedAndNeverPrunesOthers(t *testing.T) {
 		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_manual"}}},
 	}
 	rendered := renderedOf("app_same:h1", "app_changed:new", "app_new:n")
-	p := planServices(rendered, current, owner, true, false)
-	if names(p.create) != "app_new" || names(p.update) != "app_changed" || len(p.prune) != 1 || p.prune[0].Spec.Name != "app_gone" {
-		t.Fatalf("plan create %s update %s prune %v", names(p.create), names(p.update), p.prune)
+	p := PlanServices(rendered, current, owner, true, false)
+	if names(p.Create) != "app_new" || names(p.Update) != "app_changed" || len(p.Prune) != 1 || p.Prune[0].Spec.Name != "app_gone" {
+		t.Fatalf("plan create %s update %s prune %v", names(p.Create), names(p.Update), p.Prune)
 	}
-	if p := planServices(rendered, current, owner, false, false); len(p.prune) != 0 {
+	if p := PlanServices(rendered, current, owner, false, false); len(p.Prune) != 0 {
 		t.Error("prune: false removed a service")
 	}
-	if p := planServices(rendered, current, owner, true, true); names(p.update) != "app_same,app_changed" {
-		t.Errorf("a retry must rewrite every existing service, got %s", names(p.update))
+	if p := PlanServices(rendered, current, owner, true, true); names(p.Update) != "app_same,app_changed" {
+		t.Errorf("a retry must rewrite every existing service, got %s", names(p.Update))
 	}
 }
 
@@ -195,38 +195,38 @@ func TestAwaitingUpdaterAsksTheTasksNotTheClock(t *testing.T) {
 
 	t.Run("old tasks still run: waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := awaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api waiting after one", got, taskReads(sw))
 		}
 	})
 	t.Run("within the start grace nothing is read", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := awaitingUpdater(ctx, sw, svcs, started, started.Add(startGrace/2)); got != nil || taskReads(sw) != 0 {
+		if got := AwaitingUpdater(ctx, sw, svcs, started, started.Add(StartGrace/2)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("the tasks already run the spec written back: not waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"), image("v1"))
-		if got := awaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := AwaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api not waiting", got, taskReads(sw))
 		}
 	})
 	t.Run("a failed task list counts as waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
 		sw.Fail(memswarm.OpTasksOfServices, 1, errors.New("injected: no manager answered"))
-		if got := awaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
+		if got := AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
 			t.Errorf("got %v, want api waiting", got)
 		}
 	})
 	t.Run("a write that replaces no task reads no task", func(t *testing.T) {
 		sw, svcs := world(t, labelled)
-		if got := awaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
+		if got := AwaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("a service the rollout did not write reads no task", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := awaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
+		if got := AwaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})

@@ -271,7 +271,7 @@ func TestSourceNotReadyWritesNothing(t *testing.T) {
 			tc.setup(e)
 			e.sourceStack("numbers")
 			res, err := e.pass("numbers")
-			if err != nil || res.RequeueAfter != sourceRecheck {
+			if err != nil || res.RequeueAfter != SourceRecheck {
 				t.Fatalf("pass: %v, %+v: want a recheck, no error", err, res)
 			}
 			r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotReady)

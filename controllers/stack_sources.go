@@ -19,37 +19,37 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 )
 
-// errSourceMissing marks a referenced ConfigMap, Secret or key that does not exist yet.
-var errSourceMissing = errors.New("source not found")
+// ErrSourceMissing marks a referenced ConfigMap, Secret or key that does not exist yet.
+var ErrSourceMissing = errors.New("source not found")
 
-// stackInputs is everything a stack's rendering and apply read from Kubernetes.
-type stackInputs struct {
-	files        []compose.File
-	opts         compose.Options
-	registryAuth map[string]registry.AuthConfig // by registry host
-	// sensitive holds every value read from a Secret, to be redacted from messages.
-	sensitive []string
-	// sourceRevision is the revision of the spec.sourceRef artifact read, if any.
-	sourceRevision string
+// Inputs is everything a stack's rendering and apply read from Kubernetes.
+type Inputs struct {
+	Files        []compose.File
+	Opts         compose.Options
+	RegistryAuth map[string]registry.AuthConfig // by registry host
+	// Sensitive holds every value read from a Secret, to be redacted from messages.
+	Sensitive []string
+	// SourceRevision is the revision of the spec.sourceRef artifact read, if any.
+	SourceRevision string
 }
 
-// gatherInputs reads the compose files, variables, secrets, configs and registry
+// GatherInputs reads the compose files, variables, secrets, configs and registry
 // credentials the stack references; a stack with a spec.sourceRef is refused.
-func gatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, stackName string) (*stackInputs, error) {
-	return gatherInputsFrom(ctx, c, Sources{}, s, stackName)
+func GatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, stackName string) (*Inputs, error) {
+	return GatherInputsFrom(ctx, c, Sources{}, s, stackName)
 }
 
-// gatherInputsFrom is gatherInputs with access to Flux sources: files[].path, and file:
+// GatherInputsFrom is gatherInputs with access to Flux sources: files[].path, and file:
 // and env_file: of the compose files, are read from the artifact of spec.sourceRef.
-func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swarmv1.SwarmStack, stackName string) (*stackInputs, error) {
-	in := &stackInputs{opts: compose.Options{StackName: stackName, Variables: map[string]string{}}}
+func GatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swarmv1.SwarmStack, stackName string) (*Inputs, error) {
+	in := &Inputs{Opts: compose.Options{StackName: stackName, Variables: map[string]string{}}}
 	var art *artifactRoot
 	if s.Spec.SourceRef != nil {
 		var err error
 		if art, err = src.openSource(ctx, c, s); err != nil {
 			return nil, err
 		}
-		in.sourceRevision = art.revision
+		in.SourceRevision = art.revision
 		// Relative paths of file: and env_file: are read from the directory of the first
 		// compose file of the artifact, as docker compose reads them from the first -f file.
 		base := "."
@@ -61,7 +61,7 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 				break
 			}
 		}
-		in.opts.ReadFile = func(p string) ([]byte, error) {
+		in.Opts.ReadFile = func(p string) ([]byte, error) {
 			rel, err := artifactPath(base, p)
 			if err != nil {
 				return nil, err
@@ -78,7 +78,7 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 		var cm corev1.ConfigMap
 		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: name}, &cm); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%w: ConfigMap %q", errSourceMissing, name)
+				return nil, fmt.Errorf("%w: ConfigMap %q", ErrSourceMissing, name)
 			}
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 		var sec corev1.Secret
 		if err := c.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: name}, &sec); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%w: Secret %q", errSourceMissing, name)
+				return nil, fmt.Errorf("%w: Secret %q", ErrSourceMissing, name)
 			}
 			return nil, err
 		}
@@ -110,19 +110,19 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 		if v, ok := cm.BinaryData[ref.Key]; ok {
 			return v, nil
 		}
-		return nil, fmt.Errorf("%w: ConfigMap %q has no key %q", errSourceMissing, ref.Name, ref.Key)
+		return nil, fmt.Errorf("%w: ConfigMap %q has no key %q", ErrSourceMissing, ref.Name, ref.Key)
 	}
 
 	for i, f := range s.Spec.Compose.Files {
 		switch {
 		case f.Inline != nil:
-			in.files = append(in.files, compose.File{Name: f.Name, Content: []byte(*f.Inline)})
+			in.Files = append(in.Files, compose.File{Name: f.Name, Content: []byte(*f.Inline)})
 		case f.ConfigMapRef != nil:
 			data, err := cmKey(*f.ConfigMapRef)
 			if err != nil {
 				return nil, err
 			}
-			in.files = append(in.files, compose.File{Name: f.Name, Content: data})
+			in.Files = append(in.Files, compose.File{Name: f.Name, Content: data})
 		case f.Path != nil:
 			if art == nil {
 				return nil, fmt.Errorf("spec.compose.files[%d] (%s): path needs spec.sourceRef", i, f.Name)
@@ -135,7 +135,7 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 			if err != nil {
 				return nil, fmt.Errorf("spec.compose.files[%d] (%s): %w", i, f.Name, err)
 			}
-			in.files = append(in.files, compose.File{Name: f.Name, Content: data})
+			in.Files = append(in.Files, compose.File{Name: f.Name, Content: data})
 		default:
 			return nil, fmt.Errorf("spec.compose.files[%d] (%s): set inline, configMapRef or path", i, f.Name)
 		}
@@ -148,7 +148,7 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 				return nil, err
 			}
 			for k, v := range cm.Data {
-				in.opts.Variables[k] = v
+				in.Opts.Variables[k] = v
 			}
 		case src.SecretRef != nil:
 			sec, err := getSecret(src.SecretRef.Name)
@@ -156,19 +156,19 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 				return nil, err
 			}
 			for k, v := range sec.Data {
-				in.opts.Variables[k] = string(v)
-				in.opts.SensitiveVariables = append(in.opts.SensitiveVariables, k)
-				in.sensitive = append(in.sensitive, string(v))
+				in.Opts.Variables[k] = string(v)
+				in.Opts.SensitiveVariables = append(in.Opts.SensitiveVariables, k)
+				in.Sensitive = append(in.Sensitive, string(v))
 			}
 		default:
 			return nil, fmt.Errorf("spec.compose.variablesFrom[%d]: set configMapRef or secretRef", i)
 		}
 	}
 	for k, v := range s.Spec.Compose.Variables {
-		in.opts.Variables[k] = v
+		in.Opts.Variables[k] = v
 	}
 	if len(s.Spec.Secrets) > 0 {
-		in.opts.SecretData = map[string][]byte{}
+		in.Opts.SecretData = map[string][]byte{}
 	}
 	for _, ref := range s.Spec.Secrets {
 		sec, err := getSecret(ref.SecretRef.Name)
@@ -177,20 +177,20 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 		}
 		v, ok := sec.Data[ref.SecretRef.Key]
 		if !ok {
-			return nil, fmt.Errorf("%w: Secret %q has no key %q", errSourceMissing, ref.SecretRef.Name, ref.SecretRef.Key)
+			return nil, fmt.Errorf("%w: Secret %q has no key %q", ErrSourceMissing, ref.SecretRef.Name, ref.SecretRef.Key)
 		}
-		in.opts.SecretData[ref.Name] = v
-		in.sensitive = append(in.sensitive, string(v))
+		in.Opts.SecretData[ref.Name] = v
+		in.Sensitive = append(in.Sensitive, string(v))
 	}
 	if len(s.Spec.Configs) > 0 {
-		in.opts.ConfigData = map[string][]byte{}
+		in.Opts.ConfigData = map[string][]byte{}
 	}
 	for _, ref := range s.Spec.Configs {
 		v, err := cmKey(ref.ConfigMapRef)
 		if err != nil {
 			return nil, err
 		}
-		in.opts.ConfigData[ref.Name] = v
+		in.Opts.ConfigData[ref.Name] = v
 	}
 	if ra := s.Spec.RegistryAuth; ra != nil {
 		sec, err := getSecret(ra.SecretRef.Name)
@@ -202,9 +202,9 @@ func gatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 			// Never include the Secret's content in the error: it ends up in status.
 			return nil, fmt.Errorf("registryAuth Secret %q: %w", ra.SecretRef.Name, err)
 		}
-		in.registryAuth = auths
+		in.RegistryAuth = auths
 		for _, a := range auths {
-			in.sensitive = append(in.sensitive, a.Password, a.IdentityToken, a.RegistryToken)
+			in.Sensitive = append(in.Sensitive, a.Password, a.IdentityToken, a.RegistryToken)
 		}
 	}
 	return in, nil
@@ -261,15 +261,15 @@ func registryHost(s string) string {
 
 // encodedAuthFor returns the X-Registry-Auth value for an image, as
 // --with-registry-auth sends it, or "" when no credential matches.
-func (in *stackInputs) encodedAuthFor(image string) string {
-	if len(in.registryAuth) == 0 {
+func (in *Inputs) encodedAuthFor(image string) string {
+	if len(in.RegistryAuth) == 0 {
 		return ""
 	}
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
 		return ""
 	}
-	a, ok := in.registryAuth[reference.Domain(named)]
+	a, ok := in.RegistryAuth[reference.Domain(named)]
 	if !ok {
 		return ""
 	}

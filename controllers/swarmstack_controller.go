@@ -85,18 +85,18 @@ func (r *SwarmStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}.Reconcile(ctx, req)
 }
 
-func stackNameOf(s *swarmv1.SwarmStack) string {
+func NameOf(s *swarmv1.SwarmStack) string {
 	if s.Spec.StackName != "" {
 		return s.Spec.StackName
 	}
 	return s.Name
 }
 
-func ownerOf(s *swarmv1.SwarmStack) string { return s.Namespace + "." + s.Name }
+func OwnerOf(s *swarmv1.SwarmStack) string { return s.Namespace + "." + s.Name }
 
 // judgeRollout judges the rollout in flight on the services read in this pass.
-func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) rolloutVerdict {
-	return judgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
+func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) Verdict {
+	return JudgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
 }
 
 // rollBackRevision puts every service that the failed revision wrote back to the spec it
@@ -104,7 +104,7 @@ func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntr
 // one service at a time and knows no stack: without this a failed release ends half
 // applied. Services the revision created are removed; with no completed revision to go
 // back to, they stay.
-func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *rolloutVerdict) {
+func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *Verdict) {
 	last := sc.s.Status.LastAppliedRevision
 	var back, removed, failed []string
 	for _, svc := range sc.current {
@@ -112,7 +112,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		if svc.Spec.Labels[swarmv1.LabelOwner] != sc.owner {
 			continue
 		}
-		if u := svc.UpdateStatus; u != nil && rollingBackSince(u, cur.StartedAt.Time) || sc.rolledBack[svc.ID] {
+		if u := svc.UpdateStatus; u != nil && RollingBackSince(u, cur.StartedAt.Time) || sc.rolledBack[svc.ID] {
 			back = append(back, name) // Swarm, or the deadline, is already rolling it back
 			continue
 		}
@@ -122,8 +122,8 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		switch prev := svc.PreviousSpec; {
 		case prev == nil && last == "":
 			failed = append(failed, name+": no completed revision to go back to")
-		case prev == nil && svc.CreatedAt.Before(cur.StartedAt.Add(-clockSkew)):
-			failed = append(failed, fmt.Sprintf("%s: it has no previous spec and was not created by revision %s", name, shortRev(cur.Revision)))
+		case prev == nil && svc.CreatedAt.Before(cur.StartedAt.Add(-ClockSkew)):
+			failed = append(failed, fmt.Sprintf("%s: it has no previous spec and was not created by revision %s", name, ShortRev(cur.Revision)))
 		case prev == nil:
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
 				failed = append(failed, fmt.Sprintf("%s: removing it failed: %v", name, err))
@@ -132,7 +132,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 			removed = append(removed, name)
 		case prev.Labels[swarmv1.LabelRevision] == cur.Revision:
 			// Written twice in the revision: its previous spec is the failed one too.
-			failed = append(failed, fmt.Sprintf("%s: written more than once by revision %s, its previous spec is that revision too", name, shortRev(cur.Revision)))
+			failed = append(failed, fmt.Sprintf("%s: written more than once by revision %s, its previous spec is that revision too", name, ShortRev(cur.Revision)))
 		default:
 			// What ran before this revision, whichever revision wrote it: a service the
 			// last completed release did not change still carries an older label.
@@ -145,27 +145,27 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 	}
 	slices.Sort(back)
 	cur.RolledBackServices = slices.Concat(back, removed)
-	msg := "; the stack rolled back to revision " + shortRev(last)
+	msg := "; the stack rolled back to revision " + ShortRev(last)
 	if len(back) > 0 {
 		msg += ": " + strings.Join(back, ", ")
 	}
 	if len(removed) > 0 {
 		msg += "; removed, as the revision created them: " + strings.Join(removed, ", ")
 	}
-	v.outcome, v.reason = swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack
+	v.Outcome, v.Reason = swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack
 	if len(failed) > 0 {
 		msg += "; not rolled back: " + strings.Join(failed, "; ")
-		v.outcome, v.reason = swarmv1.OutcomeRollbackFailed, swarmv1.ReasonRollbackFailed
+		v.Outcome, v.Reason = swarmv1.OutcomeRollbackFailed, swarmv1.ReasonRollbackFailed
 	}
-	v.message += msg
-	sc.event(corev1.EventTypeWarning, swarmv1.EventStackRolledBack, "Revision %s failed%s", shortRev(cur.Revision), msg)
+	v.Message += msg
+	sc.event(corev1.EventTypeWarning, swarmv1.EventStackRolledBack, "Revision %s failed%s", ShortRev(cur.Revision), msg)
 }
 
-// rollingBackSince: Swarm has been rolling the service back since the rollout started.
-func rollingBackSince(u *swarmtypes.UpdateStatus, started time.Time) bool {
+// RollingBackSince: Swarm has been rolling the service back since the rollout started.
+func RollingBackSince(u *swarmtypes.UpdateStatus, started time.Time) bool {
 	switch u.State {
 	case swarmtypes.UpdateStateRollbackStarted, swarmtypes.UpdateStateRollbackCompleted, swarmtypes.UpdateStateRollbackPaused:
-		return u.StartedAt == nil || !u.StartedAt.Before(started.Add(-clockSkew))
+		return u.StartedAt == nil || !u.StartedAt.Before(started.Add(-ClockSkew))
 	}
 	return false
 }
@@ -177,7 +177,7 @@ func supersededBy(sc *stackScope) string {
 	case sc.retryRequest != "":
 		return "Superseded by a retry request"
 	}
-	return "Superseded by revision " + shortRev(sc.rendered.Revision)
+	return "Superseded by revision " + ShortRev(sc.rendered.Revision)
 }
 
 // cleanUpStack removes the networks, secrets and configs the stack no longer uses, when
@@ -187,29 +187,29 @@ func supersededBy(sc *stackScope) string {
 func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	st := &sc.s.Status
 	retry := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil
-	if !pruneEnabled(sc.s) {
+	if !PruneEnabled(sc.s) {
 		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 		return nil
 	}
-	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || inFlight(st.History) != nil {
+	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || st.RolloutInFlight() != nil {
 		return nil
 	}
 	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
-		for _, svc := range planServices(sc.rendered, sc.current, sc.owner, true, false).prune {
+		for _, svc := range PlanServices(sc.rendered, sc.current, sc.owner, true, false).Prune {
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
 				errs = append(errs, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err))
 			}
 		}
 	}
-	if err := pruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
+	if err := PruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		msg := sc.redact.Text(err.Error())
 		sc.log.Info("Removing what the stack no longer uses failed, will retry", "error", msg)
 		if !retry {
-			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", shortRev(sc.rendered.Revision), msg)
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", ShortRev(sc.rendered.Revision), msg)
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: swarmv1.ConditionPruned, Status: metav1.ConditionFalse, ObservedGeneration: sc.s.Generation,
@@ -222,7 +222,7 @@ func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	return nil
 }
 
-func pruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
+func PruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
 
 func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (swarm.Swarm, error) {
 	return reconcile.Connect(ctx, r.Client, r.Swarms, s.Namespace, s.Spec.ClusterRef.Name)
@@ -241,7 +241,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 	}
 	for i := range list.Items {
 		o := &list.Items[i]
-		if o.Name == s.Name || stackNameOf(o) != stackName {
+		if o.Name == s.Name || NameOf(o) != stackName {
 			continue
 		}
 		if olderStack(o, s) {
@@ -253,7 +253,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 		if newer == nil {
 			newer = map[string]bool{}
 		}
-		newer[ownerOf(o)] = true
+		newer[OwnerOf(o)] = true
 	}
 	return newer, older, nil
 }
@@ -265,10 +265,10 @@ func olderStack(a, b *swarmv1.SwarmStack) bool {
 	return a.Name < b.Name
 }
 
-// ownershipProblem explains why the stack's existing services may not be touched. The
+// OwnershipProblem explains why the stack's existing services may not be touched. The
 // services of a younger SwarmStack for the same stack are taken back: it is refused
 // anyway, and otherwise the two would refuse each other forever.
-func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool, newer map[string]bool) (reason, msg string) {
+func OwnershipProblem(current []swarmtypes.Service, owner string, adopt bool, newer map[string]bool) (reason, msg string) {
 	for _, svc := range current {
 		switch o := svc.Spec.Labels[swarmv1.LabelOwner]; {
 		case o == owner, newer[o]:
@@ -282,13 +282,13 @@ func ownershipProblem(current []swarmtypes.Service, owner string, adopt bool, ne
 }
 
 // onDeadline applies onProgressDeadline to a rollout that ran too long.
-func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline time.Duration) rolloutVerdict {
+func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline time.Duration) Verdict {
 	msg := fmt.Sprintf("Rollout still running after %s", deadline)
 	switch sc.s.Spec.OnProgressDeadline {
 	case "", "Rollback":
 		var rolled []string
 		for _, svc := range sc.current {
-			if stillUpdating(svc, revision) {
+			if StillUpdating(svc, revision) {
 				if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
@@ -308,13 +308,13 @@ func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline 
 		// to the stack until its spec changes or a retry is requested.
 		msg += "; the operator stopped writing to the stack"
 	}
-	return rolloutVerdict{outcome: swarmv1.OutcomeDeadlineExceeded, reason: swarmv1.ReasonDeadlineExceeded, message: msg}
+	return Verdict{Outcome: swarmv1.OutcomeDeadlineExceeded, Reason: swarmv1.ReasonDeadlineExceeded, Message: msg}
 }
 
-// failedTaskCause names why the newest failed task of a rolled back service failed:
+// FailedTaskCause names why the newest failed task of a rolled back service failed:
 // Swarm's own message ("rollback completed") no longer says. The first such service, in
 // the stack's order, is named; the tasks of all of them come in one list.
-func failedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtypes.Service, since time.Time) string {
+func FailedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtypes.Service, since time.Time) string {
 	var ids []string
 	for _, svc := range services {
 		if svc.UpdateStatus != nil && svc.UpdateStatus.State == swarmtypes.UpdateStateRollbackCompleted {
@@ -331,7 +331,7 @@ func failedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtype
 	newest := map[string]*swarmtypes.Task{}
 	for i := range tasks {
 		t := &tasks[i]
-		if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-clockSkew)) {
+		if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-ClockSkew)) {
 			continue
 		}
 		if n := newest[t.ServiceID]; n == nil || t.Status.Timestamp.After(n.Status.Timestamp) {
@@ -346,9 +346,9 @@ func failedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtype
 	return ""
 }
 
-// revisionWrittenAt tells whether some service was written at this revision and when its
+// RevisionWrittenAt tells whether some service was written at this revision and when its
 // update started (the write time when Swarm has not started it yet).
-func revisionWrittenAt(services []swarmtypes.Service, revision string) (time.Time, bool) {
+func RevisionWrittenAt(services []swarmtypes.Service, revision string) (time.Time, bool) {
 	var at time.Time
 	found := false
 	for _, svc := range services {
@@ -366,47 +366,47 @@ func revisionWrittenAt(services []swarmtypes.Service, revision string) (time.Tim
 	return at, found
 }
 
-// stillUpdating is true for a service written in this rollout whose update Swarm has not
+// StillUpdating is true for a service written in this rollout whose update Swarm has not
 // finished (or not yet started).
-func stillUpdating(svc swarmtypes.Service, revision string) bool {
+func StillUpdating(svc swarmtypes.Service, revision string) bool {
 	if svc.Spec.Labels[swarmv1.LabelRevision] != revision || svc.PreviousSpec == nil {
 		return false
 	}
 	if svc.UpdateStatus == nil {
-		return !converged(svc)
+		return !Converged(svc)
 	}
 	return svc.UpdateStatus.State == swarmtypes.UpdateStateUpdating
 }
 
 // finishRollout records a rollout's end in history, conditions and events.
-func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v rolloutVerdict) {
+func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v Verdict) {
 	s, now := sc.s, sc.now
 	t := metav1.NewTime(now)
 	cur.FinishedAt = &t
-	cur.Outcome = v.outcome
+	cur.Outcome = v.Outcome
 	switch {
-	case cur.Message == "" || v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested:
-		cur.Message = v.message
-	case v.outcome == swarmv1.OutcomeRolledBack && !strings.Contains(cur.Message, v.message):
-		cur.Message += "; " + v.message
+	case cur.Message == "" || v.Outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested:
+		cur.Message = v.Message
+	case v.Outcome == swarmv1.OutcomeRolledBack && !strings.Contains(cur.Message, v.Message):
+		cur.Message += "; " + v.Message
 	}
 	defer func() {
 		metrics.RolloutsFinished.WithLabelValues(s.Namespace, s.Name, cur.Outcome).Inc()
 		metrics.RolloutDuration.WithLabelValues(cur.Outcome).Observe(now.Sub(cur.StartedAt.Time).Seconds())
 	}()
-	if v.outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
+	if v.Outcome == swarmv1.OutcomeCompleted && cur.Message != rollbackRequested {
 		s.Status.LastAppliedRevision = cur.Revision
 		sc.revisionInForce = true
 		s.Status.LastAppliedSourceRevision = cur.SourceRevision
-		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", shortRev(cur.Revision), versionSuffix(cur.Version))
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", ShortRev(cur.Revision), VersionSuffix(cur.Version))
 		return
 	}
-	if v.outcome == swarmv1.OutcomeSuperseded {
-		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutSuperseded, "Revision %s%s: %s", shortRev(cur.Revision), versionSuffix(cur.Version), cur.Message)
+	if v.Outcome == swarmv1.OutcomeSuperseded {
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutSuperseded, "Revision %s%s: %s", ShortRev(cur.Revision), VersionSuffix(cur.Version), cur.Message)
 		return
 	}
-	sc.event(corev1.EventTypeWarning, outcomeReason(cur.Outcome), "Revision %s%s %s: %s",
-		shortRev(cur.Revision), versionSuffix(cur.Version), outcomeWords(cur.Outcome), cur.Message)
+	sc.event(corev1.EventTypeWarning, OutcomeReason(cur.Outcome), "Revision %s%s %s: %s",
+		ShortRev(cur.Revision), VersionSuffix(cur.Version), OutcomeWords(cur.Outcome), cur.Message)
 }
 
 // recordServiceStates exports each service's update state. The series the stack set
@@ -429,14 +429,14 @@ func recordServiceStates(s *swarmv1.SwarmStack, before, services []swarmv1.Servi
 	}
 }
 
-func lastOutcome(h []swarmv1.HistoryEntry) swarmv1.HistoryEntry {
+func LastOutcome(h []swarmv1.HistoryEntry) swarmv1.HistoryEntry {
 	if len(h) == 0 {
 		return swarmv1.HistoryEntry{}
 	}
 	return h[0]
 }
 
-func outcomeWords(outcome string) string {
+func OutcomeWords(outcome string) string {
 	switch outcome {
 	case swarmv1.OutcomeRolledBack:
 		return "was rolled back"
@@ -454,7 +454,7 @@ func outcomeWords(outcome string) string {
 	return "completed"
 }
 
-func versionSuffix(v string) string {
+func VersionSuffix(v string) string {
 	if v == "" {
 		return ""
 	}
@@ -462,7 +462,7 @@ func versionSuffix(v string) string {
 }
 
 func readyMessage(s *swarmv1.SwarmStack, rendered *compose.Stack) string {
-	return fmt.Sprintf("Revision %s%s applied: %d services", shortRev(rendered.Revision), versionSuffix(s.Spec.Version), len(rendered.Services))
+	return fmt.Sprintf("Revision %s%s applied: %d services", ShortRev(rendered.Revision), VersionSuffix(s.Spec.Version), len(rendered.Services))
 }
 
 func isReadyWithReason(conds []metav1.Condition, reason, msg string) bool {
@@ -496,7 +496,7 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 	conn, err := r.connect(ctx, s)
 	if errors.Is(err, reconcile.ErrClusterGone) || errors.Is(err, reconcile.ErrSecretNotFound) {
 		r.Recorder.Eventf(s, corev1.EventTypeWarning, swarmv1.EventStackOrphaned,
-			"Stack %s stays on the swarm as it is: %v", stackNameOf(s), err)
+			"Stack %s stays on the swarm as it is: %v", NameOf(s), err)
 		return ctrl.Result{}, true, nil
 	}
 	if err != nil {
@@ -504,14 +504,14 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 			"Removing the stack: "+err.Error()+"; set spec.deletionPolicy to Orphan to leave it on the swarm", false)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
-	remaining, err := removeStack(ctx, conn, stackNameOf(s), ownerOf(s))
+	remaining, err := RemoveStack(ctx, conn, NameOf(s), OwnerOf(s))
 	if err != nil {
 		return ctrl.Result{}, false, err
 	}
 	if remaining > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, false, nil
 	}
-	r.Recorder.Eventf(s, corev1.EventTypeNormal, swarmv1.EventStackRemoved, "Removed stack %s from the swarm", stackNameOf(s))
+	r.Recorder.Eventf(s, corev1.EventTypeNormal, swarmv1.EventStackRemoved, "Removed stack %s from the swarm", NameOf(s))
 	return ctrl.Result{}, true, nil
 }
 
