@@ -18,6 +18,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // This file is one reconcile's pass over a maintenance's nodes, in the order run takes
@@ -119,10 +120,10 @@ func (p *maintenancePass) soon(d time.Duration) {
 }
 
 // run brings every node one step closer to where the window wants it.
-func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w windows) {
+func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w window.Position) {
 	var windowStart *time.Time
-	if w.current != nil {
-		windowStart = &w.current.start
+	if w.Current != nil {
+		windowStart = &w.Current.Start
 	}
 	wanted := p.syncEntries(selected, windowStart)
 	var draining []*swarmv1.MaintenanceNodeStatus
@@ -567,8 +568,8 @@ func olderThan(a, b *swarmv1.SwarmNodeMaintenance) bool {
 }
 
 func inWindowAt(m *swarmv1.SwarmNodeMaintenance, now time.Time) bool {
-	w, err := computeWindows(m.Spec.Window, m.CreationTimestamp.Time, now)
-	return err == nil && w.current != nil
+	w, err := window.MaintenanceAt(m.Spec.Window, m.CreationTimestamp.Time, now)
+	return err == nil && w.Current != nil
 }
 
 // servicesStopping runs the service guard; a pause keeps tasks where they are, so only a

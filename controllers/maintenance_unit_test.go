@@ -28,6 +28,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 const (
@@ -510,10 +511,10 @@ func describeEntries(entries []swarmv1.MaintenanceNodeStatus) string {
 	for _, e := range entries {
 		drained, restored := "-", "-"
 		if e.DrainedAt != nil {
-			drained = stamp(e.DrainedAt.Time)
+			drained = window.Stamp(e.DrainedAt.Time)
 		}
 		if e.RestoredAt != nil {
-			restored = stamp(e.RestoredAt.Time)
+			restored = window.Stamp(e.RestoredAt.Time)
 		}
 		parts = append(parts, fmt.Sprintf("%s[prev=%s now=%s drained=%s restored=%s: %s]", e.Name, e.PreviousAvailability, e.Availability, drained, restored, e.Message))
 	}

@@ -11,6 +11,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // maintenancePoll re-checks a revision held by a drain: the maintenance's status
@@ -43,7 +44,7 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 		}
 		desc := "SwarmNodeMaintenance " + m.Name
 		if at := firstDrainedAt(m); !at.IsZero() {
-			desc += " (draining since " + stamp(at) + ")"
+			desc += " (draining since " + window.Stamp(at) + ")"
 		}
 		draining = append(draining, desc)
 	}
