@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/placement"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 	"github.com/swarmops/swarm-operator/internal/window"
@@ -174,7 +175,7 @@ func (p *maintenancePass) syncEntries(selected []swarmtypes.Node, windowStart *t
 		if !ok || windowStart != nil && e.RestoredAt != nil && e.RestoredAt.Time.Before(*windowStart) {
 			e = swarmv1.MaintenanceNodeStatus{ID: n.ID}
 		}
-		e.Name, e.Role = hostname(n), string(n.Spec.Role)
+		e.Name, e.Role = placement.Hostname(n), string(n.Spec.Role)
 		wanted[n.ID] = windowStart != nil
 		out = append(out, e)
 	}
@@ -389,27 +390,27 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 		e.TasksRemaining = 0
 		if msg := p.overlap(e.ID); msg != "" {
 			p.block(e, swarmv1.ReasonOverlap, msg)
-			managerWaiting = managerWaiting || isManager(node)
+			managerWaiting = managerWaiting || placement.IsManager(node)
 			continue
 		}
 		asIs := strictness(observed) >= strictness(p.target)
-		if asIs && !isManager(node) {
+		if asIs && !placement.IsManager(node) {
 			p.takeAsIs(e, observed)
 			continue
 		}
 		if slots <= 0 {
 			e.Message = fmt.Sprintf("Waiting for a free slot: maxConcurrent is %d", max(p.m.Spec.MaxConcurrent, 1))
 			p.waiting = append(p.waiting, e.Name)
-			managerWaiting = managerWaiting || isManager(node)
+			managerWaiting = managerWaiting || placement.IsManager(node)
 			continue
 		}
 		if p.preserveQuorum() {
-			if msg := quorumGuard(node, p.nodes, held); msg != "" {
+			if msg := placement.QuorumGuard(node, p.nodes, held); msg != "" {
 				p.block(e, swarmv1.ReasonQuorumGuard, msg)
-				managerWaiting = managerWaiting || isManager(node)
+				managerWaiting = managerWaiting || placement.IsManager(node)
 				continue
 			}
-			if isLeader(node) && managerWaiting {
+			if placement.IsLeader(node) && managerWaiting {
 				e.Message = "Waiting: the leader enters maintenance after the other managers"
 				p.waiting = append(p.waiting, e.Name)
 				continue
@@ -418,7 +419,7 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 		if !asIs {
 			if stops := p.servicesStopping(ctx, node, held); len(stops) > 0 {
 				p.block(e, swarmv1.ReasonServiceGuard, fmt.Sprintf("%s of node %s would stop services: %s", p.target, e.Name, strings.Join(stops, "; ")))
-				managerWaiting = managerWaiting || isManager(node)
+				managerWaiting = managerWaiting || placement.IsManager(node)
 				continue
 			}
 		}
@@ -441,9 +442,9 @@ func (p *maintenancePass) orderCandidates(c []*swarmv1.MaintenanceNodeStatus) {
 	rank := func(e *swarmv1.MaintenanceNodeStatus) int {
 		n := p.byID[e.ID]
 		switch {
-		case isLeader(n):
+		case placement.IsLeader(n):
 			return 2
-		case isManager(n):
+		case placement.IsManager(n):
 			return 1
 		}
 		return 0
@@ -582,7 +583,7 @@ func (p *maintenancePass) servicesStopping(ctx context.Context, node swarmtypes.
 	if err != nil {
 		return []string{"cannot list the services to check: " + err.Error()}
 	}
-	return servicesThatWouldStop(node, p.nodes, svcs, down)
+	return placement.ServicesThatWouldStop(node, p.nodes, svcs, down)
 }
 
 func (p *maintenancePass) allServices(ctx context.Context) ([]swarmtypes.Service, error) {

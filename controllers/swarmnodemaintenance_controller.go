@@ -24,6 +24,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/placement"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 	"github.com/swarmops/swarm-operator/internal/window"
@@ -174,7 +175,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	}
 	// A selection that fails still returns the nodes it could resolve: held nodes among
 	// them stay held for their window, the others are restored, and no node is taken.
-	selected, reason, msg := selectNodes(m.Spec, nodes)
+	selected, reason, msg := placement.SelectNodes(m.Spec, nodes)
 	if windowErr != nil {
 		reason, msg = swarmv1.ReasonInvalidWindow, windowErr.Error()
 	}
