@@ -50,9 +50,9 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 	if (m.Spec.WaitForRollouts != nil && !*m.Spec.WaitForRollouts) || w.Current == nil || !nodesLeftToTake(st.Nodes, selected) {
 		return rw, nil
 	}
-	started := firstDrainedAt(m)
+	started := m.FirstDrainedAt()
 	for i := range st.Nodes {
-		if started.IsZero() && writePending(&st.Nodes[i]) {
+		if started.IsZero() && st.Nodes[i].WritePending() {
 			// Recorded in an earlier pass that found nothing to wait for: the drain has
 			// begun, though no node is written yet. A drain already written began earlier.
 			started = now
@@ -90,7 +90,7 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 func nodesLeftToTake(entries []swarmv1.MaintenanceNodeStatus, selected []swarmtypes.Node) bool {
 	heldIDs := map[string]bool{}
 	for i := range entries {
-		if held(&entries[i]) {
+		if entries[i].Held() {
 			heldIDs[entries[i].ID] = true
 		}
 	}

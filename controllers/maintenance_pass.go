@@ -27,28 +27,14 @@ import (
 // no longer wants, progress (write) the held ones, admit new ones through the guards,
 // and follow the drains.
 
-// Per-node state, read from status.nodes alone (see the reconciler's comment).
+// Per-node state is read from status.nodes alone (see the reconciler's comment), by the
+// entry's methods: Held, WritePending, UsesSlot.
 
-// held: the operator took the node and has not let it go yet.
-func held(e *swarmv1.MaintenanceNodeStatus) bool {
-	return e.PreviousAvailability != "" && e.RestoredAt == nil
-}
-
-// writePending: the previous availability is recorded, the new one not yet written.
-func writePending(e *swarmv1.MaintenanceNodeStatus) bool { return held(e) && e.DrainedAt == nil }
-
-// usesSlot: a node the operator takes capacity from counts against maxConcurrent; a
-// worker that was already out before the window does not. A manager always does, even
-// one taken as it was: its reboot, not its availability, is what endangers quorum.
-func usesSlot(e *swarmv1.MaintenanceNodeStatus) bool {
-	return held(e) && (e.DrainedAt == nil || e.Availability != e.PreviousAvailability ||
-		e.Role == string(swarmtypes.NodeRoleManager))
-}
-
+// heldNodes names the nodes the maintenance holds.
 func heldNodes(entries []swarmv1.MaintenanceNodeStatus) []string {
 	var out []string
 	for i := range entries {
-		if held(&entries[i]) {
+		if entries[i].Held() {
 			out = append(out, entries[i].Name)
 		}
 	}
@@ -132,9 +118,9 @@ func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case held(e) && !wanted[e.ID]:
+		case e.Held() && !wanted[e.ID]:
 			p.restore(ctx, e)
-		case held(e):
+		case e.Held():
 			if p.progress(ctx, e) {
 				draining = append(draining, e)
 			}
@@ -151,7 +137,7 @@ func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w
 	// Nodes that left the selection are listed only while they still have to be restored.
 	kept := st.Nodes[:0]
 	for _, e := range st.Nodes {
-		if _, ok := wanted[e.ID]; ok || held(&e) {
+		if _, ok := wanted[e.ID]; ok || e.Held() {
 			kept = append(kept, e)
 		}
 	}
@@ -180,7 +166,7 @@ func (p *maintenancePass) syncEntries(selected []swarmtypes.Node, windowStart *t
 		out = append(out, e)
 	}
 	for _, e := range st.Nodes {
-		if _, gone := old[e.ID]; gone && held(&e) {
+		if _, gone := old[e.ID]; gone && e.Held() {
 			out = append(out, e)
 		}
 	}
@@ -193,7 +179,7 @@ func (p *maintenancePass) syncEntries(selected []swarmtypes.Node, windowStart *t
 func (p *maintenancePass) progress(ctx context.Context, e *swarmv1.MaintenanceNodeStatus) bool {
 	node := p.byID[e.ID]
 	observed := node.Spec.Availability
-	if writePending(e) {
+	if e.WritePending() {
 		return p.write(ctx, e, observed)
 	}
 	if string(observed) != e.Availability {
@@ -298,7 +284,7 @@ func (p *maintenancePass) restore(ctx context.Context, e *swarmv1.MaintenanceNod
 	observed := node.Spec.Availability
 	prev := swarmtypes.NodeAvailability(e.PreviousAvailability)
 	ours := swarmtypes.NodeAvailability(e.Availability)
-	if writePending(e) && strictness(observed) > strictness(prev) {
+	if e.WritePending() && strictness(observed) > strictness(prev) {
 		// The write may have happened right before a restart lost its status patch;
 		// unless another maintenance holds the node: then the drain is theirs.
 		o, _, err := p.heldElsewhere(ctx, e.ID)
@@ -365,7 +351,7 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case usesSlot(e):
+		case e.UsesSlot():
 			slots--
 		case wanted[e.ID] && e.PreviousAvailability == "":
 			candidates = append(candidates, e)
@@ -486,13 +472,13 @@ func (p *maintenancePass) preserveQuorum() bool {
 func (p *maintenancePass) heldSet() map[string]bool {
 	set := map[string]bool{}
 	for i := range p.m.Status.Nodes {
-		if held(&p.m.Status.Nodes[i]) {
+		if p.m.Status.Nodes[i].Held() {
 			set[p.m.Status.Nodes[i].ID] = true
 		}
 	}
 	for _, o := range p.others {
 		for i := range o.Status.Nodes {
-			if held(&o.Status.Nodes[i]) {
+			if o.Status.Nodes[i].Held() {
 				set[o.Status.Nodes[i].ID] = true
 			}
 		}
@@ -532,7 +518,7 @@ func (p *maintenancePass) heldElsewhere(ctx context.Context, nodeID string) (*sw
 	}
 	for i := range others {
 		for j := range others[i].Status.Nodes {
-			if oe := &others[i].Status.Nodes[j]; oe.ID == nodeID && held(oe) {
+			if oe := &others[i].Status.Nodes[j]; oe.ID == nodeID && oe.Held() {
 				return &others[i], oe, nil
 			}
 		}
@@ -550,7 +536,7 @@ func (p *maintenancePass) overlap(nodeID string) string {
 			if oe.ID != nodeID {
 				continue
 			}
-			if held(oe) {
+			if oe.Held() {
 				return fmt.Sprintf("node %s is in maintenance by SwarmNodeMaintenance %s/%s", oe.Name, o.Namespace, o.Name)
 			}
 			if oe.PreviousAvailability == "" && o.DeletionTimestamp.IsZero() && olderThan(o, p.m) && inWindowAt(o, p.now) {

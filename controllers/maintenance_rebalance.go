@@ -109,7 +109,7 @@ func (p *maintenancePass) windowOver() (time.Time, bool) {
 	back := true
 	for i := range p.m.Status.Nodes {
 		e := &p.m.Status.Nodes[i]
-		if held(e) {
+		if e.Held() {
 			return time.Time{}, false
 		}
 		if e.PreviousAvailability == "" || e.RestoredAt == nil {

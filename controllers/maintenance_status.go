@@ -120,9 +120,9 @@ func (p *maintenancePass) conclude(w window.Position) {
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case writePending(e):
+		case e.WritePending():
 			pending = append(pending, e.Name)
-		case held(e):
+		case e.Held():
 			inMaintenance = append(inMaintenance, e.Name)
 		}
 	}

@@ -370,7 +370,7 @@ func (w *maintenanceWorld) holders(nodeID string) []string {
 	var out []string
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
-			if e := &m.Status.Nodes[i]; e.ID == nodeID && held(e) {
+			if e := &m.Status.Nodes[i]; e.ID == nodeID && e.Held() {
 				out = append(out, m.Name)
 			}
 		}
@@ -390,7 +390,7 @@ func (w *maintenanceWorld) checkSwap(nodeID string, from, to swarmtypes.NodeAvai
 	}
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
-			if e := &m.Status.Nodes[i]; e.ID == nodeID && held(e) && e.PreviousAvailability == string(from) {
+			if e := &m.Status.Nodes[i]; e.ID == nodeID && e.Held() && e.PreviousAvailability == string(from) {
 				return
 			}
 		}
@@ -412,7 +412,7 @@ func (w *maintenanceWorld) checkPass() {
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
 			e := &m.Status.Nodes[i]
-			if !held(e) {
+			if !e.Held() {
 				continue
 			}
 			holders[e.ID] = append(holders[e.ID], m.Name)

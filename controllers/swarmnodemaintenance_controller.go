@@ -254,7 +254,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	}
 	p := r.newPass(m, conn, nodes, r.Now())
 	for i := range st.Nodes {
-		if held(&st.Nodes[i]) {
+		if st.Nodes[i].Held() {
 			p.restore(ctx, &st.Nodes[i])
 		}
 	}
