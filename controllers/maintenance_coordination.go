@@ -15,6 +15,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // defaultRolloutWaitTimeout bounds the wait of a maintenance for rollouts.
@@ -43,15 +44,15 @@ func (rw rolloutWait) waiting(m *swarmv1.SwarmNodeMaintenance) bool {
 // rollback, which never waits) does not stop a drain under way: whoever started first
 // goes first, so the two sides never wait on each other. It only looks when there are
 // nodes left to take; held nodes are looked after whatever it finds.
-func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *swarmv1.SwarmNodeMaintenance, selected []swarmtypes.Node, w windows, now time.Time) (rolloutWait, error) {
+func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *swarmv1.SwarmNodeMaintenance, selected []swarmtypes.Node, w window.Position, now time.Time) (rolloutWait, error) {
 	st := &m.Status
 	rw := rolloutWait{timeout: reconcile.DurationOr(m.Spec.RolloutWaitTimeout, defaultRolloutWaitTimeout)}
-	if (m.Spec.WaitForRollouts != nil && !*m.Spec.WaitForRollouts) || w.current == nil || !nodesLeftToTake(st.Nodes, selected) {
+	if (m.Spec.WaitForRollouts != nil && !*m.Spec.WaitForRollouts) || w.Current == nil || !nodesLeftToTake(st.Nodes, selected) {
 		return rw, nil
 	}
-	started := firstDrainedAt(m)
+	started := m.FirstDrainedAt()
 	for i := range st.Nodes {
-		if started.IsZero() && writePending(&st.Nodes[i]) {
+		if started.IsZero() && st.Nodes[i].WritePending() {
 			// Recorded in an earlier pass that found nothing to wait for: the drain has
 			// begun, though no node is written yet. A drain already written began earlier.
 			started = now
@@ -71,7 +72,7 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 		if h == nil || !s.DeletionTimestamp.IsZero() || !started.IsZero() && !h.StartedAt.Time.Before(started) {
 			continue
 		}
-		rw.stacks = append(rw.stacks, fmt.Sprintf("%s/%s (rolling out since %s)", s.Namespace, s.Name, stamp(h.StartedAt.Time)))
+		rw.stacks = append(rw.stacks, fmt.Sprintf("%s/%s (rolling out since %s)", s.Namespace, s.Name, window.Stamp(h.StartedAt.Time)))
 	}
 	sort.Strings(rw.stacks)
 	if len(rw.stacks) == 0 {
@@ -89,7 +90,7 @@ func (r *SwarmNodeMaintenanceReconciler) checkRollouts(ctx context.Context, m *s
 func nodesLeftToTake(entries []swarmv1.MaintenanceNodeStatus, selected []swarmtypes.Node) bool {
 	heldIDs := map[string]bool{}
 	for i := range entries {
-		if held(&entries[i]) {
+		if entries[i].Held() {
 			heldIDs[entries[i].ID] = true
 		}
 	}
@@ -136,7 +137,7 @@ func (r *SwarmNodeMaintenanceReconciler) recordRolloutWait(m *swarmv1.SwarmNodeM
 		return
 	}
 	msg := fmt.Sprintf("Waiting for rollouts of SwarmStack %s to end before draining (they started first); at most until %s (rolloutWaitTimeout %s)",
-		names, stamp(rw.since.Add(rw.timeout)), rw.timeout)
+		names, window.Stamp(rw.since.Add(rw.timeout)), rw.timeout)
 	if len(heldNodes(st.Nodes)) == 0 {
 		st.Phase = swarmv1.PhasePending
 	}

@@ -16,8 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/placement"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // This file is one reconcile's pass over a maintenance's nodes, in the order run takes
@@ -25,28 +27,14 @@ import (
 // no longer wants, progress (write) the held ones, admit new ones through the guards,
 // and follow the drains.
 
-// Per-node state, read from status.nodes alone (see the reconciler's comment).
+// Per-node state is read from status.nodes alone (see the reconciler's comment), by the
+// entry's methods: Held, WritePending, UsesSlot.
 
-// held: the operator took the node and has not let it go yet.
-func held(e *swarmv1.MaintenanceNodeStatus) bool {
-	return e.PreviousAvailability != "" && e.RestoredAt == nil
-}
-
-// writePending: the previous availability is recorded, the new one not yet written.
-func writePending(e *swarmv1.MaintenanceNodeStatus) bool { return held(e) && e.DrainedAt == nil }
-
-// usesSlot: a node the operator takes capacity from counts against maxConcurrent; a
-// worker that was already out before the window does not. A manager always does, even
-// one taken as it was: its reboot, not its availability, is what endangers quorum.
-func usesSlot(e *swarmv1.MaintenanceNodeStatus) bool {
-	return held(e) && (e.DrainedAt == nil || e.Availability != e.PreviousAvailability ||
-		e.Role == string(swarmtypes.NodeRoleManager))
-}
-
+// heldNodes names the nodes the maintenance holds.
 func heldNodes(entries []swarmv1.MaintenanceNodeStatus) []string {
 	var out []string
 	for i := range entries {
-		if held(&entries[i]) {
+		if entries[i].Held() {
 			out = append(out, entries[i].Name)
 		}
 	}
@@ -119,10 +107,10 @@ func (p *maintenancePass) soon(d time.Duration) {
 }
 
 // run brings every node one step closer to where the window wants it.
-func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w windows) {
+func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w window.Position) {
 	var windowStart *time.Time
-	if w.current != nil {
-		windowStart = &w.current.start
+	if w.Current != nil {
+		windowStart = &w.Current.Start
 	}
 	wanted := p.syncEntries(selected, windowStart)
 	var draining []*swarmv1.MaintenanceNodeStatus
@@ -130,9 +118,9 @@ func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case held(e) && !wanted[e.ID]:
+		case e.Held() && !wanted[e.ID]:
 			p.restore(ctx, e)
-		case held(e):
+		case e.Held():
 			if p.progress(ctx, e) {
 				draining = append(draining, e)
 			}
@@ -149,7 +137,7 @@ func (p *maintenancePass) run(ctx context.Context, selected []swarmtypes.Node, w
 	// Nodes that left the selection are listed only while they still have to be restored.
 	kept := st.Nodes[:0]
 	for _, e := range st.Nodes {
-		if _, ok := wanted[e.ID]; ok || held(&e) {
+		if _, ok := wanted[e.ID]; ok || e.Held() {
 			kept = append(kept, e)
 		}
 	}
@@ -173,12 +161,12 @@ func (p *maintenancePass) syncEntries(selected []swarmtypes.Node, windowStart *t
 		if !ok || windowStart != nil && e.RestoredAt != nil && e.RestoredAt.Time.Before(*windowStart) {
 			e = swarmv1.MaintenanceNodeStatus{ID: n.ID}
 		}
-		e.Name, e.Role = hostname(n), string(n.Spec.Role)
+		e.Name, e.Role = placement.Hostname(n), string(n.Spec.Role)
 		wanted[n.ID] = windowStart != nil
 		out = append(out, e)
 	}
 	for _, e := range st.Nodes {
-		if _, gone := old[e.ID]; gone && held(&e) {
+		if _, gone := old[e.ID]; gone && e.Held() {
 			out = append(out, e)
 		}
 	}
@@ -191,7 +179,7 @@ func (p *maintenancePass) syncEntries(selected []swarmtypes.Node, windowStart *t
 func (p *maintenancePass) progress(ctx context.Context, e *swarmv1.MaintenanceNodeStatus) bool {
 	node := p.byID[e.ID]
 	observed := node.Spec.Availability
-	if writePending(e) {
+	if e.WritePending() {
 		return p.write(ctx, e, observed)
 	}
 	if string(observed) != e.Availability {
@@ -296,7 +284,7 @@ func (p *maintenancePass) restore(ctx context.Context, e *swarmv1.MaintenanceNod
 	observed := node.Spec.Availability
 	prev := swarmtypes.NodeAvailability(e.PreviousAvailability)
 	ours := swarmtypes.NodeAvailability(e.Availability)
-	if writePending(e) && strictness(observed) > strictness(prev) {
+	if e.WritePending() && strictness(observed) > strictness(prev) {
 		// The write may have happened right before a restart lost its status patch;
 		// unless another maintenance holds the node: then the drain is theirs.
 		o, _, err := p.heldElsewhere(ctx, e.ID)
@@ -363,7 +351,7 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case usesSlot(e):
+		case e.UsesSlot():
 			slots--
 		case wanted[e.ID] && e.PreviousAvailability == "":
 			candidates = append(candidates, e)
@@ -388,27 +376,27 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 		e.TasksRemaining = 0
 		if msg := p.overlap(e.ID); msg != "" {
 			p.block(e, swarmv1.ReasonOverlap, msg)
-			managerWaiting = managerWaiting || isManager(node)
+			managerWaiting = managerWaiting || placement.IsManager(node)
 			continue
 		}
 		asIs := strictness(observed) >= strictness(p.target)
-		if asIs && !isManager(node) {
+		if asIs && !placement.IsManager(node) {
 			p.takeAsIs(e, observed)
 			continue
 		}
 		if slots <= 0 {
 			e.Message = fmt.Sprintf("Waiting for a free slot: maxConcurrent is %d", max(p.m.Spec.MaxConcurrent, 1))
 			p.waiting = append(p.waiting, e.Name)
-			managerWaiting = managerWaiting || isManager(node)
+			managerWaiting = managerWaiting || placement.IsManager(node)
 			continue
 		}
 		if p.preserveQuorum() {
-			if msg := quorumGuard(node, p.nodes, held); msg != "" {
+			if msg := placement.QuorumGuard(node, p.nodes, held); msg != "" {
 				p.block(e, swarmv1.ReasonQuorumGuard, msg)
-				managerWaiting = managerWaiting || isManager(node)
+				managerWaiting = managerWaiting || placement.IsManager(node)
 				continue
 			}
-			if isLeader(node) && managerWaiting {
+			if placement.IsLeader(node) && managerWaiting {
 				e.Message = "Waiting: the leader enters maintenance after the other managers"
 				p.waiting = append(p.waiting, e.Name)
 				continue
@@ -417,7 +405,7 @@ func (p *maintenancePass) admit(ctx context.Context, wanted map[string]bool) {
 		if !asIs {
 			if stops := p.servicesStopping(ctx, node, held); len(stops) > 0 {
 				p.block(e, swarmv1.ReasonServiceGuard, fmt.Sprintf("%s of node %s would stop services: %s", p.target, e.Name, strings.Join(stops, "; ")))
-				managerWaiting = managerWaiting || isManager(node)
+				managerWaiting = managerWaiting || placement.IsManager(node)
 				continue
 			}
 		}
@@ -440,9 +428,9 @@ func (p *maintenancePass) orderCandidates(c []*swarmv1.MaintenanceNodeStatus) {
 	rank := func(e *swarmv1.MaintenanceNodeStatus) int {
 		n := p.byID[e.ID]
 		switch {
-		case isLeader(n):
+		case placement.IsLeader(n):
 			return 2
-		case isManager(n):
+		case placement.IsManager(n):
 			return 1
 		}
 		return 0
@@ -484,13 +472,13 @@ func (p *maintenancePass) preserveQuorum() bool {
 func (p *maintenancePass) heldSet() map[string]bool {
 	set := map[string]bool{}
 	for i := range p.m.Status.Nodes {
-		if held(&p.m.Status.Nodes[i]) {
+		if p.m.Status.Nodes[i].Held() {
 			set[p.m.Status.Nodes[i].ID] = true
 		}
 	}
 	for _, o := range p.others {
 		for i := range o.Status.Nodes {
-			if held(&o.Status.Nodes[i]) {
+			if o.Status.Nodes[i].Held() {
 				set[o.Status.Nodes[i].ID] = true
 			}
 		}
@@ -530,7 +518,7 @@ func (p *maintenancePass) heldElsewhere(ctx context.Context, nodeID string) (*sw
 	}
 	for i := range others {
 		for j := range others[i].Status.Nodes {
-			if oe := &others[i].Status.Nodes[j]; oe.ID == nodeID && held(oe) {
+			if oe := &others[i].Status.Nodes[j]; oe.ID == nodeID && oe.Held() {
 				return &others[i], oe, nil
 			}
 		}
@@ -548,7 +536,7 @@ func (p *maintenancePass) overlap(nodeID string) string {
 			if oe.ID != nodeID {
 				continue
 			}
-			if held(oe) {
+			if oe.Held() {
 				return fmt.Sprintf("node %s is in maintenance by SwarmNodeMaintenance %s/%s", oe.Name, o.Namespace, o.Name)
 			}
 			if oe.PreviousAvailability == "" && o.DeletionTimestamp.IsZero() && olderThan(o, p.m) && inWindowAt(o, p.now) {
@@ -567,8 +555,8 @@ func olderThan(a, b *swarmv1.SwarmNodeMaintenance) bool {
 }
 
 func inWindowAt(m *swarmv1.SwarmNodeMaintenance, now time.Time) bool {
-	w, err := computeWindows(m.Spec.Window, m.CreationTimestamp.Time, now)
-	return err == nil && w.current != nil
+	w, err := window.MaintenanceAt(m.Spec.Window, m.CreationTimestamp.Time, now)
+	return err == nil && w.Current != nil
 }
 
 // servicesStopping runs the service guard; a pause keeps tasks where they are, so only a
@@ -581,7 +569,7 @@ func (p *maintenancePass) servicesStopping(ctx context.Context, node swarmtypes.
 	if err != nil {
 		return []string{"cannot list the services to check: " + err.Error()}
 	}
-	return servicesThatWouldStop(node, p.nodes, svcs, down)
+	return placement.ServicesThatWouldStop(node, p.nodes, svcs, down)
 }
 
 func (p *maintenancePass) allServices(ctx context.Context) ([]swarmtypes.Service, error) {

@@ -16,6 +16,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/placement"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
@@ -108,7 +109,7 @@ func (p *maintenancePass) windowOver() (time.Time, bool) {
 	back := true
 	for i := range p.m.Status.Nodes {
 		e := &p.m.Status.Nodes[i]
-		if held(e) {
+		if e.Held() {
 			return time.Time{}, false
 		}
 		if e.PreviousAvailability == "" || e.RestoredAt == nil {
@@ -171,7 +172,7 @@ func (p *maintenancePass) unevenServices(ctx context.Context, services []swarmty
 	}
 	var out []swarmtypes.Service
 	for _, svc := range services {
-		if slices.Contains(done, svc.Spec.Name) || !p.uneven(svc, perNode[svc.ID]) {
+		if slices.Contains(done, svc.Spec.Name) || !placement.Uneven(svc, p.nodes, perNode[svc.ID]) {
 			continue
 		}
 		out = append(out, svc)
@@ -183,45 +184,4 @@ func (p *maintenancePass) unevenServices(ctx context.Context, services []swarmty
 		return out[i].Spec.Name < out[j].Spec.Name
 	})
 	return out, nil
-}
-
-// uneven: a replicated service, not pinned to nodes, whose busiest eligible node runs
-// two or more tasks more than its idlest one.
-func (p *maintenancePass) uneven(svc swarmtypes.Service, counts map[string]int) bool {
-	mode := svc.Spec.Mode.Replicated
-	if mode == nil || mode.Replicas == nil || *mode.Replicas < 2 {
-		return false
-	}
-	var placement swarmtypes.Placement
-	if pl := svc.Spec.TaskTemplate.Placement; pl != nil {
-		placement = *pl
-	}
-	constraints, err := parseConstraints(placement.Constraints)
-	if err != nil || pinned(constraints) {
-		return false
-	}
-	lo, hi, eligible := -1, 0, 0
-	for _, n := range p.nodes {
-		if n.Spec.Availability != swarmtypes.NodeAvailabilityActive || n.Status.State != swarmtypes.NodeStateReady || !matchesAll(constraints, n) {
-			continue
-		}
-		eligible++
-		c := counts[n.ID]
-		if lo < 0 || c < lo {
-			lo = c
-		}
-		hi = max(hi, c)
-	}
-	return eligible >= 2 && hi-lo >= 2
-}
-
-// pinned: a constraint names the node (node.id or node.hostname ==): spreading is not
-// the service's to have.
-func pinned(cs []constraint) bool {
-	for _, c := range cs {
-		if k := strings.ToLower(c.key); c.equal && (k == "node.id" || k == "node.hostname") {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // This file turns what a maintenance pass found into the resource's status: the phase,
@@ -32,40 +33,38 @@ func stall(m *swarmv1.SwarmNodeMaintenance, reason, msg string) {
 	reconcile.MarkFailed(&st.Conditions, m.Generation, reason, msg, true)
 }
 
-func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w windows) {
+func setWindowCondition(m *swarmv1.SwarmNodeMaintenance, w window.Position) {
 	st := &m.Status
 	switch {
-	case w.current != nil && w.current.openEnded():
+	case w.Current != nil && w.Current.OpenEnded():
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
 			"No window is set: in maintenance from creation until deletion")
-	case w.current != nil:
+	case w.Current != nil:
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionTrue, swarmv1.ReasonWindowOpen,
-			fmt.Sprintf("Window open from %s until %s", stamp(w.current.start), stamp(w.current.end)))
-	case w.next != nil:
+			fmt.Sprintf("Window open from %s until %s", window.Stamp(w.Current.Start), window.Stamp(w.Current.End)))
+	case w.Next != nil:
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
-			fmt.Sprintf("Next window from %s until %s", stamp(w.next.start), stamp(w.next.end)))
-	case w.skipped:
+			fmt.Sprintf("Next window from %s until %s", window.Stamp(w.Next.Start), window.Stamp(w.Next.End)))
+	case w.Skipped:
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
-			fmt.Sprintf("The window starting at %s falls inside window.exclude: it does not happen", stamp(m.Spec.Window.Start.Time)))
+			fmt.Sprintf("The window starting at %s falls inside window.exclude: it does not happen", window.Stamp(m.Spec.Window.Start.Time)))
 	default:
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionFalse, swarmv1.ReasonWindowClosed,
 			"The window is over")
 	}
 }
 
-func windowTimes(s *span) *swarmv1.WindowTimes {
+func windowTimes(s *window.Span) *swarmv1.WindowTimes {
 	if s == nil {
 		return nil
 	}
-	wt := &swarmv1.WindowTimes{Start: metav1.NewTime(s.start)}
-	if !s.openEnded() {
-		end := metav1.NewTime(s.end)
+	wt := &swarmv1.WindowTimes{Start: metav1.NewTime(s.Start)}
+	if !s.OpenEnded() {
+		end := metav1.NewTime(s.End)
 		wt.End = &end
 	}
 	return wt
 }
-
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // recordTransition announces phase changes (node-level steps are announced as they
 // happen).
@@ -105,7 +104,7 @@ func withReason(m *swarmv1.SwarmNodeMaintenance, msg string) string {
 }
 
 // conclude sets the phase and the Ready and Blocked conditions from what the pass found.
-func (p *maintenancePass) conclude(w windows) {
+func (p *maintenancePass) conclude(w window.Position) {
 	st := &p.m.Status
 	gen := p.m.Generation
 	if len(p.blocked) > 0 {
@@ -121,13 +120,13 @@ func (p *maintenancePass) conclude(w windows) {
 	for i := range st.Nodes {
 		e := &st.Nodes[i]
 		switch {
-		case writePending(e):
+		case e.WritePending():
 			pending = append(pending, e.Name)
-		case held(e):
+		case e.Held():
 			inMaintenance = append(inMaintenance, e.Name)
 		}
 	}
-	inWindow := w.current != nil
+	inWindow := w.Current != nil
 	switch {
 	case len(p.timedOut) > 0:
 		st.Phase = swarmv1.PhaseFailed
@@ -146,12 +145,12 @@ func (p *maintenancePass) conclude(w windows) {
 	case inWindow:
 		st.Phase = swarmv1.PhaseInMaintenance
 		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonNodesInMaintenance, p.inMaintenanceMessage(inMaintenance))
-	case w.next == nil:
+	case w.Next == nil:
 		st.Phase = swarmv1.PhaseCompleted
 		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonNodesRestored, "The window is over and every node is back"+p.leftNote())
 	default:
 		st.Phase = swarmv1.PhasePending
-		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonWindowClosed, "Next window starts at "+stamp(w.next.start)+p.leftNote())
+		reconcile.MarkReady(&st.Conditions, gen, swarmv1.ReasonWindowClosed, "Next window starts at "+window.Stamp(w.Next.Start)+p.leftNote())
 	}
 }
 
@@ -178,7 +177,7 @@ func (p *maintenancePass) leftNote() string {
 // requeueAfter wakes the reconcile for the next step: a pending write, a drain to
 // follow, a blocked node, or the window's next boundary, never later than
 // maintenanceMaxWait.
-func (p *maintenancePass) requeueAfter(w windows) time.Duration {
+func (p *maintenancePass) requeueAfter(w window.Position) time.Duration {
 	d := maintenanceMaxWait
 	if p.wait > 0 {
 		d = min(d, p.wait)
@@ -188,10 +187,10 @@ func (p *maintenancePass) requeueAfter(w windows) time.Duration {
 	}
 	var boundary time.Time
 	switch {
-	case w.current != nil && !w.current.openEnded():
-		boundary = w.current.end
-	case w.current == nil && w.next != nil:
-		boundary = w.next.start
+	case w.Current != nil && !w.Current.OpenEnded():
+		boundary = w.Current.End
+	case w.Current == nil && w.Next != nil:
+		boundary = w.Next.Start
 	}
 	if !boundary.IsZero() {
 		// A little past the boundary, so the clock has crossed it when we look.

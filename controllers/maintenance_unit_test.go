@@ -28,6 +28,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 const (
@@ -369,7 +370,7 @@ func (w *maintenanceWorld) holders(nodeID string) []string {
 	var out []string
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
-			if e := &m.Status.Nodes[i]; e.ID == nodeID && held(e) {
+			if e := &m.Status.Nodes[i]; e.ID == nodeID && e.Held() {
 				out = append(out, m.Name)
 			}
 		}
@@ -389,7 +390,7 @@ func (w *maintenanceWorld) checkSwap(nodeID string, from, to swarmtypes.NodeAvai
 	}
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
-			if e := &m.Status.Nodes[i]; e.ID == nodeID && held(e) && e.PreviousAvailability == string(from) {
+			if e := &m.Status.Nodes[i]; e.ID == nodeID && e.Held() && e.PreviousAvailability == string(from) {
 				return
 			}
 		}
@@ -411,7 +412,7 @@ func (w *maintenanceWorld) checkPass() {
 	for _, m := range w.maintenances() {
 		for i := range m.Status.Nodes {
 			e := &m.Status.Nodes[i]
-			if !held(e) {
+			if !e.Held() {
 				continue
 			}
 			holders[e.ID] = append(holders[e.ID], m.Name)
@@ -510,10 +511,10 @@ func describeEntries(entries []swarmv1.MaintenanceNodeStatus) string {
 	for _, e := range entries {
 		drained, restored := "-", "-"
 		if e.DrainedAt != nil {
-			drained = stamp(e.DrainedAt.Time)
+			drained = window.Stamp(e.DrainedAt.Time)
 		}
 		if e.RestoredAt != nil {
-			restored = stamp(e.RestoredAt.Time)
+			restored = window.Stamp(e.RestoredAt.Time)
 		}
 		parts = append(parts, fmt.Sprintf("%s[prev=%s now=%s drained=%s restored=%s: %s]", e.Name, e.PreviousAvailability, e.Availability, drained, restored, e.Message))
 	}

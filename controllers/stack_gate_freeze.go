@@ -13,6 +13,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // Event reason of a revision let through a freeze by the override annotation.
@@ -53,14 +54,14 @@ func holdForFreeze(ctx context.Context, sc *stackScope) (string, string, time.Du
 			st.LastHandledOverrideFreeze = override
 			if !until.IsZero() {
 				sc.event(corev1.EventTypeNormal, eventFreezeOverridden, "Revision %s applied during the freeze of %s (until %s): annotation %s=%s",
-					ShortRev(sc.rendered.Revision), field, stamp(until), swarmv1.AnnotationOverrideFreeze, override)
+					ShortRev(sc.rendered.Revision), field, window.Stamp(until), swarmv1.AnnotationOverrideFreeze, override)
 			}
 		}
 		return "", "", 0, nil
 	}
 	metrics.StackRevisionHeld.WithLabelValues(s.Namespace, s.Name, swarmv1.ReasonFrozen).Set(1)
 	msg := fmt.Sprintf("Frozen until %s by %s: revision %s waits; set a new value of annotation %s to apply it now",
-		stamp(until), field, ShortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
+		window.Stamp(until), field, ShortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
 	// A little past the end, so the clock has crossed it when we look.
 	return swarmv1.ReasonFrozen, msg, min(until.Sub(sc.now)+50*time.Millisecond, freezePoll), nil
 }
@@ -96,15 +97,15 @@ func frozenUntil(rules []freezeRule, now time.Time) (time.Time, string, error) {
 	for round := 0; round <= len(rules); round++ {
 		moved := false
 		for _, r := range rules {
-			w, err := computeTimeWindow(r.window, nil, t)
+			w, err := window.At(r.window, nil, t)
 			if err != nil {
 				if round == 0 {
 					errs = append(errs, fmt.Errorf("%s: %w", r.field, err))
 				}
 				continue
 			}
-			if c := w.current; c != nil && c.end.After(until) {
-				until, field, moved = c.end, r.field, true
+			if c := w.Current; c != nil && c.End.After(until) {
+				until, field, moved = c.End, r.field, true
 			}
 		}
 		if err := errors.Join(errs...); err != nil {

@@ -11,6 +11,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // maintenancePoll re-checks a revision held by a drain: the maintenance's status
@@ -42,8 +43,8 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 			continue
 		}
 		desc := "SwarmNodeMaintenance " + m.Name
-		if at := firstDrainedAt(m); !at.IsZero() {
-			desc += " (draining since " + stamp(at) + ")"
+		if at := m.FirstDrainedAt(); !at.IsZero() {
+			desc += " (draining since " + window.Stamp(at) + ")"
 		}
 		draining = append(draining, desc)
 	}
@@ -55,17 +56,4 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 	msg := fmt.Sprintf("Revision %s waits for %s: it started first; set spec.waitForMaintenances to false to roll out regardless",
 		ShortRev(sc.rendered.Revision), strings.Join(draining, ", "))
 	return swarmv1.ReasonMaintenanceInProgress, msg, maintenancePoll, nil
-}
-
-// firstDrainedAt is when the maintenance first set a node it still holds (zero if none
-// yet): when its drain started.
-func firstDrainedAt(m *swarmv1.SwarmNodeMaintenance) time.Time {
-	var first time.Time
-	for i := range m.Status.Nodes {
-		e := &m.Status.Nodes[i]
-		if held(e) && e.DrainedAt != nil && (first.IsZero() || e.DrainedAt.Time.Before(first)) {
-			first = e.DrainedAt.Time
-		}
-	}
-	return first
 }

@@ -12,6 +12,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 // The freeze and maintenance gates of the stack reconciler, on the in-memory Swarm.
@@ -62,8 +63,8 @@ func TestFrozenRevisionWaitsAndIsAppliedWhenTheWindowEnds(t *testing.T) {
 		t.Fatalf("a frozen revision was written: %v", e.sw.Writes()[before:])
 	}
 	reason, msg := reconcilingReason(e.stack("numbers"))
-	if reason != swarmv1.ReasonFrozen || !strings.Contains(msg, stamp(end)) || !strings.Contains(msg, "spec.freeze[0]") {
-		t.Fatalf("want Frozen until %s naming spec.freeze[0], got %s: %s", stamp(end), reason, msg)
+	if reason != swarmv1.ReasonFrozen || !strings.Contains(msg, window.Stamp(end)) || !strings.Contains(msg, "spec.freeze[0]") {
+		t.Fatalf("want Frozen until %s naming spec.freeze[0], got %s: %s", window.Stamp(end), reason, msg)
 	}
 	if res.RequeueAfter <= 0 || res.RequeueAfter > freezePoll {
 		t.Fatalf("requeue %s: want a look again within %s", res.RequeueAfter, freezePoll)

@@ -24,8 +24,10 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/placement"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/window"
 )
 
 const (
@@ -147,9 +149,9 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	now := r.Now()
 	// A window that cannot be read is no open window for the nodes already held: they
 	// are restored, and only taking new nodes waits until the spec is fixed.
-	w, windowErr := computeWindows(m.Spec.Window, m.CreationTimestamp.Time, now)
+	w, windowErr := window.MaintenanceAt(m.Spec.Window, m.CreationTimestamp.Time, now)
 	if windowErr != nil {
-		w = windows{}
+		w = window.Position{}
 		st.CurrentWindow, st.NextWindow = nil, nil
 		reconcile.SetCondition(&st.Conditions, m.Generation, swarmv1.ConditionInWindow, metav1.ConditionUnknown, swarmv1.ReasonInvalidWindow, windowErr.Error())
 		if len(heldNodes(st.Nodes)) == 0 {
@@ -157,7 +159,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 			return ctrl.Result{}, crreconcile.TerminalError(windowErr)
 		}
 	} else {
-		st.CurrentWindow, st.NextWindow = windowTimes(w.current), windowTimes(w.next)
+		st.CurrentWindow, st.NextWindow = windowTimes(w.Current), windowTimes(w.Next)
 		setWindowCondition(m, w)
 	}
 
@@ -173,7 +175,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 	}
 	// A selection that fails still returns the nodes it could resolve: held nodes among
 	// them stay held for their window, the others are restored, and no node is taken.
-	selected, reason, msg := selectNodes(m.Spec, nodes)
+	selected, reason, msg := placement.SelectNodes(m.Spec, nodes)
 	if windowErr != nil {
 		reason, msg = swarmv1.ReasonInvalidWindow, windowErr.Error()
 	}
@@ -197,7 +199,7 @@ func (r *SwarmNodeMaintenanceReconciler) reconcileNormal(ctx context.Context, m 
 			r.recordRolloutWait(m, rw)
 		}
 		requeue := rolloutWaitRequeue(rw, now, p.requeueAfter(w))
-		if m.Spec.Rebalance && w.current == nil && len(p.errs) == 0 {
+		if m.Spec.Rebalance && w.Current == nil && len(p.errs) == 0 {
 			d, err := p.rebalance(ctx)
 			if err != nil {
 				p.errs = append(p.errs, err)
@@ -252,7 +254,7 @@ func (r *SwarmNodeMaintenanceReconciler) restoreForDeletion(ctx context.Context,
 	}
 	p := r.newPass(m, conn, nodes, r.Now())
 	for i := range st.Nodes {
-		if held(&st.Nodes[i]) {
+		if st.Nodes[i].Held() {
 			p.restore(ctx, &st.Nodes[i])
 		}
 	}

@@ -1,4 +1,9 @@
-package controllers
+// Package placement holds the pure node decisions of maintenance: which nodes a
+// SwarmNodeMaintenance selects, whether taking one more node down keeps the managers'
+// quorum and the services running, and where Swarm may place a service's tasks (its
+// placement constraints as the scheduler reads them). It reads the swarm's state as
+// Docker reports it and changes nothing.
+package placement
 
 import (
 	"fmt"
@@ -10,17 +15,13 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
-// This file holds the pure decisions of node maintenance: which nodes a spec selects and
-// whether taking one more node down is safe. They read the swarm's state as Docker
-// reports it and change nothing.
-
-// selectNodes resolves spec.nodes (hostnames or IDs) and spec.nodeSelector against the
+// SelectNodes resolves spec.nodes (hostnames or IDs) and spec.nodeSelector against the
 // swarm's nodes. The result is sorted by hostname and has no duplicates. A reason is
 // returned (UnknownNode, NoNodesSelected) when the spec names a node the swarm does not
 // have or its selector matches nothing: the user must fix the spec, and no new node is
 // taken meanwhile. The nodes that could be resolved are still returned then, so that a
 // held node that is still selected is not let go before its window ends.
-func selectNodes(spec swarmv1.SwarmNodeMaintenanceSpec, nodes []swarmtypes.Node) (selected []swarmtypes.Node, reason, msg string) {
+func SelectNodes(spec swarmv1.SwarmNodeMaintenanceSpec, nodes []swarmtypes.Node) (selected []swarmtypes.Node, reason, msg string) {
 	picked := map[string]swarmtypes.Node{}
 	var unknown []string
 	for _, ref := range spec.Nodes {
@@ -44,7 +45,7 @@ func selectNodes(spec swarmv1.SwarmNodeMaintenanceSpec, nodes []swarmtypes.Node)
 	for _, n := range picked {
 		selected = append(selected, n)
 	}
-	sort.Slice(selected, func(i, j int) bool { return hostname(selected[i]) < hostname(selected[j]) })
+	sort.Slice(selected, func(i, j int) bool { return Hostname(selected[i]) < Hostname(selected[j]) })
 	switch {
 	case len(unknown) > 0:
 		return selected, swarmv1.ReasonUnknownNode, fmt.Sprintf("The swarm has no node %s (nodes: %s)", strings.Join(unknown, ", "), strings.Join(hostnames(nodes), ", "))
@@ -65,7 +66,7 @@ func findNode(nodes []swarmtypes.Node, ref string) (swarmtypes.Node, string) {
 		if n.ID == ref {
 			return n, ""
 		}
-		if hostname(n) == ref {
+		if Hostname(n) == ref {
 			byName = append(byName, n)
 		}
 	}
@@ -115,7 +116,9 @@ func describeSelector(sel *swarmv1.NodeSelector) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-func hostname(n swarmtypes.Node) string {
+// Hostname names a node as messages and status do: its hostname, or its ID when Docker
+// reports none.
+func Hostname(n swarmtypes.Node) string {
 	if n.Description.Hostname != "" {
 		return n.Description.Hostname
 	}
@@ -125,14 +128,16 @@ func hostname(n swarmtypes.Node) string {
 func hostnames(nodes []swarmtypes.Node) []string {
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, hostname(n))
+		out = append(out, Hostname(n))
 	}
 	return out
 }
 
-func isManager(n swarmtypes.Node) bool { return n.Spec.Role == swarmtypes.NodeRoleManager }
+// IsManager tells whether the node is a Swarm manager (it votes in Raft).
+func IsManager(n swarmtypes.Node) bool { return n.Spec.Role == swarmtypes.NodeRoleManager }
 
-func isLeader(n swarmtypes.Node) bool { return n.ManagerStatus != nil && n.ManagerStatus.Leader }
+// IsLeader tells whether the node is the Raft leader.
+func IsLeader(n swarmtypes.Node) bool { return n.ManagerStatus != nil && n.ManagerStatus.Leader }
 
 // managerReachable: a manager counts towards quorum when Raft reaches it and it is up.
 func managerReachable(n swarmtypes.Node) bool {
@@ -140,21 +145,21 @@ func managerReachable(n swarmtypes.Node) bool {
 		n.Status.State == swarmtypes.NodeStateReady
 }
 
-// quorumGuard says why the manager cand may not enter maintenance, or "". down holds the
+// QuorumGuard says why the manager cand may not enter maintenance, or "". down holds the
 // IDs of the nodes held for maintenance (by this resource or another one). Draining keeps
 // a manager in Raft, but maintenance usually means a reboot: the guard counts a held
 // manager as one Raft may lose, whatever its availability. A manager drained by design
 // and held by no maintenance still votes, so it is not in down; if it is unreachable the
 // guard sees that by itself. A swarm of N managers tolerates (N-1)/2 of them down, and
 // only while the others are all reachable.
-func quorumGuard(cand swarmtypes.Node, nodes []swarmtypes.Node, down map[string]bool) string {
-	if !isManager(cand) {
+func QuorumGuard(cand swarmtypes.Node, nodes []swarmtypes.Node, down map[string]bool) string {
+	if !IsManager(cand) {
 		return ""
 	}
 	total := 0
 	var inMaintenance, unreachable []string
 	for _, n := range nodes {
-		if !isManager(n) {
+		if !IsManager(n) {
 			continue
 		}
 		total++
@@ -162,18 +167,18 @@ func quorumGuard(cand swarmtypes.Node, nodes []swarmtypes.Node, down map[string]
 			continue
 		}
 		if down[n.ID] {
-			inMaintenance = append(inMaintenance, hostname(n))
+			inMaintenance = append(inMaintenance, Hostname(n))
 		} else if !managerReachable(n) {
-			unreachable = append(unreachable, hostname(n))
+			unreachable = append(unreachable, Hostname(n))
 		}
 	}
 	tolerated := (total - 1) / 2
 	switch {
 	case len(unreachable) > 0:
 		return fmt.Sprintf("manager %s waits: manager %s is not reachable, and every other manager must be while one is in maintenance",
-			hostname(cand), strings.Join(unreachable, ", "))
+			Hostname(cand), strings.Join(unreachable, ", "))
 	case len(inMaintenance)+1 > tolerated:
-		msg := fmt.Sprintf("manager %s waits: %d managers tolerate %d in maintenance at once", hostname(cand), total, tolerated)
+		msg := fmt.Sprintf("manager %s waits: %d managers tolerate %d in maintenance at once", Hostname(cand), total, tolerated)
 		if len(inMaintenance) > 0 {
 			msg += fmt.Sprintf(" and %s already is", strings.Join(inMaintenance, ", "))
 		}
@@ -182,12 +187,12 @@ func quorumGuard(cand swarmtypes.Node, nodes []swarmtypes.Node, down map[string]
 	return ""
 }
 
-// servicesThatWouldStop names the replicated services that could run fewer tasks if cand
+// ServicesThatWouldStop names the replicated services that could run fewer tasks if cand
 // joined the nodes in maintenance (down): their placement constraints match no other
 // available node, or max_replicas_per_node leaves too little room on the others. Global
 // services and jobs are not considered: a global task only belongs on its own node.
 // Resource reservations are not modelled.
-func servicesThatWouldStop(cand swarmtypes.Node, nodes []swarmtypes.Node, services []swarmtypes.Service, down map[string]bool) []string {
+func ServicesThatWouldStop(cand swarmtypes.Node, nodes []swarmtypes.Node, services []swarmtypes.Service, down map[string]bool) []string {
 	var out []string
 	for _, svc := range services {
 		mode := svc.Spec.Mode.Replicated
@@ -199,7 +204,7 @@ func servicesThatWouldStop(cand swarmtypes.Node, nodes []swarmtypes.Node, servic
 		if p := svc.Spec.TaskTemplate.Placement; p != nil {
 			placement = *p
 		}
-		constraints, err := parseConstraints(placement.Constraints)
+		constraints, err := ParseConstraints(placement.Constraints)
 		if err != nil {
 			continue // Swarm would not schedule it either; nothing to protect
 		}
@@ -220,11 +225,11 @@ func servicesThatWouldStop(cand swarmtypes.Node, nodes []swarmtypes.Node, servic
 
 // countEligible counts the nodes the scheduler could place a task on: active, ready, not
 // in maintenance, not except, and matching the constraints.
-func countEligible(nodes []swarmtypes.Node, constraints []constraint, down map[string]bool, except string) uint64 {
+func countEligible(nodes []swarmtypes.Node, constraints Constraints, down map[string]bool, except string) uint64 {
 	var n uint64
 	for _, node := range nodes {
 		if node.ID == except || down[node.ID] || node.Spec.Availability != swarmtypes.NodeAvailabilityActive ||
-			node.Status.State != swarmtypes.NodeStateReady || !matchesAll(constraints, node) {
+			node.Status.State != swarmtypes.NodeStateReady || !constraints.Match(node) {
 			continue
 		}
 		n++
@@ -251,15 +256,20 @@ func describeConstraints(cs []string) string {
 	return ": " + strings.Join(cs, ", ")
 }
 
-// constraint is one placement constraint, "key==value" or "key!=value", as Swarm reads it:
-// keys and values compare case-insensitively, label names exactly.
-type constraint struct {
+// Constraint is one placement constraint, "key==value" or "key!=value", as Swarm reads
+// it: keys and values compare case-insensitively, label names exactly.
+type Constraint struct {
 	key, value string
 	equal      bool
 }
 
-func parseConstraints(exprs []string) ([]constraint, error) {
-	out := make([]constraint, 0, len(exprs))
+// Constraints are a service's placement constraints: a node must match them all.
+type Constraints []Constraint
+
+// ParseConstraints reads a service's placement constraints (Placement.Constraints); an
+// expression Swarm would refuse is an error.
+func ParseConstraints(exprs []string) (Constraints, error) {
+	out := make(Constraints, 0, len(exprs))
 	for _, e := range exprs {
 		c, err := parseConstraint(e)
 		if err != nil {
@@ -270,20 +280,22 @@ func parseConstraints(exprs []string) ([]constraint, error) {
 	return out, nil
 }
 
-func parseConstraint(expr string) (constraint, error) {
+func parseConstraint(expr string) (Constraint, error) {
 	for _, op := range []string{"==", "!="} {
 		if k, v, ok := strings.Cut(expr, op); ok {
 			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 			if k == "" || v == "" {
 				break
 			}
-			return constraint{key: k, value: v, equal: op == "=="}, nil
+			return Constraint{key: k, value: v, equal: op == "=="}, nil
 		}
 	}
-	return constraint{}, fmt.Errorf("placement constraint %q: want key==value or key!=value", expr)
+	return Constraint{}, fmt.Errorf("placement constraint %q: want key==value or key!=value", expr)
 }
 
-func matchesAll(cs []constraint, n swarmtypes.Node) bool {
+// Match tells whether the scheduler may place a task on node n as far as the
+// constraints go (availability and state aside).
+func (cs Constraints) Match(n swarmtypes.Node) bool {
 	for _, c := range cs {
 		if !c.matches(n) {
 			return false
@@ -295,7 +307,7 @@ func matchesAll(cs []constraint, n swarmtypes.Node) bool {
 // matches reads a constraint against a node. Keys the guard does not model (node.ip,
 // node.platform.*, engine.labels on old engines...) count as matching: the guard then
 // errs towards the constraints it knows.
-func (c constraint) matches(n swarmtypes.Node) bool {
+func (c Constraint) matches(n swarmtypes.Node) bool {
 	got, known := c.nodeValue(n)
 	if !known {
 		return true
@@ -303,7 +315,7 @@ func (c constraint) matches(n swarmtypes.Node) bool {
 	return strings.EqualFold(got, c.value) == c.equal
 }
 
-func (c constraint) nodeValue(n swarmtypes.Node) (string, bool) {
+func (c Constraint) nodeValue(n swarmtypes.Node) (string, bool) {
 	key := strings.ToLower(c.key)
 	switch {
 	case key == "node.id":
@@ -322,4 +334,46 @@ func (c constraint) nodeValue(n swarmtypes.Node) (string, bool) {
 		return n.Description.Engine.Labels[c.key[len("engine.labels."):]], true
 	}
 	return "", false
+}
+
+// Pinned tells whether a constraint names the node (node.id or node.hostname ==):
+// spreading is not the service's to have.
+func (cs Constraints) Pinned() bool {
+	for _, c := range cs {
+		if k := strings.ToLower(c.key); c.equal && (k == "node.id" || k == "node.hostname") {
+			return true
+		}
+	}
+	return false
+}
+
+// Uneven tells whether a replicated service, not pinned to nodes, runs unevenly: its
+// busiest eligible node (active, ready, matching its constraints) runs two or more tasks
+// more than its idlest one. running counts the service's running tasks by node ID.
+func Uneven(svc swarmtypes.Service, nodes []swarmtypes.Node, running map[string]int) bool {
+	mode := svc.Spec.Mode.Replicated
+	if mode == nil || mode.Replicas == nil || *mode.Replicas < 2 {
+		return false
+	}
+	var placement swarmtypes.Placement
+	if pl := svc.Spec.TaskTemplate.Placement; pl != nil {
+		placement = *pl
+	}
+	constraints, err := ParseConstraints(placement.Constraints)
+	if err != nil || constraints.Pinned() {
+		return false
+	}
+	lo, hi, eligible := -1, 0, 0
+	for _, n := range nodes {
+		if n.Spec.Availability != swarmtypes.NodeAvailabilityActive || n.Status.State != swarmtypes.NodeStateReady || !constraints.Match(n) {
+			continue
+		}
+		eligible++
+		c := running[n.ID]
+		if lo < 0 || c < lo {
+			lo = c
+		}
+		hi = max(hi, c)
+	}
+	return eligible >= 2 && hi-lo >= 2
 }

@@ -1,4 +1,4 @@
-package controllers
+package placement_test
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/placement"
 )
 
 // testNode builds a ready, active node; managers are reachable.
@@ -120,7 +121,7 @@ func TestMaintenanceNodeSelection(t *testing.T) {
 			if tc.nodes != nil {
 				in = tc.nodes
 			}
-			got, reason, msg := selectNodes(tc.spec, in)
+			got, reason, msg := placement.SelectNodes(tc.spec, in)
 			if reason != tc.wantReason || !strings.Contains(msg, tc.wantMsg) {
 				t.Fatalf("reason %q message %q, want %q containing %q", reason, msg, tc.wantReason, tc.wantMsg)
 			}
@@ -195,9 +196,9 @@ func TestMaintenanceQuorumGuard(t *testing.T) {
 					cand = n
 				}
 			}
-			got := quorumGuard(cand, tc.nodes, down)
+			got := placement.QuorumGuard(cand, tc.nodes, down)
 			if tc.wantMsg == "" && got != "" || !strings.Contains(got, tc.wantMsg) {
-				t.Errorf("quorumGuard = %q, want %q", got, tc.wantMsg)
+				t.Errorf("QuorumGuard = %q, want %q", got, tc.wantMsg)
 			}
 		})
 	}
@@ -297,7 +298,7 @@ func TestMaintenanceServiceGuard(t *testing.T) {
 					cand = n
 				}
 			}
-			got := servicesThatWouldStop(cand, nodes, tc.services, down)
+			got := placement.ServicesThatWouldStop(cand, nodes, tc.services, down)
 			if len(got) != len(tc.want) {
 				t.Fatalf("named %q, want %d services like %q", got, len(tc.want), tc.want)
 			}
@@ -307,5 +308,77 @@ func TestMaintenanceServiceGuard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUnevenSpreadIgnoresPinnedServicesAndIneligibleNodes(t *testing.T) {
+	service := func(replicas uint64, constraints ...string) swarmtypes.Service {
+		s := swarmtypes.Service{ID: "svc"}
+		s.Spec.Mode.Replicated = &swarmtypes.ReplicatedService{Replicas: &replicas}
+		s.Spec.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: constraints}
+		return s
+	}
+	nodes := fiveNodes(map[string][]func(*swarmtypes.Node){"node3": {drained}})
+	cases := map[string]struct {
+		svc     swarmtypes.Service
+		nodes   []swarmtypes.Node
+		running map[string]int // by node ID
+		want    bool
+	}{
+		"two more tasks on one node than on another": {
+			svc: service(4), running: map[string]int{"id1": 2, "id2": 2}, want: true,
+		},
+		"one task more is even enough": {
+			svc: service(4), running: map[string]int{"id1": 1, "id2": 1, "id4": 1, "id5": 1}, want: false,
+		},
+		"a drained node is not counted as idle": {
+			svc: service(8), running: map[string]int{"id1": 2, "id2": 2, "id4": 2, "id5": 2}, want: false,
+		},
+		"a service pinned by hostname is left alone, even when two nodes match it": {
+			svc:     service(3, "node.hostname==node1"),
+			nodes:   append(fiveNodes(nil), testNode("twin", "node1", worker)),
+			running: map[string]int{"id1": 3}, want: false,
+		},
+		"only the nodes the constraints allow count": {
+			svc: service(3, "node.role==worker"), running: map[string]int{"id4": 3, "id1": 0}, want: true,
+		},
+		"a single replica cannot be uneven": {
+			svc: service(1), running: map[string]int{"id1": 1}, want: false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := nodes
+			if tc.nodes != nil {
+				in = tc.nodes
+			}
+			if got := placement.Uneven(tc.svc, in, tc.running); got != tc.want {
+				t.Errorf("Uneven = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPinnedConstraintsNameTheNode(t *testing.T) {
+	for exprs, want := range map[string]bool{
+		"node.id==id1":                   true,
+		"NODE.Hostname == node1":         true,
+		"node.role==worker,node.id==id1": true,
+		"node.id!=id1":                   false,
+		"node.hostname!=node1":           false,
+		"node.labels.zone==a":            false,
+		"":                               false,
+	} {
+		var list []string
+		if exprs != "" {
+			list = strings.Split(exprs, ",")
+		}
+		cs, err := placement.ParseConstraints(list)
+		if err != nil {
+			t.Fatalf("%q: %v", exprs, err)
+		}
+		if got := cs.Pinned(); got != want {
+			t.Errorf("%q: Pinned = %v, want %v", exprs, got, want)
+		}
 	}
 }

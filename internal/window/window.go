@@ -1,4 +1,9 @@
-package controllers
+// Package window places maintenance windows, freeze windows and their exclusions in
+// time: given a window as the API spells it and an instant, it says which window is open
+// and which comes next. Recurring windows follow a 5-field cron schedule read on the wall
+// clock of an IANA time zone. Everything here is pure: no clock is read, nothing is
+// written.
+package window
 
 import (
 	"errors"
@@ -13,58 +18,64 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
-// errInvalidWindow marks a window the user must fix: it is never retried as is.
-var errInvalidWindow = errors.New("invalid window")
+// ErrInvalid marks a window the user must fix: it is never retried as is.
+var ErrInvalid = errors.New("invalid window")
 
 // cronParser reads the standard 5-field cron (minute hour day-of-month month day-of-week).
 // Descriptors such as @every are refused: the API promises 5 fields.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
 
-// span is one window; a zero end means open-ended (no window in the spec: until deletion).
-type span struct {
-	start, end time.Time
+// Span is one window, [Start, End); a zero End means open-ended (a maintenance without a
+// window in its spec: until deletion).
+type Span struct {
+	Start, End time.Time
 }
 
-func (s span) openEnded() bool { return s.end.IsZero() }
+// OpenEnded tells whether the window lasts until the resource is deleted.
+func (s Span) OpenEnded() bool { return s.End.IsZero() }
 
-// contains tells whether t is inside [start, end).
-func (s span) contains(t time.Time) bool {
-	return !t.Before(s.start) && (s.openEnded() || t.Before(s.end))
+// Contains tells whether t is inside [Start, End).
+func (s Span) Contains(t time.Time) bool {
+	return !t.Before(s.Start) && (s.OpenEnded() || t.Before(s.End))
 }
 
-// windows is where a maintenance stands at one instant: the window it is in (if any)
-// and the next one to come (if any). Both nil for a one-off window that is over, or
-// that never happens because it starts inside an exclusion (skipped).
-type windows struct {
-	current *span
-	next    *span
-	skipped bool
+// Position is where a window stands at one instant: the window it is in (Current, if
+// any) and the next one to come (Next, if any). Both are nil for a one-off window that
+// is over, or that never happens because it starts inside an exclusion (Skipped).
+type Position struct {
+	Current *Span
+	Next    *Span
+	Skipped bool
 }
 
-// computeWindows reads the spec's window at instant now. An absent window is open from
-// the resource's creation until its deletion. A recurring window starts at each
-// activation of the schedule in its time zone; overlapping activations merge into one
-// window, so a schedule that fires more often than duration keeps the nodes down. No
-// window starts inside one of window.exclude.
+// Stamp formats an instant as status messages and events show it: RFC 3339, in UTC.
+func Stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// MaintenanceAt places a maintenance's window (spec.window) at instant now; created is
+// the resource's creation. An absent window is open from the resource's creation until
+// its deletion. A recurring window starts at each activation of the schedule in its time
+// zone; overlapping activations merge into one window, so a schedule that fires more
+// often than duration keeps the nodes down. No window starts inside one of
+// window.exclude.
 //
 // A merged window starts at its first activation, whichever activation now follows: the
 // start is the window's identity (an entry released by hand before it belongs to an
 // earlier window and starts afresh), so it must not move while the window lasts.
-func computeWindows(w *swarmv1.MaintenanceWindow, created, now time.Time) (windows, error) {
+func MaintenanceAt(w *swarmv1.MaintenanceWindow, created, now time.Time) (Position, error) {
 	if w == nil {
-		return windows{current: &span{start: created}}, nil
+		return Position{Current: &Span{Start: created}}, nil
 	}
-	excluded, err := exclusions(w.Exclude, "exclude")
+	excluded, err := Exclusions(w.Exclude, "exclude")
 	if err != nil {
-		return windows{}, err
+		return Position{}, err
 	}
 	tw, err := parseTimeWindow(swarmv1.TimeWindow{Start: w.Start, Schedule: w.Schedule, TimeZone: w.TimeZone, Duration: w.Duration}, excluded)
 	if err != nil {
-		return windows{}, err
+		return Position{}, err
 	}
 	got, err := tw.at(now)
-	if err == nil && got.current != nil && tw.sched != nil {
-		got.current.start = mergedStart(tw.sched, tw.d, got.current.start, created)
+	if err == nil && got.Current != nil && tw.sched != nil {
+		got.Current.Start = mergedStart(tw.sched, tw.d, got.Current.Start, created)
 	}
 	return got, err
 }
@@ -85,10 +96,10 @@ func mergedStart(sched activations, d time.Duration, start, notBefore time.Time)
 	return start
 }
 
-// exclusions returns whether an instant lies inside one of the windows; field names
+// Exclusions returns whether an instant lies inside one of the windows; field names
 // them in errors (field[i]). Each window is parsed here, once: a schedule passes over
 // thousands of activations inside a long exclusion, and each is checked.
-func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, error) {
+func Exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
@@ -104,7 +115,7 @@ func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, 
 	}
 	return func(t time.Time) bool {
 		for _, w := range parsed {
-			if at, err := w.at(t); err == nil && at.current != nil {
+			if at, err := w.at(t); err == nil && at.Current != nil {
 				return true
 			}
 		}
@@ -112,12 +123,15 @@ func exclusions(list []swarmv1.TimeWindow, field string) (func(time.Time) bool, 
 	}, nil
 }
 
-// computeTimeWindow reads one window at instant now; a window whose start makes
-// excluded true does not happen (nil: none is).
-func computeTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool, now time.Time) (windows, error) {
+// At places one window (a freeze, or an exclusion) at instant now; a window whose
+// start makes excluded true does not happen (nil: none is). Overlapping activations of a
+// schedule merge: the current window runs from the earliest activation whose duration
+// still covers now to the end of the last activation up to now (MaintenanceAt, unlike
+// At, keeps the first activation of the merged window as its start).
+func At(w swarmv1.TimeWindow, excluded func(time.Time) bool, now time.Time) (Position, error) {
 	tw, err := parseTimeWindow(w, excluded)
 	if err != nil {
-		return windows{}, err
+		return Position{}, err
 	}
 	return tw.at(now)
 }
@@ -125,7 +139,7 @@ func computeTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool, now 
 // timeWindow is a TimeWindow checked and parsed, to be placed at any instant: a one-off
 // span, or the activations of a schedule and their duration.
 type timeWindow struct {
-	once    *span
+	once    *Span
 	sched   activations
 	d       time.Duration
 	skipped bool // a one-off window starting inside an exclusion
@@ -136,16 +150,16 @@ type timeWindow struct {
 func parseTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool) (timeWindow, error) {
 	d := w.Duration.Duration
 	if d <= 0 {
-		return timeWindow{}, fmt.Errorf("%w: duration must be positive, got %q", errInvalidWindow, w.Duration.Duration)
+		return timeWindow{}, fmt.Errorf("%w: duration must be positive, got %q", ErrInvalid, w.Duration.Duration)
 	}
 	switch {
 	case w.Start != nil && w.Schedule != "":
-		return timeWindow{}, fmt.Errorf("%w: set start or schedule, not both", errInvalidWindow)
+		return timeWindow{}, fmt.Errorf("%w: set start or schedule, not both", ErrInvalid)
 	case w.Start != nil:
 		if excluded != nil && excluded(w.Start.Time) {
 			return timeWindow{skipped: true}, nil
 		}
-		return timeWindow{once: &span{start: w.Start.Time, end: w.Start.Add(d)}}, nil
+		return timeWindow{once: &Span{Start: w.Start.Time, End: w.Start.Add(d)}}, nil
 	case w.Schedule != "":
 		sched, err := parseSchedule(w.Schedule, w.TimeZone)
 		if err != nil {
@@ -156,15 +170,15 @@ func parseTimeWindow(w swarmv1.TimeWindow, excluded func(time.Time) bool) (timeW
 		}
 		return timeWindow{sched: skipping{sched: sched, excluded: excluded}, d: d}, nil
 	default:
-		return timeWindow{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", errInvalidWindow)
+		return timeWindow{}, fmt.Errorf("%w: set start (one-off) or schedule (recurring), or remove the window to start now", ErrInvalid)
 	}
 }
 
 // at is where the window stands at instant now.
-func (w timeWindow) at(now time.Time) (windows, error) {
+func (w timeWindow) at(now time.Time) (Position, error) {
 	switch {
 	case w.skipped:
-		return windows{skipped: true}, nil
+		return Position{Skipped: true}, nil
 	case w.once != nil:
 		return oneOff(*w.once, now), nil
 	}
@@ -195,14 +209,14 @@ func (s skipping) Next(t time.Time) time.Time {
 	return a
 }
 
-func oneOff(s span, now time.Time) windows {
+func oneOff(s Span, now time.Time) Position {
 	switch {
-	case now.Before(s.start):
-		return windows{next: &s}
-	case s.contains(now):
-		return windows{current: &s}
+	case now.Before(s.Start):
+		return Position{Next: &s}
+	case s.Contains(now):
+		return Position{Current: &s}
 	}
-	return windows{}
+	return Position{}
 }
 
 // parseSchedule parses a 5-field cron expression read in the IANA time zone tz (UTC when
@@ -211,7 +225,7 @@ func parseSchedule(expr, tz string) (*wallSchedule, error) {
 	// The time zone has its own field; cron's own TZ= prefix would compete with it (and
 	// robfig/cron panics on a prefix without a schedule).
 	if t := strings.TrimSpace(expr); strings.HasPrefix(t, "TZ=") || strings.HasPrefix(t, "CRON_TZ=") {
-		return nil, fmt.Errorf("%w: schedule %q: set the time zone in timeZone, not in the schedule", errInvalidWindow, expr)
+		return nil, fmt.Errorf("%w: schedule %q: set the time zone in timeZone, not in the schedule", ErrInvalid, expr)
 	}
 	loc, err := loadZone(tz)
 	if err != nil {
@@ -219,11 +233,11 @@ func parseSchedule(expr, tz string) (*wallSchedule, error) {
 	}
 	s, err := cronParser.Parse(expr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression: %w", errInvalidWindow, expr, err)
+		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression: %w", ErrInvalid, expr, err)
 	}
 	spec, ok := s.(*cron.SpecSchedule)
 	if !ok {
-		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression", errInvalidWindow, expr)
+		return nil, fmt.Errorf("%w: schedule %q is not a 5-field cron expression", ErrInvalid, expr)
 	}
 	// robfig/cron steps through real time in loc, so a time in a daylight saving gap
 	// never matches (the activation is skipped) and one in the repeated hour matches
@@ -292,11 +306,11 @@ func loadZone(tz string) (*time.Location, error) {
 		return time.UTC, nil
 	}
 	if tz == "Local" {
-		return nil, fmt.Errorf("%w: timeZone %q depends on the operator's host: use an IANA name such as Europe/Paris", errInvalidWindow, tz)
+		return nil, fmt.Errorf("%w: timeZone %q depends on the operator's host: use an IANA name such as Europe/Paris", ErrInvalid, tz)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("%w: timeZone %q is not an IANA time zone: %w", errInvalidWindow, tz, err)
+		return nil, fmt.Errorf("%w: timeZone %q is not an IANA time zone: %w", ErrInvalid, tz, err)
 	}
 	return loc, nil
 }
@@ -305,25 +319,25 @@ func loadZone(tz string) (*time.Location, error) {
 // (a schedule every minute with a 1-week duration is about 10,000).
 const maxMergedActivations = 20000
 
-func recurring(sched activations, d time.Duration, now time.Time) (windows, error) {
+func recurring(sched activations, d time.Duration, now time.Time) (Position, error) {
 	// A window [a, a+d) contains now when a is in (now-d, now]. cron's Next is strictly
 	// after its argument, at whole seconds, which is exactly that lower bound.
 	first := sched.Next(now.Add(-d))
 	if first.IsZero() {
-		return windows{}, fmt.Errorf("%w: schedule never fires", errInvalidWindow)
+		return Position{}, fmt.Errorf("%w: schedule never fires", ErrInvalid)
 	}
 	if first.After(now) {
-		return windows{next: &span{start: first, end: first.Add(d)}}, nil
+		return Position{Next: &Span{Start: first, End: first.Add(d)}}, nil
 	}
-	cur := span{start: first, end: first.Add(d)}
+	cur := Span{Start: first, End: first.Add(d)}
 	// Later activations up to now extend the window they overlap.
 	for i, a := 0, sched.Next(first); i < maxMergedActivations && !a.IsZero() && !a.After(now); i, a = i+1, sched.Next(a) {
-		cur.end = a.Add(d)
+		cur.End = a.Add(d)
 	}
-	w := windows{current: &cur}
+	w := Position{Current: &cur}
 	// The next window is the first activation not already inside the current one.
-	if a := sched.Next(cur.end.Add(-time.Nanosecond)); !a.IsZero() {
-		w.next = &span{start: a, end: a.Add(d)}
+	if a := sched.Next(cur.End.Add(-time.Nanosecond)); !a.IsZero() {
+		w.Next = &Span{Start: a, End: a.Add(d)}
 	}
 	return w, nil
 }
