@@ -20,6 +20,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 func main() {
@@ -83,7 +84,7 @@ func runManager() int {
 		NoCrossNamespaceRefs: noCrossNamespaceRefs,
 		Concurrent:           concurrent,
 		WatchLabelSelector:   watchLabelSelector,
-		Artifacts:            controllers.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
+		Artifacts:            stack.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1

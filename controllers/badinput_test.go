@@ -28,7 +28,7 @@ import (
 	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // hostileFile reads a file of the compose library's hostile corpus.

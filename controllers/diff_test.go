@@ -15,6 +15,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -52,16 +53,16 @@ func withSecretVars(s *swarmv1.SwarmStack) {
 	s.Spec.Compose.VariablesFrom = []swarmv1.VariablesSource{{SecretRef: &swarmv1.LocalObjectReference{Name: "db"}}}
 }
 
-func (e *stackEnv) plan(name string) StackPlan {
+func (e *stackEnv) plan(name string) stack.StackPlan {
 	e.t.Helper()
-	p, err := PlanStack(context.Background(), e.c, e.sw, e.stack(name), e.reconciler().NamingKey)
+	p, err := stack.PlanStack(context.Background(), e.c, e.sw, e.stack(name), e.reconciler().NamingKey)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return p
 }
 
-func serviceActions(p StackPlan) []string {
+func serviceActions(p stack.StackPlan) []string {
 	var out []string
 	for _, s := range p.Services {
 		out = append(out, s.Action+" "+s.Name)
@@ -107,10 +108,10 @@ func TestPlanOfANewStackIsWhatTheFirstReconcileCreates(t *testing.T) {
 	if got := serviceActions(p); strings.Join(got, ",") != "create numbers_api,create numbers_web" {
 		t.Fatalf("plan %v", got)
 	}
-	if len(p.Networks) != 1 || p.Networks[0].Name != "numbers_back" || p.Networks[0].Action != ActionCreate {
+	if len(p.Networks) != 1 || p.Networks[0].Name != "numbers_back" || p.Networks[0].Action != stack.ActionCreate {
 		t.Fatalf("networks %+v", p.Networks)
 	}
-	if len(p.Secrets) != 1 || p.Secrets[0].Action != ActionCreate || !strings.HasPrefix(p.Secrets[0].Name, "numbers_db-") {
+	if len(p.Secrets) != 1 || p.Secrets[0].Action != stack.ActionCreate || !strings.HasPrefix(p.Secrets[0].Name, "numbers_db-") {
 		t.Fatalf("secrets %+v", p.Secrets)
 	}
 	mark, ids := len(e.sw.Writes()), serviceIDs(e.sw)
@@ -159,8 +160,8 @@ func TestPlanShowsFieldsRotationAndPruneExactlyAsTheReconcileWrites(t *testing.T
 	if got := serviceActions(p); strings.Join(got, ",") != "remove numbers_web,update numbers_api" {
 		t.Fatalf("plan %v", got)
 	}
-	api := p.Services[slices.IndexFunc(p.Services, func(s ServiceChange) bool { return s.Name == "numbers_api" })]
-	fields := map[string]FieldChange{}
+	api := p.Services[slices.IndexFunc(p.Services, func(s stack.ServiceChange) bool { return s.Name == "numbers_api" })]
+	fields := map[string]stack.FieldChange{}
 	for _, f := range api.Fields {
 		fields[f.Path] = f
 	}
@@ -173,7 +174,7 @@ func TestPlanShowsFieldsRotationAndPruneExactlyAsTheReconcileWrites(t *testing.T
 	if _, ok := fields["Labels."+swarmv1.LabelWriteID]; ok {
 		t.Fatal("the write-id label changes on every write: it is no difference")
 	}
-	if len(p.Secrets) != 1 || p.Secrets[0].Action != ActionCreate || p.Secrets[0].Replaces != oldSecret {
+	if len(p.Secrets) != 1 || p.Secrets[0].Action != stack.ActionCreate || p.Secrets[0].Replaces != oldSecret {
 		t.Fatalf("want one new secret version replacing %s, got %+v", oldSecret, p.Secrets)
 	}
 	raw, _ := json.Marshal(p)
@@ -206,7 +207,7 @@ func TestPlanSeesDriftAndHeldRevisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := e.plan("numbers")
-	if len(p.Services) != 1 || !p.Services[0].Drifted || p.Services[0].Action != ActionUpdate {
+	if len(p.Services) != 1 || !p.Services[0].Drifted || p.Services[0].Action != stack.ActionUpdate {
 		t.Fatalf("want drift on api, plan %+v", p.Services)
 	}
 	found := false
@@ -227,7 +228,7 @@ func TestPlanSeesDriftAndHeldRevisions(t *testing.T) {
 func TestPlanNamesTheBadFileAndWritesNothing(t *testing.T) {
 	e := newPlanEnv(t, plantedPassword)
 	e.createStack("numbers", "services: {api: {image: [not, a, string]}}\n")
-	_, err := PlanStack(context.Background(), e.c, e.sw, e.stack("numbers"), []byte("k"))
+	_, err := stack.PlanStack(context.Background(), e.c, e.sw, e.stack("numbers"), []byte("k"))
 	if err == nil || !strings.Contains(err.Error(), "docker-compose.yml") {
 		t.Fatalf("want an error naming the file, got %v", err)
 	}
@@ -241,7 +242,7 @@ func TestStackObjectsListsWhatTheStackOwns(t *testing.T) {
 	e.sw.AutoConverge = true
 	e.createStack("numbers", planCompose, withSecretVars)
 	e.passes("numbers", 4)
-	tree, err := StackObjects(context.Background(), e.sw, e.stack("numbers"))
+	tree, err := stack.StackObjects(context.Background(), e.sw, e.stack("numbers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestPlanHidesSecretSourcedValuesOldAndNew(t *testing.T) {
 	}
 
 	p := e.plan("numbers")
-	var env *FieldChange
+	var env *stack.FieldChange
 	for i := range p.Services {
 		for j, f := range p.Services[i].Fields {
 			if strings.Contains(f.Path, "Env") {

@@ -11,7 +11,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // Two operator instances with leader election against the same API server, as two

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // hungSwarm accepts connections on the loopback and never answers (testbed.HungEndpoint).

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // DefaultConcurrent is how many SwarmStacks and SwarmClusters are reconciled at once.
@@ -139,7 +140,7 @@ func emptyShardWarning(mgr ctrl.Manager, selector string) ctrlmanager.Runnable {
 }
 
 func clusterStackKey(s *swarmv1.SwarmStack) string {
-	return clusterStackIndexKey(s.Spec.ClusterRef.Name, NameOf(s))
+	return clusterStackIndexKey(s.Spec.ClusterRef.Name, stack.NameOf(s))
 }
 
 // clusterStackIndexKey is the reconcile.IndexClusterStack value of a stack name on a cluster.

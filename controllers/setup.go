@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -36,7 +37,7 @@ type Options struct {
 	Concurrent int
 	// Artifacts tunes how Flux source artifacts are fetched and kept; its HostOverride
 	// defaults to $SOURCE_CONTROLLER_LOCALHOST.
-	Artifacts ArtifactStoreOptions
+	Artifacts stack.ArtifactStoreOptions
 	// Swarms opens the swarm a SwarmCluster names; nil (production) means Docker
 	// connections pooled by the Hub. For simulations and tests only, which put
 	// in-memory swarms (internal/memswarm) behind it. The Hub's event streams then
@@ -75,7 +76,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Artifacts.Logger == nil {
 		opts.Artifacts.Logger = mgr.GetLogger().WithName("artifacts")
 	}
-	artifacts, err := NewArtifactStore(opts.Artifacts)
+	artifacts, err := stack.NewArtifactStore(opts.Artifacts)
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := (&SwarmStackReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
-		Sources: Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
+		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

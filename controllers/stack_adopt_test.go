@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,240 +18,10 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
-
-func specJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func plainSpec(image string) swarmtypes.ServiceSpec {
-	return swarmtypes.ServiceSpec{
-		Annotations:  swarmtypes.Annotations{Name: "s_a", Labels: map[string]string{"want": "1"}},
-		TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: image}},
-	}
-}
-
-func TestAlignWithRunning(t *testing.T) {
-	ports := func(ps ...swarmtypes.PortConfig) *swarmtypes.EndpointSpec { return &swarmtypes.EndpointSpec{Ports: ps} }
-	p80 := swarmtypes.PortConfig{TargetPort: 80, PublishedPort: 18080, Protocol: "tcp", PublishMode: "ingress"}
-	p443 := swarmtypes.PortConfig{TargetPort: 443, PublishedPort: 18443, Protocol: "tcp", PublishMode: "ingress"}
-	p53 := swarmtypes.PortConfig{TargetPort: 53, PublishedPort: 18053, Protocol: "udp", PublishMode: "ingress"}
-	cases := map[string]struct {
-		want, running func(*swarmtypes.ServiceSpec)
-		opts          alignOptions
-		// check returns what differs from expectation, "" when right.
-		check func(got swarmtypes.ServiceSpec) string
-	}{
-		"ports keep Swarm's order": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p443, p80) },
-			running: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p80, p443) },
-			check: func(g swarmtypes.ServiceSpec) string {
-				return expect(g.EndpointSpec.Ports[0].TargetPort == 80 && g.EndpointSpec.Ports[1].TargetPort == 443, "ports %+v", g.EndpointSpec.Ports)
-			},
-		},
-		"a port left at Swarm's defaults matches the spelled-out one": {
-			want: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p443, p80) },
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.EndpointSpec = ports(swarmtypes.PortConfig{TargetPort: 80, PublishedPort: 18080}, p443)
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				return expect(g.EndpointSpec.Ports[0].Protocol == "" && g.EndpointSpec.Ports[1].TargetPort == 443, "ports %+v", g.EndpointSpec.Ports)
-			},
-		},
-		"a new port comes after the shared ones; a removed one is gone": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p53, p443) },
-			running: func(s *swarmtypes.ServiceSpec) { s.EndpointSpec = ports(p80, p443) },
-			check: func(g swarmtypes.ServiceSpec) string {
-				p := g.EndpointSpec.Ports
-				return expect(len(p) == 2 && p[0].TargetPort == 443 && p[1].TargetPort == 53, "ports %+v", p)
-			},
-		},
-		"redis is redis:latest": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis" },
-			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:latest" },
-			check:   imageIs("redis:latest"),
-		},
-		"docker.io/library/redis is redis": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "docker.io/library/redis:latest" },
-			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis" },
-			check:   imageIs("redis"),
-		},
-		"another tag is a change": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
-			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:latest" },
-			check:   imageIs("redis:7"),
-		},
-		"a pinned digest stays while no registry is asked": {
-			want: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
-			},
-			opts:  alignOptions{keepDigest: true},
-			check: imageIs("redis:7@sha256:" + strings.Repeat("a", 64)),
-		},
-		"a pinned digest goes when the registry is asked (resolveImage)": {
-			want: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "redis:7" },
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Image = "redis:7@sha256:" + strings.Repeat("a", 64)
-			},
-			check: imageIs("redis:7"),
-		},
-		"mounts keep Swarm's order and its trailing slash": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{
-					{Type: mount.TypeBind, Source: "/etc/ssl", Target: "/etc/configs", ReadOnly: true},
-					{Type: mount.TypeVolume, Source: "s_data", Target: "/data", VolumeOptions: &mount.VolumeOptions{}},
-				}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{
-					{Type: mount.TypeVolume, Source: "s_data", Target: "/data"},
-					{Type: mount.TypeBind, Source: "/etc/ssl/", Target: "/etc/configs/", ReadOnly: true},
-				}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				m := g.TaskTemplate.ContainerSpec.Mounts
-				return expect(m[0].Target == "/data" && m[1].Target == "/etc/configs/" && m[1].Source == "/etc/ssl/", "mounts %+v", m)
-			},
-		},
-		"a read-only flag is a change": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/etc", Target: "/c", ReadOnly: true}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/etc", Target: "/c/"}}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				m := g.TaskTemplate.ContainerSpec.Mounts
-				return expect(m[0].ReadOnly && m[0].Target == "/c", "mounts %+v", m)
-			},
-		},
-		"config and secret targets as Swarm keeps them": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				cs := s.TaskTemplate.ContainerSpec
-				cs.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", ConfigID: "c1", File: &swarmtypes.ConfigReferenceFileTarget{Name: "/config1", UID: "0", GID: "0", Mode: 0o444}}}
-				cs.Secrets = []*swarmtypes.SecretReference{{SecretName: "ext", SecretID: "s1", File: &swarmtypes.SecretReferenceFileTarget{Name: "/run/secrets/pw", UID: "0", GID: "0", Mode: 0o444}}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				cs := s.TaskTemplate.ContainerSpec
-				cs.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", ConfigID: "c1", File: &swarmtypes.ConfigReferenceFileTarget{Name: "config1", UID: "0", GID: "0", Mode: 0o444}}}
-				cs.Secrets = []*swarmtypes.SecretReference{{SecretName: "ext", SecretID: "s1", File: &swarmtypes.SecretReferenceFileTarget{Name: "pw", UID: "0", GID: "0", Mode: 0o444}}}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				cs := g.TaskTemplate.ContainerSpec
-				return expect(cs.Configs[0].File.Name == "config1" && cs.Secrets[0].File.Name == "pw", "config %+v secret %+v", cs.Configs[0].File, cs.Secrets[0].File)
-			},
-		},
-		"another config mode is a change": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", File: &swarmtypes.ConfigReferenceFileTarget{Name: "/c", Mode: 0o400}}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.Configs = []*swarmtypes.ConfigReference{{ConfigName: "s_c", File: &swarmtypes.ConfigReferenceFileTarget{Name: "c", Mode: 0o444}}}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				f := g.TaskTemplate.ContainerSpec.Configs[0].File
-				return expect(f.Name == "/c" && f.Mode == 0o400, "config %+v", f)
-			},
-		},
-		"environment, hosts, capabilities and constraints keep Swarm's order": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				cs := s.TaskTemplate.ContainerSpec
-				cs.Env, cs.Hosts, cs.CapabilityAdd = []string{"A=1", "B=2"}, []string{"10.0.0.1 a", "10.0.0.2 b"}, []string{"CAP_CHOWN", "CAP_NET_ADMIN"}
-				s.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: []string{"node.labels.a==1", "node.role == manager"}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				cs := s.TaskTemplate.ContainerSpec
-				cs.Env, cs.Hosts, cs.CapabilityAdd = []string{"B=2", "A=1"}, []string{"10.0.0.2 b", "10.0.0.1 a"}, []string{"CAP_NET_ADMIN", "CAP_CHOWN"}
-				s.TaskTemplate.Placement = &swarmtypes.Placement{Constraints: []string{"node.role==manager", "node.labels.a == 1"}}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				cs := g.TaskTemplate.ContainerSpec
-				return expect(cs.Env[0] == "B=2" && cs.Hosts[0] == "10.0.0.2 b" && cs.CapabilityAdd[0] == "CAP_NET_ADMIN" &&
-					g.TaskTemplate.Placement.Constraints[0] == "node.role==manager" && g.TaskTemplate.Placement.Constraints[1] == "node.labels.a == 1",
-					"env %v hosts %v caps %v constraints %v", cs.Env, cs.Hosts, cs.CapabilityAdd, g.TaskTemplate.Placement.Constraints)
-			},
-		},
-		"a changed variable is a change": {
-			want:    func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Env = []string{"A=1", "B=3"} },
-			running: func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Env = []string{"B=2", "A=1"} },
-			check: func(g swarmtypes.ServiceSpec) string {
-				return expect(slices.Equal(g.TaskTemplate.ContainerSpec.Env, []string{"A=1", "B=3"}), "env %v", g.TaskTemplate.ContainerSpec.Env)
-			},
-		},
-		"nameservers are tried in order: never reordered": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.DNSConfig = &swarmtypes.DNSConfig{Nameservers: []string{"10.0.0.1", "10.0.0.2"}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.ContainerSpec.DNSConfig = &swarmtypes.DNSConfig{Nameservers: []string{"10.0.0.2", "10.0.0.1"}}
-			},
-			check: func(g swarmtypes.ServiceSpec) string {
-				n := g.TaskTemplate.ContainerSpec.DNSConfig.Nameservers
-				return expect(n[0] == "10.0.0.1", "nameservers %v", n)
-			},
-		},
-		"networks by ID in Swarm, by name in the spec": {
-			want: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.Networks = []swarmtypes.NetworkAttachmentConfig{{Target: "s_back"}, {Target: "s_front", Aliases: []string{"x", "y"}}}
-			},
-			running: func(s *swarmtypes.ServiceSpec) {
-				s.TaskTemplate.Networks = []swarmtypes.NetworkAttachmentConfig{{Target: "id-front", Aliases: []string{"y", "x"}}, {Target: "id-back"}}
-			},
-			opts: alignOptions{networkIDs: map[string]string{"s_back": "id-back", "s_front": "id-front"}},
-			check: func(g swarmtypes.ServiceSpec) string {
-				n := g.TaskTemplate.Networks
-				return expect(n[0].Target == "s_front" && n[0].Aliases[0] == "y" && n[1].Target == "s_back", "networks %+v", n)
-			},
-		},
-		"labels are the wanted ones": {
-			running: func(s *swarmtypes.ServiceSpec) { s.Labels = map[string]string{"running": "1"} },
-			check: func(g swarmtypes.ServiceSpec) string {
-				return expect(g.Labels["want"] == "1" && g.Labels["running"] == "", "labels %v", g.Labels)
-			},
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			want, running := plainSpec("numbers-api:v1"), plainSpec("numbers-api:v1")
-			running.Labels = nil
-			if tc.want != nil {
-				tc.want(&want)
-			}
-			if tc.running != nil {
-				tc.running(&running)
-			}
-			before := specJSON(t, want)
-			got := alignWithRunning(want, running, tc.opts)
-			if msg := tc.check(got); msg != "" {
-				t.Error(msg)
-			}
-			if specJSON(t, want) != before {
-				t.Error("alignWithRunning changed its input")
-			}
-		})
-	}
-}
-
-func expect(ok bool, format string, args ...any) string {
-	if ok {
-		return ""
-	}
-	b, _ := json.Marshal(args)
-	return format + " " + string(b)
-}
-
-func imageIs(image string) func(swarmtypes.ServiceSpec) string {
-	return func(g swarmtypes.ServiceSpec) string {
-		return expect(g.TaskTemplate.ContainerSpec.Image == image, "image %s, want %s", g.TaskTemplate.ContainerSpec.Image, image)
-	}
-}
 
 // adoptCompose is a stack as a team would run it with docker stack deploy: ports,
 // mounts, env, a healthcheck, a config and (on one service) a secret.
@@ -283,31 +52,31 @@ secrets:
 // cliDeploy puts the stack on the in-memory swarm as docker stack deploy leaves it:
 // no operator labels, objects named <stack>_<key>, lists in its own order, images and
 // paths spelled as written.
-func cliDeploy(t *testing.T, sw *memswarm.Swarm, stack string) {
+func cliDeploy(t *testing.T, sw *memswarm.Swarm, stackName string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := compose.Render([]compose.File{{Name: "docker-compose.yml", Content: []byte(adoptCompose)}}, compose.Options{
-		StackName: stack, ConfigData: map[string][]byte{"config1": []byte("k=v\n")}, SecretData: map[string][]byte{"pw": []byte("hunter22")},
+		StackName: stackName, ConfigData: map[string][]byte{"config1": []byte("k=v\n")}, SecretData: map[string][]byte{"pw": []byte("hunter22")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stackLabel := map[string]string{memswarm.StackLabel: stack}
+	stackLabel := map[string]string{memswarm.StackLabel: stackName}
 	for _, n := range st.Networks {
 		if err := sw.CreateNetwork(ctx, n.Name, network.CreateOptions{Driver: "overlay", Labels: stackLabel}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cid, err := sw.CreateConfig(ctx, swarmtypes.ConfigSpec{Annotations: swarmtypes.Annotations{Name: stack + "_config1", Labels: stackLabel}, Data: []byte("k=v\n")})
+	cid, err := sw.CreateConfig(ctx, swarmtypes.ConfigSpec{Annotations: swarmtypes.Annotations{Name: stackName + "_config1", Labels: stackLabel}, Data: []byte("k=v\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sid, err := sw.CreateSecret(ctx, swarmtypes.SecretSpec{Annotations: swarmtypes.Annotations{Name: stack + "_pw", Labels: stackLabel}, Data: []byte("hunter22")})
+	sid, err := sw.CreateSecret(ctx, swarmtypes.SecretSpec{Annotations: swarmtypes.Annotations{Name: stackName + "_pw", Labels: stackLabel}, Data: []byte("hunter22")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, svc := range st.Services {
-		spec := cloneSpec(svc.Spec)
+		spec := stack.CloneSpec(svc.Spec)
 		cs := spec.TaskTemplate.ContainerSpec
 		slices.Reverse(cs.Env)
 		slices.Reverse(cs.Mounts)
@@ -320,10 +89,10 @@ func cliDeploy(t *testing.T, sw *memswarm.Swarm, stack string) {
 			slices.Reverse(spec.EndpointSpec.Ports)
 		}
 		for _, r := range cs.Configs {
-			r.ConfigName, r.ConfigID, r.File.Name = stack+"_config1", cid, "config1"
+			r.ConfigName, r.ConfigID, r.File.Name = stackName+"_config1", cid, "config1"
 		}
 		for _, r := range cs.Secrets {
-			r.SecretName, r.SecretID, r.File.Name = stack+"_pw", sid, "pw"
+			r.SecretName, r.SecretID, r.File.Name = stackName+"_pw", sid, "pw"
 		}
 		if cs.Image == "numbers-api" {
 			cs.Image = "numbers-api:latest"
@@ -368,13 +137,13 @@ func TestAdoptCLIStackRestartsOnlyServicesWithSecrets(t *testing.T) {
 	e.passes("shop", 1)
 
 	api, _ := e.sw.Service("shop_api")
-	if api.Spec.Labels[swarmv1.LabelOwner] != OwnerOf(e.stack("shop")) {
+	if api.Spec.Labels[swarmv1.LabelOwner] != stack.OwnerOf(e.stack("shop")) {
 		t.Fatalf("shop_api not adopted: labels %v", api.Spec.Labels)
 	}
-	if a, b := specJSON(t, api.Spec.TaskTemplate), specJSON(t, before["shop_api"].Spec.TaskTemplate); a != b {
+	if a, b := testkit.JSON(t, api.Spec.TaskTemplate), testkit.JSON(t, before["shop_api"].Spec.TaskTemplate); a != b {
 		t.Errorf("shop_api task template changed on adoption (tasks would be replaced):\n%s\n%s", b, a)
 	}
-	if a, b := specJSON(t, api.Spec.EndpointSpec), specJSON(t, before["shop_api"].Spec.EndpointSpec); a != b {
+	if a, b := testkit.JSON(t, api.Spec.EndpointSpec), testkit.JSON(t, before["shop_api"].Spec.EndpointSpec); a != b {
 		t.Errorf("shop_api endpoint changed on adoption:\n%s\n%s", b, a)
 	}
 	if api.UpdateStatus != nil {
@@ -430,7 +199,7 @@ func TestAdoptedStackStillCorrectsDrift(t *testing.T) {
 	e.events()
 
 	api, _ := e.sw.Service("shop_api")
-	spec := cloneSpec(api.Spec)
+	spec := stack.CloneSpec(api.Spec)
 	spec.TaskTemplate.ContainerSpec.Env = append(spec.TaskTemplate.ContainerSpec.Env, "HAND=1")
 	if _, err := e.sw.UpdateService(context.Background(), swarm.ServiceWrite{ID: api.ID, Version: api.Version, Spec: spec}); err != nil {
 		t.Fatal(err)
@@ -496,9 +265,9 @@ func adoptWithRefusedWrite(t *testing.T, nth int) {
 		t.Fatalf("%d Adopted entries: %+v", adopted, e.stack("shop").Status.History)
 	}
 	api, _ := e.sw.Service("shop_api")
-	if api.Spec.Labels[swarmv1.LabelOwner] == "" || specJSON(t, api.Spec.TaskTemplate) != specJSON(t, before.Spec.TaskTemplate) {
+	if api.Spec.Labels[swarmv1.LabelOwner] == "" || testkit.JSON(t, api.Spec.TaskTemplate) != testkit.JSON(t, before.Spec.TaskTemplate) {
 		t.Fatalf("shop_api after the retried adoption: labels %v, task template changed: %v", api.Spec.Labels,
-			specJSON(t, api.Spec.TaskTemplate) != specJSON(t, before.Spec.TaskTemplate))
+			testkit.JSON(t, api.Spec.TaskTemplate) != testkit.JSON(t, before.Spec.TaskTemplate))
 	}
 	if r := e.ready("shop"); r.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
@@ -536,8 +305,8 @@ func TestPlanOfAnAdoptedStackIsTheAlignedWrite(t *testing.T) {
 	e.passes("shop", 1)
 	for name, was := range before {
 		now, _ := e.sw.Service(name)
-		rewritten := specJSON(t, now.Spec.TaskTemplate) != specJSON(t, was.Spec.TaskTemplate) ||
-			specJSON(t, now.Spec.EndpointSpec) != specJSON(t, was.Spec.EndpointSpec)
+		rewritten := testkit.JSON(t, now.Spec.TaskTemplate) != testkit.JSON(t, was.Spec.TaskTemplate) ||
+			testkit.JSON(t, now.Spec.EndpointSpec) != testkit.JSON(t, was.Spec.EndpointSpec)
 		if rewritten != (len(planned[name]) > 0) {
 			t.Errorf("%s: the write changed its tasks or endpoint: %v; the plan showed %v", name, rewritten, planned[name])
 		}
@@ -552,7 +321,7 @@ func TestAdoptionNamesOnlyServicesTheComposeFilesName(t *testing.T) {
 	e := newStackEnv(t)
 	cliDeploy(t, e.sw, "shop")
 	api, _ := e.sw.Service("shop_api")
-	tool := cloneSpec(api.Spec)
+	tool := stack.CloneSpec(api.Spec)
 	tool.Name = "shop_tool"
 	if _, err := e.sw.CreateService(context.Background(), swarm.ServiceWrite{Spec: tool}); err != nil {
 		t.Fatal(err)

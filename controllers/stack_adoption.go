@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // recordAdoption is a revision gate that never holds: when spec.adopt takes over services
@@ -28,11 +29,11 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 	if !sc.s.Spec.Adopt {
 		return "", "", 0, nil
 	}
-	foreign := ServicesToAdopt(sc.rendered, sc.current)
+	foreign := stack.ServicesToAdopt(sc.rendered, sc.current)
 	if len(foreign) == 0 {
 		return "", "", 0, nil
 	}
-	revision := AdoptedRevision(foreign, sc.r.NamingKey)
+	revision := stack.AdoptedRevision(foreign, sc.r.NamingKey)
 	st := &sc.s.Status
 	// Recorded once: an earlier pass whose writes were refused, or done in part (fewer
 	// foreign services now, another digest), left its entry on top.
@@ -52,7 +53,7 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 			started = svc.UpdatedAt
 		}
 	}
-	rolling := ServicesRollingForSecrets(sc.rendered, foreign)
+	rolling := stack.ServicesRollingForSecrets(sc.rendered, foreign)
 	msg := "Adopted services deployed outside the operator: " + strings.Join(names, ", ")
 	if len(rolling) > 0 {
 		msg += fmt.Sprintf("; %s will roll once: they use secrets, which the operator recreates under its own names (Swarm cannot read a secret back to compare)", strings.Join(rolling, ", "))
@@ -60,7 +61,7 @@ func recordAdoption(_ context.Context, sc *stackScope) (string, string, time.Dur
 		msg += "; no task is restarted"
 	}
 	now := metav1.NewTime(sc.now)
-	st.History = PushHistory(st.History, swarmv1.HistoryEntry{
+	st.History = stack.PushHistory(st.History, swarmv1.HistoryEntry{
 		Revision: revision, StartedAt: metav1.NewTime(started), FinishedAt: &now, Outcome: swarmv1.OutcomeAdopted, Message: msg,
 	})
 	sc.event(corev1.EventTypeNormal, swarmv1.EventAdopted, "%s", msg)

@@ -14,6 +14,7 @@ import (
 	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // dependencyRecheck is how soon a stack waiting for its dependencies looks again; the
@@ -110,7 +111,7 @@ func readSameSource(a, b *swarmv1.SwarmStack) bool {
 	if a.Spec.SourceRef == nil || b.Spec.SourceRef == nil || a.Spec.SourceRef.Kind != b.Spec.SourceRef.Kind {
 		return false
 	}
-	return SourceRefOf(a) == SourceRefOf(b)
+	return stack.SourceRefOf(a) == stack.SourceRefOf(b)
 }
 
 // dependencyProblem finds what no waiting can fix: a dependsOn in another namespace the

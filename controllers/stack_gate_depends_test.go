@@ -174,7 +174,7 @@ func readsPlatform(p string) func(*swarmv1.SwarmStack) {
 
 func TestDependsOnSameSourceWaitsForTheDependencyToApplyTheNewRevision(t *testing.T) {
 	e := newSourceEnv(t)
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
 	e.createStack("databases", "", readsPlatform("stacks/databases/docker-compose.yml"))
 	e.sourceStack("numbers", dependsOn("databases"))
 	e.passes("databases", 2)
@@ -188,7 +188,7 @@ func TestDependsOnSameSourceWaitsForTheDependencyToApplyTheNewRevision(t *testin
 
 	// A commit changes both. The dependency is still Ready at its generation (a commit
 	// bumps no generation), but it has not applied the commit: numbers must wait.
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:2222", sharedSourceFiles("numbers-api:v2", "db:v2"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:2222", sharedSourceFiles("numbers-api:v2", "db:v2"), nil), metav1.ConditionTrue)
 	e.passes("numbers", 2)
 	r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonDependencyNotReady)
 	if !strings.Contains(r.Message, "SwarmStack apps/databases") || !strings.Contains(r.Message, "main@sha1:2222") {
@@ -228,7 +228,7 @@ func TestDependsOnSameSourceWaitsForTheDependencyToApplyTheNewRevision(t *testin
 	// without a write), then goes on.
 	e.sw.ConvergeAll()
 	e.passes("numbers", 3)
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", sharedSourceFiles("numbers-api:v3", "db:v2"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:3333", sharedSourceFiles("numbers-api:v3", "db:v2"), nil), metav1.ConditionTrue)
 	e.passes("numbers", 1)
 	r = e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonDependencyNotReady)
 	if !strings.Contains(r.Message, "main@sha1:3333") {
@@ -251,7 +251,7 @@ func TestDependsOnSameSourceWaitsForTheDependencyToApplyTheNewRevision(t *testin
 
 func TestDependsOnAnotherSourceWaitsOnlyForReadiness(t *testing.T) {
 	e := newSourceEnv(t)
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sharedSourceFiles("numbers-api:v1", "db:v1"), nil), metav1.ConditionTrue)
 	e.createStack("databases", dbCompose) // inline: no source revision to wait for
 	e.sourceStack("numbers", dependsOn("databases"))
 	e.passes("databases", 2)

@@ -13,6 +13,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/window"
 )
 
@@ -54,14 +55,14 @@ func holdForFreeze(ctx context.Context, sc *stackScope) (string, string, time.Du
 			st.LastHandledOverrideFreeze = override
 			if !until.IsZero() {
 				sc.event(corev1.EventTypeNormal, eventFreezeOverridden, "Revision %s applied during the freeze of %s (until %s): annotation %s=%s",
-					ShortRev(sc.rendered.Revision), field, window.Stamp(until), swarmv1.AnnotationOverrideFreeze, override)
+					stack.ShortRev(sc.rendered.Revision), field, window.Stamp(until), swarmv1.AnnotationOverrideFreeze, override)
 			}
 		}
 		return "", "", 0, nil
 	}
 	metrics.StackRevisionHeld.WithLabelValues(s.Namespace, s.Name, swarmv1.ReasonFrozen).Set(1)
 	msg := fmt.Sprintf("Frozen until %s by %s: revision %s waits; set a new value of annotation %s to apply it now",
-		window.Stamp(until), field, ShortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
+		window.Stamp(until), field, stack.ShortRev(sc.rendered.Revision), swarmv1.AnnotationOverrideFreeze)
 	// A little past the end, so the clock has crossed it when we look.
 	return swarmv1.ReasonFrozen, msg, min(until.Sub(sc.now)+50*time.Millisecond, freezePoll), nil
 }

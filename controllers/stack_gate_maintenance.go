@@ -11,6 +11,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/window"
 )
 
@@ -54,6 +55,6 @@ func holdForMaintenance(ctx context.Context, sc *stackScope) (string, string, ti
 	}
 	gauge.Set(1)
 	msg := fmt.Sprintf("Revision %s waits for %s: it started first; set spec.waitForMaintenances to false to roll out regardless",
-		ShortRev(sc.rendered.Revision), strings.Join(draining, ", "))
+		stack.ShortRev(sc.rendered.Revision), strings.Join(draining, ", "))
 	return swarmv1.ReasonMaintenanceInProgress, msg, maintenancePoll, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/redact"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -48,7 +49,7 @@ type stackScope struct {
 	interval  time.Duration
 
 	conn     swarm.Swarm
-	in       *Inputs
+	in       *stack.Inputs
 	rendered *compose.Stack
 	current  []swarmtypes.Service
 	redact   *redact.Redactor
@@ -63,14 +64,14 @@ type stackScope struct {
 	revisionInForce bool
 
 	// Facts for summarize.
-	blocked  *condFact       // the stack cannot be read or touched (conflict, cluster)
-	input    *condFact       // the wanted revision is unknown (source, compose files)
-	inputErr error           // returned for an input problem that only an edit fixes
-	hold     *condFact       // a gate holds the new revision, or failed to decide
-	holdErr  error           // a gate's error
-	running  *Verdict // the rollout in flight, still running after judge
-	partial  bool            // the rollout in flight has services left to write
-	acted    *condFact       // what act did or refused
+	blocked  *condFact      // the stack cannot be read or touched (conflict, cluster)
+	input    *condFact      // the wanted revision is unknown (source, compose files)
+	inputErr error          // returned for an input problem that only an edit fixes
+	hold     *condFact      // a gate holds the new revision, or failed to decide
+	holdErr  error          // a gate's error
+	running  *stack.Verdict // the rollout in flight, still running after judge
+	partial  bool           // the rollout in flight has services left to write
+	acted    *condFact      // what act did or refused
 	stopped  *swarmv1.HistoryEntry
 
 	result ctrl.Result
@@ -87,7 +88,7 @@ type condFact struct {
 func (r *SwarmStackReconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
 	began := time.Now()
 	sc := &stackScope{
-		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: NameOf(s), owner: OwnerOf(s), now: r.Now(),
+		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stack.NameOf(s), owner: stack.OwnerOf(s), now: r.Now(),
 		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
 	}
 	err := sc.pass(ctx)
@@ -162,12 +163,12 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		sc.requeue(10 * time.Second)
 		return nil //nolint:nilerr // reported in status; retried on a timer
 	}
-	if reason, msg := OwnershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
+	if reason, msg := stack.OwnershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
 		sc.blocked = &condFact{reason: reason, msg: msg, stalled: true}
 		return nil
 	}
 	before := st.Services
-	st.Services = ServiceStatuses(sc.current, ExactTaskCounts(ctx, sc.conn, sc.current))
+	st.Services = stack.ServiceStatuses(sc.current, stack.ExactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
 	return nil
@@ -177,17 +178,17 @@ func (sc *stackScope) observe(ctx context.Context) error {
 // summarize: the rollout in flight is judged all the same.
 func (sc *stackScope) readInputs(ctx context.Context) {
 	s, st := sc.s, &sc.s.Status
-	in, err := GatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
+	in, err := stack.GatherInputsFrom(ctx, sc.r.Client, sc.r.Sources, s, sc.stackName)
 	if in != nil {
 		sc.redact.Add(in.Sensitive...)
 	}
 	switch {
-	case errors.Is(err, ErrSourceNotReady):
+	case errors.Is(err, stack.ErrSourceNotReady):
 		// The source watch brings us back when its artifact changes; what runs stays.
 		sc.input = &condFact{reason: swarmv1.ReasonSourceNotReady, msg: err.Error()}
-		sc.requeue(SourceRecheck)
+		sc.requeue(stack.SourceRecheck)
 		return
-	case errors.Is(err, ErrSourceMissing):
+	case errors.Is(err, stack.ErrSourceMissing):
 		// The ConfigMap and Secret watches bring us back when it appears.
 		sc.input = &condFact{reason: swarmv1.ReasonSourceNotFound, msg: err.Error()}
 		return
@@ -305,19 +306,19 @@ func (sc *stackScope) judge(ctx context.Context) {
 	superseded := sc.rollbackRequest != "" || sc.retryRequest != "" ||
 		sc.writesNewRevision() && sc.rendered.Revision != cur.Revision
 	if superseded && (verdict.Outcome == "" || sc.partial) {
-		sc.finishRollout(cur, Verdict{Outcome: swarmv1.OutcomeSuperseded, Reason: swarmv1.ReasonProgressing, Message: supersededBy(sc)})
+		sc.finishRollout(cur, stack.Verdict{Outcome: swarmv1.OutcomeSuperseded, Reason: swarmv1.ReasonProgressing, Message: supersededBy(sc)})
 		return
 	}
 	if verdict.Outcome == swarmv1.OutcomeCompleted && sc.partial {
 		// Every service written so far converged, but the revision is not all written:
 		// act writes the rest.
-		verdict = Verdict{Reason: swarmv1.ReasonProgressing, Message: "writing the services Swarm refused so far"}
+		verdict = stack.Verdict{Reason: swarmv1.ReasonProgressing, Message: "writing the services Swarm refused so far"}
 	}
 	deadline := defaultProgressDeadline
 	if sc.s.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
 	}
-	if verdict.Outcome == "" && !sc.partial && sc.now.Sub(DeadlineFrom(cur)) > deadline {
+	if verdict.Outcome == "" && !sc.partial && sc.now.Sub(stack.DeadlineFrom(cur)) > deadline {
 		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
 	}
 	if verdict.Outcome == "" {
@@ -330,12 +331,12 @@ func (sc *stackScope) judge(ctx context.Context) {
 		return
 	}
 	if cur.Message == rollbackRequested && (verdict.Outcome == swarmv1.OutcomeRolledBack || verdict.Outcome == swarmv1.OutcomeCompleted) {
-		verdict = Verdict{Outcome: swarmv1.OutcomeRolledBackOnRequest, Reason: swarmv1.ReasonRolledBackOnRequest, Message: verdict.Message}
+		verdict = stack.Verdict{Outcome: swarmv1.OutcomeRolledBackOnRequest, Reason: swarmv1.ReasonRolledBackOnRequest, Message: verdict.Message}
 	}
 	if verdict.Outcome == swarmv1.OutcomeRolledBack {
-		verdict.Message += FailedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
+		verdict.Message += stack.FailedTaskCause(ctx, sc.conn, sc.current, cur.StartedAt.Time)
 	}
-	if FailedOutcome(verdict.Outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
+	if stack.FailedOutcome(verdict.Outcome) && sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
 		if superseded {
 			// The revision that supersedes it is written in this pass: putting the old
 			// specs back first would only be overwritten.
@@ -368,14 +369,14 @@ func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {
 // unwrittenPlan is what the rendered revision still has to write. A service that Swarm
 // rolled back since the rollout started is not in it: writing it again would only fail
 // again, and the rollout is judged on that rollback.
-func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) ServicePlan {
-	plan := PlanServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
+func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) stack.ServicePlan {
+	plan := stack.PlanServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
 	if cur == nil {
 		return plan
 	}
 	rolledBack := map[string]bool{}
 	for _, svc := range sc.current {
-		if u := svc.UpdateStatus; u != nil && RollingBackSince(u, cur.StartedAt.Time) {
+		if u := svc.UpdateStatus; u != nil && stack.RollingBackSince(u, cur.StartedAt.Time) {
 			rolledBack[svc.Spec.Name] = true
 		}
 	}
@@ -392,7 +393,7 @@ func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) ServicePlan {
 // prunesOnWrite: services the revision drops go with its write. With rollbackPolicy
 // Stack they go only once the revision completed: a stack rollback must find them.
 func (sc *stackScope) prunesOnWrite() bool {
-	return PruneEnabled(sc.s) && sc.s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack
+	return stack.PruneEnabled(sc.s) && sc.s.Spec.RollbackPolicy != swarmv1.RollbackPolicyStack
 }
 
 // act takes the pass's one action.
@@ -443,7 +444,7 @@ func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
 	}
 	if len(rolled) > 0 {
 		if cur := st.RolloutInFlight(); cur == nil || cur.Message != rollbackRequested {
-			st.History = PushHistory(st.History, swarmv1.HistoryEntry{
+			st.History = stack.PushHistory(st.History, swarmv1.HistoryEntry{
 				Revision: st.LastAttemptedRevision, Version: s.Spec.Version, StartedAt: metav1.NewTime(sc.now),
 				Outcome: swarmv1.OutcomeProgressing, Message: rollbackRequested,
 			})
@@ -455,7 +456,7 @@ func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
 		return err
 	}
 	st.LastHandledRollback = sc.rollbackRequest
-	sc.requeue(StartGrace)
+	sc.requeue(stack.StartGrace)
 	if len(rolled) == 0 && st.RolloutInFlight() == nil {
 		sc.event(corev1.EventTypeWarning, swarmv1.EventRollbackSkipped, "No service of the stack has a previous spec to roll back to")
 		return nil
@@ -470,15 +471,15 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	retry := sc.retryRequest != ""
 	// No rollback loop: a revision that failed, or that a requested rollback took back,
 	// is not written again by itself.
-	if last := LastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
+	if last := stack.LastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
 		sc.requeue(reconcile.Jitter(sc.interval))
 		if last.Outcome == swarmv1.OutcomeRolledBackOnRequest {
 			sc.acted = &condFact{reason: swarmv1.ReasonRolledBackOnRequest, ready: true,
-				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", ShortRev(last.Revision))}
+				msg: fmt.Sprintf("Rolled back on request from revision %s; it is not written again until the spec changes or a retry is requested", stack.ShortRev(last.Revision))}
 			return nil
 		}
-		sc.acted = &condFact{reason: OutcomeReason(last.Outcome), stalled: true,
-			msg: fmt.Sprintf("Revision %s %s: %s", ShortRev(last.Revision), OutcomeWords(last.Outcome), last.Message)}
+		sc.acted = &condFact{reason: stack.OutcomeReason(last.Outcome), stalled: true,
+			msg: fmt.Sprintf("Revision %s %s: %s", stack.ShortRev(last.Revision), stack.OutcomeWords(last.Outcome), last.Message)}
 		return nil
 	}
 	cur := st.RolloutInFlight()
@@ -487,15 +488,15 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		return sc.nothingToWrite()
 	}
 	for _, name := range plan.Drifted {
-		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, ShortRev(rendered.Revision))
+		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, stack.ShortRev(rendered.Revision))
 	}
-	queryRegistry := QueryRegistryFor(s, rendered.Revision)
+	queryRegistry := stack.QueryRegistryFor(s, rendered.Revision)
 	sc.log.Info("Applying stack", "revision", rendered.Revision, "create", len(plan.Create), "update", len(plan.Update), "remove", len(plan.Prune))
-	warnings, applyErr := Apply(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
+	warnings, applyErr := stack.Apply(ctx, sc.conn, rendered, sc.in, plan, sc.current, sc.owner, rendered.Revision, queryRegistry)
 	sc.addWarnings(warnings)
 	after, readErr := sc.conn.StackServices(ctx, sc.stackName)
 	if readErr == nil {
-		st.Services = ServiceStatuses(after, ExactTaskCounts(ctx, sc.conn, after))
+		st.Services = stack.ServiceStatuses(after, stack.ExactTaskCounts(ctx, sc.conn, after))
 	}
 	if applyErr != nil {
 		sc.event(corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, "%s", applyErr.Error())
@@ -503,7 +504,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		// What Swarm took of the revision is a rollout: it is followed and judged, and
 		// what Swarm rolls back of it is not written again by the retry.
 		if readErr == nil && cur == nil {
-			if written, ok := RevisionWrittenAt(after, rendered.Revision); ok {
+			if written, ok := stack.RevisionWrittenAt(after, rendered.Revision); ok {
 				sc.startRollout(plan, written, nil)
 			}
 		}
@@ -520,7 +521,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		// A revision partly written by an earlier pass whose status was lost (a
 		// restart) started then: its services' update states since that write belong
 		// to this rollout.
-		if written, ok := RevisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
+		if written, ok := stack.RevisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
 			started = written
 		}
 		sc.startRollout(plan, started, &now)
@@ -528,22 +529,22 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	if retry {
 		st.LastHandledRetry = sc.retryRequest
 	}
-	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", ShortRev(rendered.Revision)), progressing: true}
-	sc.requeue(StartGrace)
+	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", stack.ShortRev(rendered.Revision)), progressing: true}
+	sc.requeue(stack.StartGrace)
 	return nil
 }
 
 // startRollout records a rollout of the rendered revision in history.
-func (sc *stackScope) startRollout(plan ServicePlan, started time.Time, writtenAt *metav1.Time) {
+func (sc *stackScope) startRollout(plan stack.ServicePlan, started time.Time, writtenAt *metav1.Time) {
 	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
 	st.LastAttemptedRevision = rendered.Revision
-	st.History = PushHistory(st.History, swarmv1.HistoryEntry{
+	st.History = stack.PushHistory(st.History, swarmv1.HistoryEntry{
 		Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), WrittenAt: writtenAt,
 		Outcome: swarmv1.OutcomeProgressing, SourceRevision: sc.in.SourceRevision,
 	})
 	metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 	sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
-		ShortRev(rendered.Revision), VersionSuffix(s.Spec.Version), len(plan.Create), len(plan.Update), len(plan.Prune))
+		stack.ShortRev(rendered.Revision), stack.VersionSuffix(s.Spec.Version), len(plan.Create), len(plan.Update), len(plan.Prune))
 }
 
 // nothingToWrite: the swarm runs the rendered revision already.
@@ -556,16 +557,16 @@ func (sc *stackScope) nothingToWrite() error {
 		return nil // a rollout runs: judge follows it
 	}
 	if st.LastAttemptedRevision != rendered.Revision {
-		if written, ok := RevisionWrittenAt(sc.current, rendered.Revision); ok {
+		if written, ok := stack.RevisionWrittenAt(sc.current, rendered.Revision); ok {
 			// An earlier pass wrote this revision but its status was lost (a crash
 			// between the two writes): follow that rollout instead of calling it done.
 			st.LastAttemptedRevision = rendered.Revision
-			st.History = PushHistory(st.History, swarmv1.HistoryEntry{
+			st.History = stack.PushHistory(st.History, swarmv1.HistoryEntry{
 				Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(written), Outcome: swarmv1.OutcomeProgressing,
 				SourceRevision: sc.in.SourceRevision,
 			})
-			sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", ShortRev(rendered.Revision)), progressing: true}
-			sc.requeue(StartGrace)
+			sc.acted = &condFact{reason: swarmv1.ReasonProgressing, msg: fmt.Sprintf("Rolling out revision %s", stack.ShortRev(rendered.Revision)), progressing: true}
+			sc.requeue(stack.StartGrace)
 			return nil
 		}
 		// Nothing on the swarm differs (for example a comment changed): the revision is in force.
@@ -584,7 +585,7 @@ func (sc *stackScope) nothingToWrite() error {
 // writtenBackOnlyOnRequest: after this outcome the same revision is written again only
 // when the spec changes or a retry is requested.
 func writtenBackOnlyOnRequest(outcome string) bool {
-	return FailedOutcome(outcome) || outcome == swarmv1.OutcomeRolledBackOnRequest
+	return stack.FailedOutcome(outcome) || outcome == swarmv1.OutcomeRolledBackOnRequest
 }
 
 // cleanUp removes what the stack no longer uses (cleanUpStack), once the pass decided
@@ -620,7 +621,7 @@ func (sc *stackScope) summarize() {
 			waiting = sc.hold
 		}
 		reconcile.MarkReconciling(conds, gen, sc.running.Reason,
-			fmt.Sprintf("Rolling out revision %s: %s%s", ShortRev(cur.Revision), sc.running.Message, note(waiting)))
+			fmt.Sprintf("Rolling out revision %s: %s%s", stack.ShortRev(cur.Revision), sc.running.Message, note(waiting)))
 	case sc.acted != nil && sc.acted.reason == "Suspended":
 		sc.summarizeSettled()
 	case sc.acted != nil:
@@ -638,18 +639,18 @@ func (sc *stackScope) summarize() {
 func (sc *stackScope) summarizeSettled() {
 	s, st := sc.s, &sc.s.Status
 	conds, gen := &st.Conditions, s.Generation
-	last := LastOutcome(st.History)
+	last := stack.LastOutcome(st.History)
 	switch {
 	case sc.rendered == nil:
-	case FailedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
-		reconcile.MarkFailed(conds, gen, OutcomeReason(last.Outcome),
-			fmt.Sprintf("Revision %s %s: %s", ShortRev(last.Revision), OutcomeWords(last.Outcome), last.Message), true)
+	case stack.FailedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
+		reconcile.MarkFailed(conds, gen, stack.OutcomeReason(last.Outcome),
+			fmt.Sprintf("Revision %s %s: %s", stack.ShortRev(last.Revision), stack.OutcomeWords(last.Outcome), last.Message), true)
 	case s.Spec.Suspend:
 		// Suspended, the conditions say what the last pass found, unless a rollout
 		// ended in this one.
 		if sc.stopped != nil && sc.stopped.Outcome == swarmv1.OutcomeCompleted {
 			reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded,
-				fmt.Sprintf("Revision %s%s completed; the stack is suspended", ShortRev(sc.stopped.Revision), VersionSuffix(sc.stopped.Version)))
+				fmt.Sprintf("Revision %s%s completed; the stack is suspended", stack.ShortRev(sc.stopped.Revision), stack.VersionSuffix(sc.stopped.Version)))
 		}
 	default:
 		reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
@@ -672,7 +673,7 @@ func apply(conds *[]metav1.Condition, gen int64, f *condFact) {
 // it took and when it runs next.
 func (sc *stackScope) logPass(took time.Duration, err error) {
 	ready := sc.readyCondition()
-	kv := []any{"revision", ShortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
+	kv := []any{"revision", stack.ShortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
 	if ready != nil {
 		kv = append(kv, "ready", string(ready.Status), "reason", ready.Reason)
 	}

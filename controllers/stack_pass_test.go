@@ -20,6 +20,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // writesOf counts the writes of one kind to one service since the index `from`.
@@ -138,7 +139,7 @@ func TestRevisionHeldByAGateDoesNotAbandonTheRolloutInFlight(t *testing.T) {
 	e.passes("numbers", 2)
 	s := e.stack("numbers")
 	if s.Status.LastAppliedRevision != v2Rev {
-		t.Fatalf("lastAppliedRevision %s, want v2's %s", ShortRev(s.Status.LastAppliedRevision), ShortRev(v2Rev))
+		t.Fatalf("lastAppliedRevision %s, want v2's %s", stack.ShortRev(s.Status.LastAppliedRevision), stack.ShortRev(v2Rev))
 	}
 	if r := e.ready("numbers"); r.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)

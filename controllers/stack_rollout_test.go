@@ -12,6 +12,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -85,7 +86,7 @@ func TestJudgeRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := JudgeRollout(tc.services, started, tc.now, tc.awaiting)
+			v := stack.JudgeRollout(tc.services, started, tc.now, tc.awaiting)
 			if v.Outcome != tc.wantOutcome || v.Reason != tc.wantReason || (v.RollbackCause != "") != tc.wantCause {
 				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
 			}
@@ -107,14 +108,14 @@ func TestPlanServicesSkipsUnchangedAndNeverPrunesOthers(t *testing.T) {
 		{Spec: swarmtypes.ServiceSpec{Annotations: swarmtypes.Annotations{Name: "app_manual"}}},
 	}
 	rendered := renderedOf("app_same:h1", "app_changed:new", "app_new:n")
-	p := PlanServices(rendered, current, owner, true, false)
+	p := stack.PlanServices(rendered, current, owner, true, false)
 	if names(p.Create) != "app_new" || names(p.Update) != "app_changed" || len(p.Prune) != 1 || p.Prune[0].Spec.Name != "app_gone" {
 		t.Fatalf("plan create %s update %s prune %v", names(p.Create), names(p.Update), p.Prune)
 	}
-	if p := PlanServices(rendered, current, owner, false, false); len(p.Prune) != 0 {
+	if p := stack.PlanServices(rendered, current, owner, false, false); len(p.Prune) != 0 {
 		t.Error("prune: false removed a service")
 	}
-	if p := PlanServices(rendered, current, owner, true, true); names(p.Update) != "app_same,app_changed" {
+	if p := stack.PlanServices(rendered, current, owner, true, true); names(p.Update) != "app_same,app_changed" {
 		t.Errorf("a retry must rewrite every existing service, got %s", names(p.Update))
 	}
 }
@@ -195,38 +196,38 @@ func TestAwaitingUpdaterAsksTheTasksNotTheClock(t *testing.T) {
 
 	t.Run("old tasks still run: waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api waiting after one", got, taskReads(sw))
 		}
 	})
 	t.Run("within the start grace nothing is read", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := AwaitingUpdater(ctx, sw, svcs, started, started.Add(StartGrace/2)); got != nil || taskReads(sw) != 0 {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, started.Add(stack.StartGrace/2)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("the tasks already run the spec written back: not waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"), image("v1"))
-		if got := AwaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api not waiting", got, taskReads(sw))
 		}
 	})
 	t.Run("a failed task list counts as waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
 		sw.Fail(memswarm.OpTasksOfServices, 1, errors.New("injected: no manager answered"))
-		if got := AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
 			t.Errorf("got %v, want api waiting", got)
 		}
 	})
 	t.Run("a write that replaces no task reads no task", func(t *testing.T) {
 		sw, svcs := world(t, labelled)
-		if got := AwaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("a service the rollout did not write reads no task", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := AwaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
+		if got := stack.AwaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})

@@ -5,19 +5,8 @@ package controllers
 // GitRepository objects live in the fake API server with the Flux scheme registered.
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"io/fs"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,77 +20,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/stack"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
-
-// artifactServer serves artifacts by path and counts the downloads.
-type artifactServer struct {
-	*httptest.Server
-	mu    sync.Mutex
-	files map[string][]byte
-	gets  int
-}
-
-func newArtifactServer(t *testing.T) *artifactServer {
-	a := &artifactServer{files: map[string][]byte{}}
-	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		a.gets++
-		data, ok := a.files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(data)
-	}))
-	t.Cleanup(a.Close)
-	return a
-}
-
-// publish serves a tar.gz of files (symlinks: name -> target) and returns the artifact
-// source-controller would write in status.
-func (a *artifactServer) publish(t *testing.T, name, revision string, files map[string]string, symlinks map[string]string) *meta.Artifact {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for n, content := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write([]byte(content))
-	}
-	for n, target := range symlinks {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Linkname: target, Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = tw.Close()
-	_ = gz.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	p := "/gitrepository/" + name + "/" + hex.EncodeToString(sum[:8]) + ".tar.gz"
-	a.mu.Lock()
-	a.files[p] = buf.Bytes()
-	a.mu.Unlock()
-	size := int64(buf.Len())
-	return &meta.Artifact{
-		Path: p, URL: a.URL + p, Revision: revision, Digest: "sha256:" + hex.EncodeToString(sum[:]),
-		LastUpdateTime: metav1.Now(), Size: &size,
-	}
-}
-
-func (a *artifactServer) downloads() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.gets
-}
 
 // sourceEnv is a stackEnv whose API server knows Flux's kinds, with an artifact server
 // and a store the reconcilers share (a restart keeps the cache directory, as on disk).
 type sourceEnv struct {
 	*stackEnv
-	srv     *artifactServer
-	store   *ArtifactStore
+	srv     *testkit.ArtifactServer
+	store   *stack.ArtifactStore
 	noCross bool
 }
 
@@ -112,12 +40,14 @@ func newSourceEnv(t *testing.T) *sourceEnv {
 		statusKinds: []client.Object{&sourcev1.GitRepository{}},
 		indexes:     stackSourceIndexes,
 	})
-	store, err := NewArtifactStore(ArtifactStoreOptions{Dir: t.TempDir()})
+	store, err := stack.NewArtifactStore(stack.ArtifactStoreOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	se := &sourceEnv{stackEnv: e, srv: newArtifactServer(t), store: store}
-	e.tune = func(r *SwarmStackReconciler) { r.Sources = Sources{Store: se.store, NoCrossNamespaceRefs: se.noCross} }
+	se := &sourceEnv{stackEnv: e, srv: testkit.NewArtifactServer(t), store: store}
+	e.tune = func(r *SwarmStackReconciler) {
+		r.Sources = stack.Sources{Store: se.store, NoCrossNamespaceRefs: se.noCross}
+	}
 	return se
 }
 
@@ -189,7 +119,7 @@ func (e *sourceEnv) mustReady(name string, status metav1.ConditionStatus, reason
 
 func TestSourceStackRollsOutFromArtifactAndRecordsItsRevision(t *testing.T) {
 	e := newSourceEnv(t)
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
 	e.sourceStack("numbers")
 	e.passes("numbers", 2)
 	if got := e.image("numbers_api"); got != "numbers-api:v1" {
@@ -214,12 +144,12 @@ func TestSourceStackRollsOutFromArtifactAndRecordsItsRevision(t *testing.T) {
 		t.Fatalf("source revision not recorded: status %q, history %+v", s.Status.LastAppliedSourceRevision, s.Status.History)
 	}
 	// Unchanged artifact: passes read the cache, the server sees no second download.
-	if n := e.srv.downloads(); n != 1 {
+	if n := e.srv.Downloads(); n != 1 {
 		t.Fatalf("downloads = %d after several passes over one artifact, want 1", n)
 	}
 
 	// A new commit: a new rollout, its history entry beside the old one.
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil), metav1.ConditionTrue)
 	e.passes("numbers", 2)
 	e.sw.ConvergeAll()
 	e.passes("numbers", 3)
@@ -235,7 +165,7 @@ func TestSourceStackRollsOutFromArtifactAndRecordsItsRevision(t *testing.T) {
 	writes := e.writes()
 	files := sourceFiles("numbers-api:v2")
 	files["README.md"] = "edited"
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
 	e.passes("numbers", 2)
 	if e.writes() != writes {
 		t.Fatalf("an unrelated commit wrote to the swarm: %v", e.sw.Writes()[writes:])
@@ -253,15 +183,15 @@ func TestSourceNotReadyWritesNothing(t *testing.T) {
 		"the GitRepository does not exist": {func(*sourceEnv) {}, "does not exist"},
 		"it has no artifact yet":           {func(e *sourceEnv) { e.gitRepo(stackNS, "platform", nil, metav1.ConditionUnknown) }, "has no artifact yet"},
 		"it is not Ready": {func(e *sourceEnv) {
-			e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionFalse)
+			e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionFalse)
 		}, "is not ready"},
 		"its artifact is gone from the server (404)": {func(e *sourceEnv) {
-			art := e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
+			art := e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
 			art.URL += ".gone"
 			e.gitRepo(stackNS, "platform", art, metav1.ConditionTrue)
 		}, "no longer serves it"},
 		"its digest does not match the download": {func(e *sourceEnv) {
-			art := e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
+			art := e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil)
 			art.Digest = "sha256:" + strings.Repeat("0", 64)
 			e.gitRepo(stackNS, "platform", art, metav1.ConditionTrue)
 		}, "failed to verify archive"},
@@ -271,7 +201,7 @@ func TestSourceNotReadyWritesNothing(t *testing.T) {
 			tc.setup(e)
 			e.sourceStack("numbers")
 			res, err := e.pass("numbers")
-			if err != nil || res.RequeueAfter != SourceRecheck {
+			if err != nil || res.RequeueAfter != stack.SourceRecheck {
 				t.Fatalf("pass: %v, %+v: want a recheck, no error", err, res)
 			}
 			r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotReady)
@@ -290,7 +220,7 @@ func TestSourceNotReadyWritesNothing(t *testing.T) {
 
 func TestSourceBrokenArtifactKeepsTheLastAppliedRevision(t *testing.T) {
 	e := newSourceEnv(t)
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
 	e.sourceStack("numbers")
 	e.passes("numbers", 2)
 	e.sw.ConvergeAll()
@@ -299,7 +229,7 @@ func TestSourceBrokenArtifactKeepsTheLastAppliedRevision(t *testing.T) {
 	writes := e.writes()
 
 	// A tampered artifact: refused before it is unpacked, nothing changes on the swarm.
-	bad := e.srv.publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil)
+	bad := e.srv.Publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil)
 	bad.Digest = "sha256:" + strings.Repeat("a", 64)
 	e.gitRepo(stackNS, "platform", bad, metav1.ConditionTrue)
 	e.passes("numbers", 2)
@@ -308,7 +238,7 @@ func TestSourceBrokenArtifactKeepsTheLastAppliedRevision(t *testing.T) {
 	// The file path deleted by a commit: a clear error naming it, nothing removed.
 	files := sourceFiles("numbers-api:v2")
 	delete(files, "stacks/numbers/release.yml")
-	e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
 	e.passes("numbers", 2)
 	r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonSourceNotFound)
 	if !strings.Contains(r.Message, `spec.compose.files[1] (release)`) || !strings.Contains(r.Message, `"stacks/numbers/release.yml" is not in the artifact`) ||
@@ -362,7 +292,7 @@ func TestSourcePathsNeverLeaveTheArtifact(t *testing.T) {
 			for k, v := range tc.extra {
 				files[k] = v
 			}
-			e.gitRepo(stackNS, "platform", e.srv.publish(t, "platform", "main@sha1:1111", files, tc.symlinks), metav1.ConditionTrue)
+			e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", files, tc.symlinks), metav1.ConditionTrue)
 			e.sourceStack("numbers", func(s *swarmv1.SwarmStack) { s.Spec.Compose.Files = tc.files })
 			e.passes("numbers", 2)
 			r := e.mustReady("numbers", metav1.ConditionFalse, tc.reason)
@@ -389,7 +319,7 @@ func TestSourceRefBadInput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newSourceEnv(t)
 			e.noCross = tc.noCross
-			e.gitRepo("flux-system", "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+			e.gitRepo("flux-system", "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
 			e.sourceStack("numbers", tc.mutate)
 			e.passes("numbers", 2)
 			r := e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonComposeInvalid)
@@ -405,33 +335,11 @@ func TestSourceRefBadInput(t *testing.T) {
 
 func TestSourceInAnotherNamespaceIsReadWhenAllowed(t *testing.T) {
 	e := newSourceEnv(t)
-	e.gitRepo("flux-system", "platform", e.srv.publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.gitRepo("flux-system", "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
 	e.sourceStack("numbers", func(s *swarmv1.SwarmStack) { s.Spec.SourceRef.Namespace = "flux-system" })
 	e.passes("numbers", 2)
 	if got := e.image("numbers_api"); got != "numbers-api:v1" {
 		t.Fatalf("image %q, Ready %+v", got, e.ready("numbers"))
-	}
-}
-
-func TestArtifactPath(t *testing.T) {
-	for name, tc := range map[string]struct {
-		base, p, want string
-		bad           bool
-	}{
-		"relative to the first compose file": {base: "stacks/numbers", p: "./config/a.json", want: "stacks/numbers/config/a.json"},
-		"up but still inside":                {base: "stacks/numbers", p: "../shared/a.env", want: "stacks/shared/a.env"},
-		"to the root exactly":                {base: "stacks", p: "../a.yml", want: "a.yml"},
-		"out by one":                         {base: "stacks", p: "../../a.yml", bad: true},
-		"absolute":                           {base: ".", p: "/etc/passwd", bad: true},
-		"backslashes":                        {base: ".", p: `..\..\x`, bad: true},
-		"empty":                              {base: ".", p: "", bad: true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			got, err := artifactPath(tc.base, tc.p)
-			if tc.bad != (err != nil) || got != tc.want {
-				t.Fatalf("artifactPath(%q, %q) = %q, %v", tc.base, tc.p, got, err)
-			}
-		})
 	}
 }
 
@@ -478,54 +386,5 @@ func TestSourceWatchFindsTheStacksOfASource(t *testing.T) {
 	}
 	if got := r.stacksOfSource(sourcev1.OCIRepositoryKind)(context.Background(), &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "platform"}}); len(got) != 0 {
 		t.Fatalf("an OCIRepository of the same name is another source: %v", got)
-	}
-}
-
-func TestArtifactStoreEvictsLeastRecentlyUsed(t *testing.T) {
-	srv := newArtifactServer(t)
-	store, err := NewArtifactStore(ArtifactStoreOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.max = 2
-	arts := make([]*meta.Artifact, 3)
-	for i := range arts {
-		arts[i] = srv.publish(t, "r", "main@sha1:"+string(rune('a'+i)), map[string]string{"f": string(rune('a' + i))}, nil)
-	}
-	ctx := context.Background()
-	for _, a := range []*meta.Artifact{arts[0], arts[1], arts[0], arts[2], arts[0]} {
-		if _, err := store.Open(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond) // distinct use times
-	}
-	// a, b fetched; a reused; c evicts b (least recent); a still cached.
-	if n := store.Fetches(); n != 3 {
-		t.Fatalf("fetches = %d, want 3", n)
-	}
-	if _, err := store.Open(ctx, arts[1]); err != nil || store.Fetches() != 4 {
-		t.Fatalf("evicted artifact fetched again: %v, fetches %d", err, store.Fetches())
-	}
-	if _, err := store.Open(ctx, &meta.Artifact{URL: srv.URL + "/x", Digest: "../../etc"}); err == nil {
-		t.Fatal("a digest that is not algorithm:hex must never become a path")
-	}
-}
-
-func TestArtifactStoreRemovesItsTemporaryDirectoryWhenStopped(t *testing.T) {
-	store, err := NewArtifactStore(ArtifactStoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newArtifactServer(t)
-	if _, err := store.Open(context.Background(), srv.publish(t, "r", "main@sha1:a", map[string]string{"f": "x"}, nil)); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := store.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(store.dir); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("directory %s still there: %v", store.dir, err)
 	}
 }

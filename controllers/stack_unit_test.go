@@ -27,6 +27,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -234,7 +235,7 @@ func (e *stackEnv) assertNoFalseSuccess(name string) {
 	if r == nil || r.Status != metav1.ConditionTrue {
 		return
 	}
-	svcs, _ := e.sw.StackServices(context.Background(), NameOf(s))
+	svcs, _ := e.sw.StackServices(context.Background(), stack.NameOf(s))
 	for _, svc := range svcs {
 		if u := svc.UpdateStatus; u != nil && u.State != swarmtypes.UpdateStateCompleted {
 			e.t.Fatalf("Ready=True (%s) while Swarm says %s is %s", r.Message, svc.Spec.Name, u.State)
@@ -766,7 +767,7 @@ func runStackScenario(t *testing.T, op memswarm.Op, nth int, inject func(*stackE
 	run(4)
 	for _, w := range e.sw.Writes()[writesBefore:] {
 		if w.Op == memswarm.OpUpdateService || w.Op == memswarm.OpCreateService {
-			t.Fatalf("the rolled-back revision %s was written again: %+v", ShortRev(s.Status.LastAttemptedRevision), w)
+			t.Fatalf("the rolled-back revision %s was written again: %+v", stack.ShortRev(s.Status.LastAttemptedRevision), w)
 		}
 	}
 	if !strings.Contains(strings.Join(e.sw.SecretNames(), ","), "numbers_manual") {

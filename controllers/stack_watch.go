@@ -18,6 +18,7 @@ import (
 	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
@@ -37,8 +38,8 @@ var stackSourceIndexes = map[string]client.IndexerFunc{
 		if s.Spec.SourceRef == nil {
 			return nil
 		}
-		ref := SourceRefOf(s)
-		return []string{SourceKey(s.Spec.SourceRef.Kind, ref.Namespace, ref.Name)}
+		ref := stack.SourceRefOf(s)
+		return []string{stack.SourceKey(s.Spec.SourceRef.Kind, ref.Namespace, ref.Name)}
 	},
 	indexDependsOn: func(o client.Object) []string {
 		s := o.(*swarmv1.SwarmStack)
@@ -58,8 +59,8 @@ var sourceKinds = []string{sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKin
 // it, and the source's own periodic status writes wake no stack.
 var artifactChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		o, ok1 := e.ObjectOld.(FluxSource)
-		n, ok2 := e.ObjectNew.(FluxSource)
+		o, ok1 := e.ObjectOld.(stack.FluxSource)
+		n, ok2 := e.ObjectNew.(stack.FluxSource)
 		if !ok1 || !ok2 {
 			return false
 		}
@@ -114,7 +115,7 @@ func (r *SwarmStackReconciler) watchSources(mgr ctrl.Manager, b *builder.Builder
 			log.Info("Not watching Flux sources of this kind: its CRD is not installed", "kind", kind, "reason", err.Error())
 			continue
 		}
-		obj, _ := NewFluxSource(kind)
+		obj, _ := stack.NewFluxSource(kind)
 		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(r.stacksOfSource(kind)), builder.WithPredicates(artifactChanged))
 	}
 	return b.Watches(&swarmv1.SwarmStack{}, handler.EnqueueRequestsFromMapFunc(r.dependentsOf), builder.WithPredicates(dependencyChanged))
@@ -123,7 +124,7 @@ func (r *SwarmStackReconciler) watchSources(mgr ctrl.Manager, b *builder.Builder
 // stacksOfSource maps a source to the stacks of any namespace that read it.
 func (r *SwarmStackReconciler) stacksOfSource(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []crreconcile.Request {
-		return r.stacksIndexed(ctx, indexSourceRef, SourceKey(kind, o.GetNamespace(), o.GetName()))
+		return r.stacksIndexed(ctx, indexSourceRef, stack.SourceKey(kind, o.GetNamespace(), o.GetName()))
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
-	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +29,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -65,7 +65,7 @@ type SwarmStackReconciler struct {
 	Concurrent int
 	Now        func() time.Time
 	// Sources reads the Flux sources of spec.sourceRef (stack_artifact.go).
-	Sources Sources
+	Sources stack.Sources
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -85,18 +85,9 @@ func (r *SwarmStackReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}.Reconcile(ctx, req)
 }
 
-func NameOf(s *swarmv1.SwarmStack) string {
-	if s.Spec.StackName != "" {
-		return s.Spec.StackName
-	}
-	return s.Name
-}
-
-func OwnerOf(s *swarmv1.SwarmStack) string { return s.Namespace + "." + s.Name }
-
 // judgeRollout judges the rollout in flight on the services read in this pass.
-func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) Verdict {
-	return JudgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
+func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) stack.Verdict {
+	return stack.JudgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
 }
 
 // rollBackRevision puts every service that the failed revision wrote back to the spec it
@@ -104,7 +95,7 @@ func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntr
 // one service at a time and knows no stack: without this a failed release ends half
 // applied. Services the revision created are removed; with no completed revision to go
 // back to, they stay.
-func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *Verdict) {
+func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *stack.Verdict) {
 	last := sc.s.Status.LastAppliedRevision
 	var back, removed, failed []string
 	for _, svc := range sc.current {
@@ -112,7 +103,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		if svc.Spec.Labels[swarmv1.LabelOwner] != sc.owner {
 			continue
 		}
-		if u := svc.UpdateStatus; u != nil && RollingBackSince(u, cur.StartedAt.Time) || sc.rolledBack[svc.ID] {
+		if u := svc.UpdateStatus; u != nil && stack.RollingBackSince(u, cur.StartedAt.Time) || sc.rolledBack[svc.ID] {
 			back = append(back, name) // Swarm, or the deadline, is already rolling it back
 			continue
 		}
@@ -122,8 +113,8 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		switch prev := svc.PreviousSpec; {
 		case prev == nil && last == "":
 			failed = append(failed, name+": no completed revision to go back to")
-		case prev == nil && svc.CreatedAt.Before(cur.StartedAt.Add(-ClockSkew)):
-			failed = append(failed, fmt.Sprintf("%s: it has no previous spec and was not created by revision %s", name, ShortRev(cur.Revision)))
+		case prev == nil && svc.CreatedAt.Before(cur.StartedAt.Add(-stack.ClockSkew)):
+			failed = append(failed, fmt.Sprintf("%s: it has no previous spec and was not created by revision %s", name, stack.ShortRev(cur.Revision)))
 		case prev == nil:
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
 				failed = append(failed, fmt.Sprintf("%s: removing it failed: %v", name, err))
@@ -132,7 +123,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 			removed = append(removed, name)
 		case prev.Labels[swarmv1.LabelRevision] == cur.Revision:
 			// Written twice in the revision: its previous spec is the failed one too.
-			failed = append(failed, fmt.Sprintf("%s: written more than once by revision %s, its previous spec is that revision too", name, ShortRev(cur.Revision)))
+			failed = append(failed, fmt.Sprintf("%s: written more than once by revision %s, its previous spec is that revision too", name, stack.ShortRev(cur.Revision)))
 		default:
 			// What ran before this revision, whichever revision wrote it: a service the
 			// last completed release did not change still carries an older label.
@@ -145,7 +136,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 	}
 	slices.Sort(back)
 	cur.RolledBackServices = slices.Concat(back, removed)
-	msg := "; the stack rolled back to revision " + ShortRev(last)
+	msg := "; the stack rolled back to revision " + stack.ShortRev(last)
 	if len(back) > 0 {
 		msg += ": " + strings.Join(back, ", ")
 	}
@@ -158,16 +149,7 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		v.Outcome, v.Reason = swarmv1.OutcomeRollbackFailed, swarmv1.ReasonRollbackFailed
 	}
 	v.Message += msg
-	sc.event(corev1.EventTypeWarning, swarmv1.EventStackRolledBack, "Revision %s failed%s", ShortRev(cur.Revision), msg)
-}
-
-// RollingBackSince: Swarm has been rolling the service back since the rollout started.
-func RollingBackSince(u *swarmtypes.UpdateStatus, started time.Time) bool {
-	switch u.State {
-	case swarmtypes.UpdateStateRollbackStarted, swarmtypes.UpdateStateRollbackCompleted, swarmtypes.UpdateStateRollbackPaused:
-		return u.StartedAt == nil || !u.StartedAt.Before(started.Add(-ClockSkew))
-	}
-	return false
+	sc.event(corev1.EventTypeWarning, swarmv1.EventStackRolledBack, "Revision %s failed%s", stack.ShortRev(cur.Revision), msg)
 }
 
 func supersededBy(sc *stackScope) string {
@@ -177,7 +159,7 @@ func supersededBy(sc *stackScope) string {
 	case sc.retryRequest != "":
 		return "Superseded by a retry request"
 	}
-	return "Superseded by revision " + ShortRev(sc.rendered.Revision)
+	return "Superseded by revision " + stack.ShortRev(sc.rendered.Revision)
 }
 
 // cleanUpStack removes the networks, secrets and configs the stack no longer uses, when
@@ -187,7 +169,7 @@ func supersededBy(sc *stackScope) string {
 func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	st := &sc.s.Status
 	retry := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil
-	if !PruneEnabled(sc.s) {
+	if !stack.PruneEnabled(sc.s) {
 		meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 		return nil
 	}
@@ -196,20 +178,20 @@ func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	}
 	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {
-		for _, svc := range PlanServices(sc.rendered, sc.current, sc.owner, true, false).Prune {
+		for _, svc := range stack.PlanServices(sc.rendered, sc.current, sc.owner, true, false).Prune {
 			if err := sc.conn.RemoveService(ctx, svc.ID); err != nil {
 				errs = append(errs, fmt.Errorf("removing service %s: %w", svc.Spec.Name, err))
 			}
 		}
 	}
-	if err := PruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
+	if err := stack.PruneUnused(ctx, sc.conn, sc.rendered, sc.current, sc.owner); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		msg := sc.redact.Text(err.Error())
 		sc.log.Info("Removing what the stack no longer uses failed, will retry", "error", msg)
 		if !retry {
-			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", ShortRev(sc.rendered.Revision), msg)
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonPruneFailed, "Removing what revision %s no longer uses: %s; retrying", stack.ShortRev(sc.rendered.Revision), msg)
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: swarmv1.ConditionPruned, Status: metav1.ConditionFalse, ObservedGeneration: sc.s.Generation,
@@ -221,8 +203,6 @@ func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	meta.RemoveStatusCondition(&st.Conditions, swarmv1.ConditionPruned)
 	return nil
 }
-
-func PruneEnabled(s *swarmv1.SwarmStack) bool { return s.Spec.Prune == nil || *s.Spec.Prune }
 
 func (r *SwarmStackReconciler) connect(ctx context.Context, s *swarmv1.SwarmStack) (swarm.Swarm, error) {
 	return reconcile.Connect(ctx, r.Client, r.Swarms, s.Namespace, s.Spec.ClusterRef.Name)
@@ -241,7 +221,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 	}
 	for i := range list.Items {
 		o := &list.Items[i]
-		if o.Name == s.Name || NameOf(o) != stackName {
+		if o.Name == s.Name || stack.NameOf(o) != stackName {
 			continue
 		}
 		if olderStack(o, s) {
@@ -253,7 +233,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 		if newer == nil {
 			newer = map[string]bool{}
 		}
-		newer[OwnerOf(o)] = true
+		newer[stack.OwnerOf(o)] = true
 	}
 	return newer, older, nil
 }
@@ -265,30 +245,14 @@ func olderStack(a, b *swarmv1.SwarmStack) bool {
 	return a.Name < b.Name
 }
 
-// OwnershipProblem explains why the stack's existing services may not be touched. The
-// services of a younger SwarmStack for the same stack are taken back: it is refused
-// anyway, and otherwise the two would refuse each other forever.
-func OwnershipProblem(current []swarmtypes.Service, owner string, adopt bool, newer map[string]bool) (reason, msg string) {
-	for _, svc := range current {
-		switch o := svc.Spec.Labels[swarmv1.LabelOwner]; {
-		case o == owner, newer[o]:
-		case o != "":
-			return swarmv1.ReasonConflict, fmt.Sprintf("Service %s belongs to SwarmStack %s", svc.Spec.Name, o)
-		case !adopt:
-			return swarmv1.ReasonNotOwned, fmt.Sprintf("Service %s exists and was not created by the operator: set spec.adopt to take the stack over", svc.Spec.Name)
-		}
-	}
-	return "", ""
-}
-
 // onDeadline applies onProgressDeadline to a rollout that ran too long.
-func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline time.Duration) Verdict {
+func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline time.Duration) stack.Verdict {
 	msg := fmt.Sprintf("Rollout still running after %s", deadline)
 	switch sc.s.Spec.OnProgressDeadline {
 	case "", "Rollback":
 		var rolled []string
 		for _, svc := range sc.current {
-			if StillUpdating(svc, revision) {
+			if stack.StillUpdating(svc, revision) {
 				if err := sc.conn.RollbackService(ctx, svc.ID, svc.Version); err != nil {
 					msg += fmt.Sprintf("; rollback of %s failed: %v", svc.Spec.Name, err)
 					continue
@@ -308,78 +272,11 @@ func (sc *stackScope) onDeadline(ctx context.Context, revision string, deadline 
 		// to the stack until its spec changes or a retry is requested.
 		msg += "; the operator stopped writing to the stack"
 	}
-	return Verdict{Outcome: swarmv1.OutcomeDeadlineExceeded, Reason: swarmv1.ReasonDeadlineExceeded, Message: msg}
-}
-
-// FailedTaskCause names why the newest failed task of a rolled back service failed:
-// Swarm's own message ("rollback completed") no longer says. The first such service, in
-// the stack's order, is named; the tasks of all of them come in one list.
-func FailedTaskCause(ctx context.Context, conn swarm.Swarm, services []swarmtypes.Service, since time.Time) string {
-	var ids []string
-	for _, svc := range services {
-		if svc.UpdateStatus != nil && svc.UpdateStatus.State == swarmtypes.UpdateStateRollbackCompleted {
-			ids = append(ids, svc.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return ""
-	}
-	tasks, err := conn.TasksOfServices(ctx, ids)
-	if err != nil {
-		return ""
-	}
-	newest := map[string]*swarmtypes.Task{}
-	for i := range tasks {
-		t := &tasks[i]
-		if t.Status.Err == "" || t.CreatedAt.Before(since.Add(-ClockSkew)) {
-			continue
-		}
-		if n := newest[t.ServiceID]; n == nil || t.Status.Timestamp.After(n.Status.Timestamp) {
-			newest[t.ServiceID] = t
-		}
-	}
-	for _, svc := range services {
-		if t := newest[svc.ID]; t != nil {
-			return fmt.Sprintf("; a new task of %s failed: %s", svc.Spec.Name, t.Status.Err)
-		}
-	}
-	return ""
-}
-
-// RevisionWrittenAt tells whether some service was written at this revision and when its
-// update started (the write time when Swarm has not started it yet).
-func RevisionWrittenAt(services []swarmtypes.Service, revision string) (time.Time, bool) {
-	var at time.Time
-	found := false
-	for _, svc := range services {
-		if svc.Spec.Labels[swarmv1.LabelRevision] != revision {
-			continue
-		}
-		t := svc.UpdatedAt
-		if u := svc.UpdateStatus; u != nil && u.StartedAt != nil {
-			t = *u.StartedAt
-		}
-		if !found || t.Before(at) {
-			at, found = t, true
-		}
-	}
-	return at, found
-}
-
-// StillUpdating is true for a service written in this rollout whose update Swarm has not
-// finished (or not yet started).
-func StillUpdating(svc swarmtypes.Service, revision string) bool {
-	if svc.Spec.Labels[swarmv1.LabelRevision] != revision || svc.PreviousSpec == nil {
-		return false
-	}
-	if svc.UpdateStatus == nil {
-		return !Converged(svc)
-	}
-	return svc.UpdateStatus.State == swarmtypes.UpdateStateUpdating
+	return stack.Verdict{Outcome: swarmv1.OutcomeDeadlineExceeded, Reason: swarmv1.ReasonDeadlineExceeded, Message: msg}
 }
 
 // finishRollout records a rollout's end in history, conditions and events.
-func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v Verdict) {
+func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v stack.Verdict) {
 	s, now := sc.s, sc.now
 	t := metav1.NewTime(now)
 	cur.FinishedAt = &t
@@ -398,15 +295,15 @@ func (sc *stackScope) finishRollout(cur *swarmv1.HistoryEntry, v Verdict) {
 		s.Status.LastAppliedRevision = cur.Revision
 		sc.revisionInForce = true
 		s.Status.LastAppliedSourceRevision = cur.SourceRevision
-		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", ShortRev(cur.Revision), VersionSuffix(cur.Version))
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutCompleted, "Revision %s%s completed", stack.ShortRev(cur.Revision), stack.VersionSuffix(cur.Version))
 		return
 	}
 	if v.Outcome == swarmv1.OutcomeSuperseded {
-		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutSuperseded, "Revision %s%s: %s", ShortRev(cur.Revision), VersionSuffix(cur.Version), cur.Message)
+		sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutSuperseded, "Revision %s%s: %s", stack.ShortRev(cur.Revision), stack.VersionSuffix(cur.Version), cur.Message)
 		return
 	}
-	sc.event(corev1.EventTypeWarning, OutcomeReason(cur.Outcome), "Revision %s%s %s: %s",
-		ShortRev(cur.Revision), VersionSuffix(cur.Version), OutcomeWords(cur.Outcome), cur.Message)
+	sc.event(corev1.EventTypeWarning, stack.OutcomeReason(cur.Outcome), "Revision %s%s %s: %s",
+		stack.ShortRev(cur.Revision), stack.VersionSuffix(cur.Version), stack.OutcomeWords(cur.Outcome), cur.Message)
 }
 
 // recordServiceStates exports each service's update state. The series the stack set
@@ -429,40 +326,8 @@ func recordServiceStates(s *swarmv1.SwarmStack, before, services []swarmv1.Servi
 	}
 }
 
-func LastOutcome(h []swarmv1.HistoryEntry) swarmv1.HistoryEntry {
-	if len(h) == 0 {
-		return swarmv1.HistoryEntry{}
-	}
-	return h[0]
-}
-
-func OutcomeWords(outcome string) string {
-	switch outcome {
-	case swarmv1.OutcomeRolledBack:
-		return "was rolled back"
-	case swarmv1.OutcomePaused:
-		return "is paused"
-	case swarmv1.OutcomeRollbackPaused:
-		return "paused while rolling back"
-	case swarmv1.OutcomeDeadlineExceeded:
-		return "exceeded its progress deadline"
-	case swarmv1.OutcomeFailed:
-		return "failed"
-	case swarmv1.OutcomeSuperseded:
-		return "was superseded"
-	}
-	return "completed"
-}
-
-func VersionSuffix(v string) string {
-	if v == "" {
-		return ""
-	}
-	return " (" + v + ")"
-}
-
 func readyMessage(s *swarmv1.SwarmStack, rendered *compose.Stack) string {
-	return fmt.Sprintf("Revision %s%s applied: %d services", ShortRev(rendered.Revision), VersionSuffix(s.Spec.Version), len(rendered.Services))
+	return fmt.Sprintf("Revision %s%s applied: %d services", stack.ShortRev(rendered.Revision), stack.VersionSuffix(s.Spec.Version), len(rendered.Services))
 }
 
 func isReadyWithReason(conds []metav1.Condition, reason, msg string) bool {
@@ -496,7 +361,7 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 	conn, err := r.connect(ctx, s)
 	if errors.Is(err, reconcile.ErrClusterGone) || errors.Is(err, reconcile.ErrSecretNotFound) {
 		r.Recorder.Eventf(s, corev1.EventTypeWarning, swarmv1.EventStackOrphaned,
-			"Stack %s stays on the swarm as it is: %v", NameOf(s), err)
+			"Stack %s stays on the swarm as it is: %v", stack.NameOf(s), err)
 		return ctrl.Result{}, true, nil
 	}
 	if err != nil {
@@ -504,14 +369,14 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 			"Removing the stack: "+err.Error()+"; set spec.deletionPolicy to Orphan to leave it on the swarm", false)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, false, nil //nolint:nilerr // reported in status; retried on a timer
 	}
-	remaining, err := RemoveStack(ctx, conn, NameOf(s), OwnerOf(s))
+	remaining, err := stack.RemoveStack(ctx, conn, stack.NameOf(s), stack.OwnerOf(s))
 	if err != nil {
 		return ctrl.Result{}, false, err
 	}
 	if remaining > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, false, nil
 	}
-	r.Recorder.Eventf(s, corev1.EventTypeNormal, swarmv1.EventStackRemoved, "Removed stack %s from the swarm", NameOf(s))
+	r.Recorder.Eventf(s, corev1.EventTypeNormal, swarmv1.EventStackRemoved, "Removed stack %s from the swarm", stack.NameOf(s))
 	return ctrl.Result{}, true, nil
 }
 

@@ -42,7 +42,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // installGitRepositoryCRD installs the stand-in CRD once and restarts the operator, which

@@ -17,7 +17,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // numbersConfigMap holds the numbers compose files of config/samples.

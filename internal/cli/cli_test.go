@@ -475,7 +475,7 @@ func TestRollbackAndRetryAreConfirmed(t *testing.T) {
 }
 
 // A diff world: a memswarm with the stack deployed by hand the way the operator writes it
-// is more than these tests need; PlanStack itself is tested in controllers. Here: exit
+// is more than these tests need; PlanStack itself is tested in stack. Here: exit
 // codes, printing, and the permission message.
 
 func TestDiffExitCodesAndOutput(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
@@ -67,7 +67,7 @@ operator's naming key Secret (--operator-namespace), so that secret names match.
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			plan, err := controllers.PlanStack(ctx, e.c, sw, s, key)
+			plan, err := stack.PlanStack(ctx, e.c, sw, s, key)
 			if err != nil {
 				return withCode(ExitError, fmt.Errorf("SwarmStack %s/%s: %w", s.Namespace, s.Name, err))
 			}
@@ -107,7 +107,7 @@ func replaceFiles(s *swarmv1.SwarmStack, files []string) error {
 	return nil
 }
 
-func printPlan(e *env, p controllers.StackPlan) {
+func printPlan(e *env, p stack.StackPlan) {
 	if p.Empty() {
 		fmt.Fprintf(e.out, "Stack %s: no changes (revision %s)\n", p.Stack, shortRevision(p.Revision))
 		return
@@ -116,7 +116,7 @@ func printPlan(e *env, p controllers.StackPlan) {
 	if p.Held != "" {
 		fmt.Fprintf(e.out, "note: a reconcile writes nothing now: %s\n", p.Held)
 	}
-	sign := map[string]string{controllers.ActionCreate: "+", controllers.ActionUpdate: "~", controllers.ActionRemove: "-"}
+	sign := map[string]string{stack.ActionCreate: "+", stack.ActionUpdate: "~", stack.ActionRemove: "-"}
 	for _, s := range p.Services {
 		extra := ""
 		if s.Drifted {
@@ -143,14 +143,14 @@ func printPlan(e *env, p controllers.StackPlan) {
 	}
 	for _, group := range []struct {
 		kind string
-		objs []controllers.ObjectChange
+		objs []stack.ObjectChange
 	}{{"network", p.Networks}, {"secret", p.Secrets}, {"config", p.Configs}} {
 		for _, o := range group.objs {
 			line := fmt.Sprintf("%s %s %s", sign[o.Action], group.kind, o.Name)
 			if o.Replaces != "" {
 				line += " (new version of " + o.Replaces + ", removed once no service uses it)"
 			}
-			if o.Action == controllers.ActionRemove {
+			if o.Action == stack.ActionRemove {
 				line += " (pruned once the rollout completed)"
 			}
 			fmt.Fprintln(e.out, line)
@@ -180,7 +180,7 @@ Needs get on the SwarmCluster's TLS Secret.`,
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			t, err := controllers.StackObjects(ctx, sw, s)
+			t, err := stack.StackObjects(ctx, sw, s)
 			if err != nil {
 				return withCode(ExitError, fmt.Errorf("SwarmStack %s/%s: %w", s.Namespace, s.Name, err))
 			}
@@ -195,7 +195,7 @@ Needs get on the SwarmCluster's TLS Secret.`,
 	return cmd
 }
 
-func printTree(e *env, s *swarmv1.SwarmStack, t controllers.StackTree) {
+func printTree(e *env, s *swarmv1.SwarmStack, t stack.StackTree) {
 	fmt.Fprintf(e.out, "SwarmStack/%s/%s (stack %s on SwarmCluster %s)\n", s.Namespace, s.Name, t.Stack, s.Spec.ClusterRef.Name)
 	type node struct{ line string }
 	var nodes []node

@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"encoding/json"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,4 +42,14 @@ func ClientBuilder(t testing.TB, objs ...client.Object) *fake.ClientBuilder {
 func Client(t testing.TB, objs ...client.Object) client.WithWatch {
 	t.Helper()
 	return ClientBuilder(t, objs...).Build()
+}
+
+// JSON is v as JSON, for comparing specs in tests.
+func JSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

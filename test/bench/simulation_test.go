@@ -23,7 +23,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/internal/swarm"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // BenchmarkSimulation (issue 18) runs the operator past what this machine's sandbox

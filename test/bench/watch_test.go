@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/internal/testbed"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // observation is one state of a SwarmStack and when this process saw it: the watch

@@ -1,4 +1,4 @@
-package controllers
+package stack
 
 // Writing over a service that exists, as docker stack deploy (or an older operator) left
 // it. Swarm replaces every task of a service when its task template or endpoint differs
@@ -46,7 +46,7 @@ type alignOptions struct {
 // (an image without :latest, a path with a trailing slash, a relative secret or config
 // target). Entries only want has come after the shared ones; labels are never touched.
 func alignWithRunning(want, running swarmtypes.ServiceSpec, opts alignOptions) swarmtypes.ServiceSpec {
-	out := cloneSpec(want)
+	out := CloneSpec(want)
 	if ws, rs := out.TaskTemplate.ContainerSpec, running.TaskTemplate.ContainerSpec; ws != nil && rs != nil {
 		if sameImage(ws.Image, rs.Image, opts.keepDigest) {
 			ws.Image = rs.Image
@@ -243,7 +243,8 @@ func tagOf(n reference.Named) string {
 	return "latest"
 }
 
-func cloneSpec(s swarmtypes.ServiceSpec) swarmtypes.ServiceSpec {
+// CloneSpec is a deep copy of a service spec, through JSON as Docker sends it.
+func CloneSpec(s swarmtypes.ServiceSpec) swarmtypes.ServiceSpec {
 	var out swarmtypes.ServiceSpec
 	b, err := json.Marshal(s)
 	if err != nil {

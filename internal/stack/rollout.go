@@ -1,4 +1,4 @@
-package controllers
+package stack
 
 import (
 	"context"
@@ -382,7 +382,6 @@ func PushHistory(h []swarmv1.HistoryEntry, e swarmv1.HistoryEntry) []swarmv1.His
 	}
 	return h
 }
-
 
 func ShortRev(rev string) string {
 	rev = strings.TrimPrefix(rev, "sha256:")

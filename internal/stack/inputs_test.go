@@ -1,4 +1,4 @@
-package controllers
+package stack
 
 // gatherInputs and the registry credentials against a fake API server: every kind of
 // source, the layering of variables, what counts as sensitive, and what is missing.
@@ -19,7 +19,79 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 )
+
+func TestEncodedAuthForPicksTheImagesRegistry(t *testing.T) {
+	auths, err := parseDockerConfig([]byte(dockerConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Inputs{RegistryAuth: auths}
+	for _, tc := range []struct {
+		image, user string
+	}{
+		{"nginx:1.27", "dockeruser"},
+		{"library/redis", "dockeruser"},
+		{"docker.io/org/app@sha256:" + strings.Repeat("a", 64), "dockeruser"},
+		{"ghcr.io/octocat/app:v1", "octocat"},
+		{"registry.example.com:5000/team/api", ""},
+	} {
+		enc := in.encodedAuthFor(tc.image)
+		if enc == "" {
+			t.Errorf("%s: no credential", tc.image)
+			continue
+		}
+		a, err := registry.DecodeAuthConfig(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.image, err)
+		}
+		if a.Username != tc.user {
+			t.Errorf("%s: username %q, want %q", tc.image, a.Username, tc.user)
+		}
+	}
+	if a, _ := registry.DecodeAuthConfig(in.encodedAuthFor("registry.example.com:5000/team/api")); a.IdentityToken != "id-token-5678" {
+		t.Errorf("identity token not sent: %+v", a)
+	}
+	for _, image := range []string{"other.io/app", "Invalid/UPPER", ""} {
+		if enc := in.encodedAuthFor(image); enc != "" {
+			t.Errorf("%q: credential %q, want none", image, enc)
+		}
+	}
+	if enc := (&Inputs{}).encodedAuthFor("nginx"); enc != "" {
+		t.Errorf("without credentials: %q", enc)
+	}
+}
+
+func TestRegistryHostNormalisesURLsAndDockerHubAliases(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://index.docker.io/v1/":  "docker.io",
+		"index.docker.io":              "docker.io",
+		"registry-1.docker.io":         "docker.io",
+		"docker.io":                    "docker.io",
+		"http://localhost:5000/v2/":    "localhost:5000",
+		"ghcr.io":                      "ghcr.io",
+		"registry.example.com/path/to": "registry.example.com",
+	} {
+		if got := registryHost(in); got != want {
+			t.Errorf("registryHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseDockerConfigKeepsNoRawAuth(t *testing.T) {
+	raw := base64.StdEncoding.EncodeToString([]byte("u:p4ssword"))
+	auths, err := parseDockerConfig([]byte(`{"auths": {"r.io": {"auth": "` + raw + `"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := auths["r.io"]; a.Auth != "" || a.Username != "u" || a.Password != "p4ssword" {
+		t.Errorf("auth = %+v", a)
+	}
+	if auths, err := parseDockerConfig([]byte(`{}`)); err != nil || len(auths) != 0 {
+		t.Errorf("empty config: %v, %v", auths, err)
+	}
+}
 
 const sourcesNS = "sources"
 
@@ -46,7 +118,7 @@ type sourceReads map[string]int
 
 func sourcesClient(t *testing.T, gets sourceReads, objs ...client.Object) client.Client {
 	t.Helper()
-	return fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(objs...).
+	return fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(objs...).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if gets != nil {
 				kind := "ConfigMap"
@@ -246,7 +318,7 @@ func TestStackInputsWithoutASourceKindAreSpecErrors(t *testing.T) {
 
 func TestStackInputsPassOnAPIErrorsOtherThanNotFound(t *testing.T) {
 	boom := errors.New("apiserver timeout")
-	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).
+	c := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 			return boom
 		}}).Build()
@@ -336,76 +408,5 @@ func TestStackInputsBrokenRegistryAuthNeverQuotesTheSecret(t *testing.T) {
 				t.Errorf("err quotes the Secret: %q", err)
 			}
 		})
-	}
-}
-
-func TestEncodedAuthForPicksTheImagesRegistry(t *testing.T) {
-	auths, err := parseDockerConfig([]byte(dockerConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &Inputs{RegistryAuth: auths}
-	for _, tc := range []struct {
-		image, user string
-	}{
-		{"nginx:1.27", "dockeruser"},
-		{"library/redis", "dockeruser"},
-		{"docker.io/org/app@sha256:" + strings.Repeat("a", 64), "dockeruser"},
-		{"ghcr.io/octocat/app:v1", "octocat"},
-		{"registry.example.com:5000/team/api", ""},
-	} {
-		enc := in.encodedAuthFor(tc.image)
-		if enc == "" {
-			t.Errorf("%s: no credential", tc.image)
-			continue
-		}
-		a, err := registry.DecodeAuthConfig(enc)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.image, err)
-		}
-		if a.Username != tc.user {
-			t.Errorf("%s: username %q, want %q", tc.image, a.Username, tc.user)
-		}
-	}
-	if a, _ := registry.DecodeAuthConfig(in.encodedAuthFor("registry.example.com:5000/team/api")); a.IdentityToken != "id-token-5678" {
-		t.Errorf("identity token not sent: %+v", a)
-	}
-	for _, image := range []string{"other.io/app", "Invalid/UPPER", ""} {
-		if enc := in.encodedAuthFor(image); enc != "" {
-			t.Errorf("%q: credential %q, want none", image, enc)
-		}
-	}
-	if enc := (&Inputs{}).encodedAuthFor("nginx"); enc != "" {
-		t.Errorf("without credentials: %q", enc)
-	}
-}
-
-func TestRegistryHostNormalisesURLsAndDockerHubAliases(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://index.docker.io/v1/":  "docker.io",
-		"index.docker.io":              "docker.io",
-		"registry-1.docker.io":         "docker.io",
-		"docker.io":                    "docker.io",
-		"http://localhost:5000/v2/":    "localhost:5000",
-		"ghcr.io":                      "ghcr.io",
-		"registry.example.com/path/to": "registry.example.com",
-	} {
-		if got := registryHost(in); got != want {
-			t.Errorf("registryHost(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestParseDockerConfigKeepsNoRawAuth(t *testing.T) {
-	raw := base64.StdEncoding.EncodeToString([]byte("u:p4ssword"))
-	auths, err := parseDockerConfig([]byte(`{"auths": {"r.io": {"auth": "` + raw + `"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := auths["r.io"]; a.Auth != "" || a.Username != "u" || a.Password != "p4ssword" {
-		t.Errorf("auth = %+v", a)
-	}
-	if auths, err := parseDockerConfig([]byte(`{}`)); err != nil || len(auths) != 0 {
-		t.Errorf("empty config: %v, %v", auths, err)
 	}
 }
