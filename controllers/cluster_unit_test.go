@@ -32,6 +32,8 @@ import (
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 const clusterNS = "clusters"
@@ -85,7 +87,7 @@ func newClusterWorld(t *testing.T, managers, workers int, mutate ...func(*swarmv
 		m(cluster)
 	}
 	return &clusterWorld{
-		t: t, c: newUnitClient(t, cluster), rec: record.NewFakeRecorder(100), sw: sw,
+		t: t, c: testenv.IndexedClient(t, cluster), rec: record.NewFakeRecorder(100), sw: sw,
 		swarms: &recordingSwarms{sw: sw}, cluster: cluster,
 	}
 }
@@ -120,7 +122,7 @@ func (w *clusterWorld) cond(typ string) *metav1.Condition {
 	return meta.FindStatusCondition(w.get().Status.Conditions, typ)
 }
 
-func (w *clusterWorld) events() []string { return drainEvents(w.rec) }
+func (w *clusterWorld) events() []string { return testenv.DrainEvents(w.rec) }
 
 // wantReady fails unless Ready has that status and reason.
 func (w *clusterWorld) wantReady(status metav1.ConditionStatus, reason string) *metav1.Condition {
@@ -174,7 +176,7 @@ func TestClusterReadyReportsNodeAndManagerCountsAndQuorum(t *testing.T) {
 	if meta.FindStatusCondition(st.Conditions, swarmv1.ConditionStalled) != nil {
 		t.Errorf("Stalled set on a ready cluster")
 	}
-	if ev := w.events(); len(ev) != 1 || !hasEvent(ev, swarmv1.ReasonConnected) {
+	if ev := w.events(); len(ev) != 1 || !testenv.HasEvent(ev, swarmv1.ReasonConnected) {
 		t.Errorf("events = %q, want one Connected", ev)
 	}
 	if got := clusterGauge(t, metrics.ClusterReachable, clusterNS, "prod"); got != 1 {
@@ -215,7 +217,7 @@ func TestClusterReportsQuorumLostWhenTooFewManagersAnswer(t *testing.T) {
 	if m := w.get().Status.Managers; m == nil || m.Reachable != 1 || m.Quorum != 2 || m.Leader != "manager1" {
 		t.Errorf("managers = %+v", m)
 	}
-	if ev := w.events(); hasEvent(ev, swarmv1.ReasonConnected) {
+	if ev := w.events(); testenv.HasEvent(ev, swarmv1.ReasonConnected) {
 		t.Errorf("Connected event without quorum: %q", ev)
 	}
 	if got := clusterGauge(t, metrics.ClusterReachable, clusterNS, "prod"); got != 0 {
@@ -271,7 +273,7 @@ func TestClusterHealthErrorsMapToReasons(t *testing.T) {
 			}
 			w.mustPass()
 			w.wantReady(metav1.ConditionTrue, swarmv1.ReasonConnected)
-			if ev := w.events(); !hasEvent(ev, swarmv1.ReasonConnected) {
+			if ev := w.events(); !testenv.HasEvent(ev, swarmv1.ReasonConnected) {
 				t.Errorf("events on recovery = %q, want Connected", ev)
 			}
 		})
@@ -497,7 +499,7 @@ func TestClusterReadAndStatusWriteErrorsAreReturned(t *testing.T) {
 	sw.AddNode("manager1", swarmtypes.NodeRoleManager)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cluster)}
 
-	failGet := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(cluster.DeepCopy()).
+	failGet := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(cluster.DeepCopy()).
 		WithInterceptorFuncs(interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 			return boom
 		}}).Build()
@@ -510,7 +512,7 @@ func TestClusterReadAndStatusWriteErrorsAreReturned(t *testing.T) {
 		t.Errorf("a failed read forgot the connection: %v", rs.forgot)
 	}
 
-	failPatch := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(cluster.DeepCopy()).
+	failPatch := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(cluster.DeepCopy()).
 		WithStatusSubresource(&swarmv1.SwarmCluster{}).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
 			return boom
@@ -532,7 +534,7 @@ func TestClustersForSecretFindsTheClustersNamingIt(t *testing.T) {
 	}
 	objs := []client.Object{mk("a", "one", "tls"), mk("a", "two", "tls"), mk("a", "other", "other-tls"), mk("a", "plain", ""), mk("b", "elsewhere", "tls")}
 	// The same index SetupWithManager registers.
-	c := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(objs...).
+	c := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(objs...).
 		WithIndex(&swarmv1.SwarmCluster{}, reconcile.IndexTLSSecret, func(o client.Object) []string {
 			if ref := o.(*swarmv1.SwarmCluster).Spec.TLSSecretRef; ref != nil {
 				return []string{ref.Name}
@@ -550,7 +552,7 @@ func TestClustersForSecretFindsTheClustersNamingIt(t *testing.T) {
 	}
 
 	// Without the index the list fails: no requests rather than a panic.
-	r = &SwarmClusterReconciler{Client: fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(mk("a", "one", "tls")).Build()}
+	r = &SwarmClusterReconciler{Client: fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).WithObjects(mk("a", "one", "tls")).Build()}
 	if reqs := r.clustersForSecret(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "tls"}}); reqs != nil {
 		t.Errorf("requests on a failed list = %v", reqs)
 	}
@@ -583,8 +585,8 @@ func TestSummariseCountsQuorumAndFaultTolerance(t *testing.T) {
 	if managersFromLastSeen(nil) != nil {
 		t.Errorf("managersFromLastSeen(nil) invented a status")
 	}
-	if shortID("short") != "short" {
-		t.Errorf("shortID changed a short ID")
+	if reconcile.ShortID("short") != "short" {
+		t.Errorf("reconcile.ShortID changed a short ID")
 	}
 }
 
@@ -602,7 +604,7 @@ func TestClusterWarnsWhenAReadyClusterLosesQuorumByItsNodeList(t *testing.T) {
 	w.sw.SetReachability("manager3", swarmtypes.ReachabilityUnknown)
 	w.mustPass()
 	w.wantReady(metav1.ConditionFalse, swarmv1.ReasonQuorumLost)
-	if ev := w.events(); !hasEvent(ev, swarmv1.ReasonQuorumLost) {
+	if ev := w.events(); !testenv.HasEvent(ev, swarmv1.ReasonQuorumLost) {
 		t.Errorf("events = %q, want a Warning QuorumLost as when Health itself fails", ev)
 	}
 }

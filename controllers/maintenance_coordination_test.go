@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 // A maintenance and the rollouts of the SwarmStacks on its cluster, on the in-memory
@@ -99,7 +100,7 @@ func TestMaintenanceRolloutWaitTimeout(t *testing.T) {
 				t.Fatalf("after the timeout: w1 %s, phase %s (%s)", w.availability("w1"), got.Status.Phase, readyReason(got))
 			}
 			events := w.env.Events()
-			if tc.policy == "" && !hasEvent(events, swarmv1.ReasonRolloutWaitTimeout) {
+			if tc.policy == "" && !testenv.HasEvent(events, swarmv1.ReasonRolloutWaitTimeout) {
 				t.Fatalf("no event says it drains anyway: %v", events)
 			}
 			if tc.policy != "" && readyReason(got) != "False/"+swarmv1.ReasonRolloutWaitTimeout {
@@ -220,10 +221,10 @@ func TestMaintenanceRolloutWaitKeepsItsStartThroughAFailedStackList(t *testing.T
 	if began == nil {
 		t.Fatal("not waiting for the rollout")
 	}
-	lists := &stackLists{Client: w.cache, err: errors.New("injected: the cache is not synced")}
+	lists := &testenv.StackLists{Client: w.cache, Err: errors.New("injected: the cache is not synced")}
 	w.rec.Client = lists
 	w.step()
-	lists.err = nil
+	lists.Err = nil
 	w.env.Clock.Advance(time.Second)
 	w.step()
 	if got := w.get(m).Status.WaitingSince; got == nil || !got.Equal(began) {
@@ -245,10 +246,10 @@ func TestMaintenanceReadsTheStacksOfItsClusterOnly(t *testing.T) {
 			Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "staging"}}})
 	}
 	m := w.create("kernel", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}})
-	lists := &stackLists{Client: w.cache}
+	lists := &testenv.StackLists{Client: w.cache}
 	w.rec.Client = lists
 	w.step()
-	if got := w.get(m); len(got.Status.WaitingOn) != 1 || lists.read != 1 {
-		t.Fatalf("waiting on %v, having read %d stacks; want numbers, read alone", got.Status.WaitingOn, lists.read)
+	if got := w.get(m); len(got.Status.WaitingOn) != 1 || lists.Read != 1 {
+		t.Fatalf("waiting on %v, having read %d stacks; want numbers, read alone", got.Status.WaitingOn, lists.Read)
 	}
 }

@@ -653,7 +653,7 @@ func (p *maintenancePass) taskNames(ctx context.Context, tasks []swarmtypes.Task
 	for _, t := range tasks {
 		name := names[t.ServiceID]
 		if name == "" {
-			name = shortID(t.ServiceID)
+			name = reconcile.ShortID(t.ServiceID)
 		}
 		if t.Slot > 0 {
 			name = fmt.Sprintf("%s.%d", name, t.Slot)

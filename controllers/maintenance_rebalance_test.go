@@ -10,6 +10,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 // addStackService creates a replicated service of a stack (no stack: "") with running
@@ -84,7 +85,7 @@ func TestRebalanceAfterTheWindowForceUpdatesUnevenServicesOneStackAtATime(t *tes
 		t.Fatalf("force updates: shop_web %d (even), pinned %d (pinned), shop_api %d, blog_api %d",
 			w.forceUpdates("shop_web"), w.forceUpdates("pinned"), w.forceUpdates("shop_api"), w.forceUpdates("blog_api"))
 	}
-	if !hasEvent(w.env.Events(), swarmv1.EventRebalanced) {
+	if !testenv.HasEvent(w.env.Events(), swarmv1.EventRebalanced) {
 		t.Fatal("no Rebalanced event")
 	}
 	// Done once: later passes write nothing more.
@@ -129,7 +130,7 @@ func TestStackDoesNotUndoARebalance(t *testing.T) {
 	if got, _ := e.sw.Service("numbers_api"); got.Spec.TaskTemplate.ForceUpdate != 1 {
 		t.Fatalf("ForceUpdate %d after the stack's passes", got.Spec.TaskTemplate.ForceUpdate)
 	}
-	if hasEvent(e.events(), swarmv1.EventDriftCorrected) {
+	if testenv.HasEvent(e.events(), swarmv1.EventDriftCorrected) {
 		t.Fatal("a force update was taken for drift")
 	}
 }

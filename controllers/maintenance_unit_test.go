@@ -28,6 +28,8 @@ import (
 	"github.com/swarmops/swarm-operator/internal/memswarm"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 	"github.com/swarmops/swarm-operator/internal/window"
 )
 
@@ -242,7 +244,7 @@ func (c staleCache) List(ctx context.Context, list client.ObjectList, opts ...cl
 // maintenanceWorld is a unit test's swarm, API server and running operator.
 type maintenanceWorld struct {
 	t   *testing.T
-	env *unitEnv
+	env *testenv.Env
 	ms  *memswarm.Swarm
 	sw  *probeSwarm
 	// cache is what the reconciler reads through its Client (the API server, behind a
@@ -280,7 +282,7 @@ func newMaintenanceWorld(t *testing.T, nodes ...string) *maintenanceWorld {
 	ms := memswarm.New()
 	w := &maintenanceWorld{t: t, ms: ms, sw: newProbeSwarm(ms), original: map[string]swarmtypes.NodeAvailability{},
 		outside: map[string]bool{}, evacuate: true, seen: map[string]bool{}}
-	w.env = newUnitEnv(t, w.sw)
+	w.env = testenv.NewEnv(t, w.sw)
 	ms.Now = w.env.Clock.Now
 	for _, h := range nodes {
 		role := swarmtypes.NodeRoleWorker
@@ -319,7 +321,7 @@ func (w *maintenanceWorld) create(name string, spec swarmv1.SwarmNodeMaintenance
 	if spec.ClusterRef.Name == "" {
 		spec.ClusterRef.Name = "prod"
 	}
-	m := &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: unitNamespace}, Spec: spec}
+	m := &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testenv.Namespace}, Spec: spec}
 	w.env.Create(m)
 	w.keys = append(w.keys, client.ObjectKeyFromObject(m))
 	return m
@@ -561,7 +563,7 @@ func memNodeID(host string) string { return "node-" + host }
 // (w3 drained by someone else beforehand) with a fault at each step, and checks the
 // invariants rather than the calls made.
 func TestMaintenanceScenarioMatrix(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	end := start.Add(30 * time.Minute)
 	steps := []struct {
 		name   string
@@ -643,7 +645,7 @@ func TestMaintenanceScenarioMatrix(t *testing.T) {
 // D1: a selection or window that fails blocks only taking new nodes; held nodes are
 // restored when their window ends or they leave the selection.
 func TestMaintenanceRestoresHeldNodesWhenSelectionFails(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	cases := []struct {
 		name       string
 		spec       swarmv1.SwarmNodeMaintenanceSpec
@@ -717,7 +719,7 @@ func TestMaintenanceRestoresHeldNodesWhenSelectionFails(t *testing.T) {
 
 // D4: managers and drain.
 func TestMaintenanceQuorumCountsHeldManagersNotDrainedOnes(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	t.Run("three managers drained by design are held one at a time", func(t *testing.T) {
 		w := newMaintenanceWorld(t, "m1", "m2", "m3", "w1")
 		for _, h := range []string{"m1", "m2", "m3"} {
@@ -783,7 +785,7 @@ func TestMaintenanceQuorumCountsHeldManagersNotDrainedOnes(t *testing.T) {
 
 // D14: two maintenances never hold one node, even when the cache lags.
 func TestMaintenanceOverlapIsCheckedOnAFreshRead(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	w := newMaintenanceWorld(t, "m1", "w1", "w2")
 	// The cache never sees any maintenance: the worst lag there is.
 	w.cache = staleCache{Client: w.cache, snapshot: &swarmv1.SwarmNodeMaintenanceList{}}
@@ -804,7 +806,7 @@ func TestMaintenanceOverlapIsCheckedOnAFreshRead(t *testing.T) {
 
 // D14: a drain someone else made after we recorded the previous availability is not ours.
 func TestMaintenanceNeverAdoptsADrainAnotherMaintenanceMade(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	for _, then := range []string{"its window goes on", "it is deleted"} {
 		t.Run(then, func(t *testing.T) {
 			w := newMaintenanceWorld(t, "m1", "w1", "w2")
@@ -848,7 +850,7 @@ func TestMaintenanceNeverAdoptsADrainAnotherMaintenanceMade(t *testing.T) {
 // hand during the window, tasks that outlast drainTimeout, the service guard, a pause
 // window, and deletion when the SwarmCluster is gone or not ready.
 func TestMaintenanceUnitBehaviours(t *testing.T) {
-	start := unitEpoch.Add(time.Minute)
+	start := testenv.Epoch.Add(time.Minute)
 	t.Run("a node changed by hand during the window is let go and not restored", func(t *testing.T) {
 		w := newMaintenanceWorld(t, "m1", "w1", "w2")
 		m := w.create("hand", swarmv1.SwarmNodeMaintenanceSpec{Nodes: []string{"w1"}, Window: oneOffWindow(start, 30*time.Minute)})
@@ -858,7 +860,7 @@ func TestMaintenanceUnitBehaviours(t *testing.T) {
 		if got := w.availability("w1"); got != avPause {
 			t.Errorf("w1 is %s, want pause as set by hand", got)
 		}
-		if h := heldNodes(w.get(m).Status.Nodes); len(h) > 0 || !hasEvent(w.env.Events(), "NodeChangedOutside") {
+		if h := heldNodes(w.get(m).Status.Nodes); len(h) > 0 || !testenv.HasEvent(w.env.Events(), "NodeChangedOutside") {
 			t.Errorf("held %v; want w1 let go with a NodeChangedOutside event", h)
 		}
 	})
@@ -924,7 +926,7 @@ func TestMaintenanceUnitBehaviours(t *testing.T) {
 		}
 		w.env.Delete(m)
 		w.runFor(time.Minute)
-		if !w.gone(m) || !hasEvent(w.env.Events(), "NodesNotRestored") {
+		if !w.gone(m) || !testenv.HasEvent(w.env.Events(), "NodesNotRestored") {
 			t.Errorf("want the maintenance gone with a NodesNotRestored event")
 		}
 	})
@@ -952,19 +954,19 @@ func TestMaintenanceUnitBehaviours(t *testing.T) {
 	})
 	t.Run("the watches find the maintenances of a cluster and the blocked ones", func(t *testing.T) {
 		w := newMaintenanceWorld(t, "m1", "w1")
-		c := fake.NewClientBuilder().WithScheme(unitScheme(t)).
+		c := fake.NewClientBuilder().WithScheme(testkit.Scheme(t)).
 			WithIndex(&swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, func(o client.Object) []string {
 				return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
 			}).
 			WithObjects(
-				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: unitNamespace, Name: "a", UID: "a"},
+				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: testenv.Namespace, Name: "a", UID: "a"},
 					Spec:   swarmv1.SwarmNodeMaintenanceSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "prod"}},
 					Status: swarmv1.SwarmNodeMaintenanceStatus{Phase: swarmv1.PhaseBlocked}},
-				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: unitNamespace, Name: "b", UID: "b"},
+				&swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{Namespace: testenv.Namespace, Name: "b", UID: "b"},
 					Spec: swarmv1.SwarmNodeMaintenanceSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "other"}}},
 			).Build()
 		r := &SwarmNodeMaintenanceReconciler{Client: c, Recorder: w.env.Recorder, Now: w.env.Clock.Now}
-		if got := r.maintenancesOf(context.Background(), unitNamespace, "prod"); len(got) != 1 || got[0].Name != "a" {
+		if got := r.maintenancesOf(context.Background(), testenv.Namespace, "prod"); len(got) != 1 || got[0].Name != "a" {
 			t.Errorf("maintenancesOf(prod) = %v, want a", got)
 		}
 		gone := &swarmv1.SwarmNodeMaintenance{ObjectMeta: metav1.ObjectMeta{UID: "b"}}

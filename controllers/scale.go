@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/internal/stack"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 )
 
 // DefaultConcurrent is how many SwarmStacks and SwarmClusters are reconciled at once.
@@ -112,7 +112,7 @@ var clusterUsable = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 	if !okA || !okB {
 		return true
 	}
-	return a.Generation != b.Generation || isReady(a.Status.Conditions) != isReady(b.Status.Conditions) ||
+	return a.Generation != b.Generation || reconcile.IsReady(a.Status.Conditions) != reconcile.IsReady(b.Status.Conditions) ||
 		a.Status.Endpoint != b.Status.Endpoint || !maps.Equal(a.Annotations, b.Annotations)
 }}
 
@@ -138,10 +138,3 @@ func emptyShardWarning(mgr ctrl.Manager, selector string) ctrlmanager.Runnable {
 		return nil
 	})
 }
-
-func clusterStackKey(s *swarmv1.SwarmStack) string {
-	return clusterStackIndexKey(s.Spec.ClusterRef.Name, stack.NameOf(s))
-}
-
-// clusterStackIndexKey is the reconcile.IndexClusterStack value of a stack name on a cluster.
-func clusterStackIndexKey(cluster, stack string) string { return cluster + "/" + stack }

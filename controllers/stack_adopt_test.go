@@ -21,6 +21,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 	"github.com/swarmops/swarm-operator/internal/testkit"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 // adoptCompose is a stack as a team would run it with docker stack deploy: ports,
@@ -206,7 +207,7 @@ func TestAdoptedStackStillCorrectsDrift(t *testing.T) {
 	}
 	e.sw.ConvergeAll()
 	e.passes("shop", 1)
-	if !hasEvent(e.events(), swarmv1.EventDriftCorrected) {
+	if !testenv.HasEvent(e.events(), swarmv1.EventDriftCorrected) {
 		t.Fatal("no DriftCorrected event")
 	}
 	api, _ = e.sw.Service("shop_api")

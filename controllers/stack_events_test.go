@@ -10,6 +10,7 @@ import (
 	ktypes "k8s.io/apimachinery/pkg/types"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 // Which SwarmStacks a Swarm service event wakes (the Hub subscriber of SetupWithManager).
@@ -52,14 +53,14 @@ func TestServiceEventRoutingReadsTheSameStacksWhateverTheClusterHolds(t *testing
 		for i := range others {
 			e.createStack(fmt.Sprintf("other-%d", i), twoServices)
 		}
-		lists := &stackLists{Client: e.c}
+		lists := &testenv.StackLists{Client: e.c}
 		r := e.reconciler()
 		r.Client = lists
 		got := r.stacksOfService(context.Background(), ktypes.NamespacedName{Namespace: stackNS, Name: "prod"}, "numbers_api")
 		if len(got) != 1 || got[0].Name != "numbers" {
 			t.Fatalf("numbers_api woke %v", got)
 		}
-		return lists.read
+		return lists.Read
 	}
 	if few, many := touched(0), touched(100); few != many {
 		t.Fatalf("one event read %d stacks with 1 on the cluster and %d with 101", few, many)

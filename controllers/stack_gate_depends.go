@@ -25,15 +25,6 @@ const dependencyRecheck = 30 * time.Second
 // maxDependencyWalk bounds the search for a cycle through dependsOn.
 const maxDependencyWalk = 256
 
-// dependencyOf is the namespaced name of one dependsOn entry, the namespace defaulted.
-func dependencyOf(s *swarmv1.SwarmStack, d swarmv1.DependencyReference) ktypes.NamespacedName {
-	ns := d.Namespace
-	if ns == "" {
-		ns = s.Namespace
-	}
-	return ktypes.NamespacedName{Namespace: ns, Name: d.Name}
-}
-
 // holdForDependencies is a revision gate: a new revision waits until every SwarmStack of
 // spec.dependsOn is Ready for its current generation and, when it reads the same Flux
 // source, has applied the source revision this stack is about to apply, as Flux
@@ -56,7 +47,7 @@ func holdForDependencies(ctx context.Context, sc *stackScope) (reason, msg strin
 	}
 	var waiting []string
 	for _, d := range s.Spec.DependsOn {
-		key := dependencyOf(s, d)
+		key := s.Dependency(d)
 		if why := dependencyNotReady(ctx, sc.r.Client, key, s, revision); why != "" {
 			waiting = append(waiting, why)
 		}
@@ -119,7 +110,7 @@ func readSameSource(a, b *swarmv1.SwarmStack) bool {
 func dependencyProblem(ctx context.Context, c client.Reader, noCrossNamespace bool, s *swarmv1.SwarmStack) string {
 	self := ktypes.NamespacedName{Namespace: s.Namespace, Name: s.Name}
 	for i, d := range s.Spec.DependsOn {
-		key := dependencyOf(s, d)
+		key := s.Dependency(d)
 		if noCrossNamespace && key.Namespace != s.Namespace {
 			return fmt.Sprintf("spec.dependsOn[%d]: SwarmStack %s is in another namespace and references to other namespaces are refused (--no-cross-namespace-refs)", i, key)
 		}
@@ -146,7 +137,7 @@ func dependencyCycle(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack
 	var walk func(st *swarmv1.SwarmStack, path []ktypes.NamespacedName) []ktypes.NamespacedName
 	walk = func(st *swarmv1.SwarmStack, path []ktypes.NamespacedName) []ktypes.NamespacedName {
 		for _, d := range st.Spec.DependsOn {
-			key := dependencyOf(st, d)
+			key := st.Dependency(d)
 			if key == self {
 				return append(path, key)
 			}

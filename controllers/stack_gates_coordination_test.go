@@ -12,6 +12,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/metrics"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 	"github.com/swarmops/swarm-operator/internal/window"
 )
 
@@ -104,7 +105,7 @@ func TestFreezeOverrideAppliesOncePerNewValue(t *testing.T) {
 	if s := e.stack("numbers"); s.Status.LastHandledOverrideFreeze != "hotfix-1" {
 		t.Fatalf("override not recorded: %q", s.Status.LastHandledOverrideFreeze)
 	}
-	if !hasEvent(e.events(), eventFreezeOverridden) {
+	if !testenv.HasEvent(e.events(), eventFreezeOverridden) {
 		t.Fatal("no event says the freeze was overridden")
 	}
 	// The same value does not let the next revision through.

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/testkit"
 )
@@ -38,7 +39,7 @@ func newSourceEnv(t *testing.T) *sourceEnv {
 	e := newStackEnvWith(t, stackEnvExtras{
 		schemes:     []func(*runtime.Scheme) error{sourcev1.AddToScheme},
 		statusKinds: []client.Object{&sourcev1.GitRepository{}},
-		indexes:     stackSourceIndexes,
+		indexes:     reconcile.StackSourceIndexes,
 	})
 	store, err := stack.NewArtifactStore(stack.ArtifactStoreOptions{Dir: t.TempDir()})
 	if err != nil {

@@ -29,6 +29,8 @@ import (
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
+	"github.com/swarmops/swarm-operator/internal/testkit"
+	"github.com/swarmops/swarm-operator/internal/testkit/testenv"
 )
 
 // The stack reconciler on an in-memory Swarm and a fake API server: every path, every
@@ -62,7 +64,7 @@ type stackEnv struct {
 	t   *testing.T
 	c   client.Client
 	sw  *memswarm.Swarm
-	clk *unitClock
+	clk *testenv.Clock
 	rec *record.FakeRecorder
 	// loseStatusPatches drops that many status patches after they reached the "server"
 	// side of the pass: a crash between the Swarm write and the status write.
@@ -82,7 +84,7 @@ func newStackEnv(t *testing.T) *stackEnv { return newStackEnvWith(t, stackEnvExt
 
 func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 	t.Helper()
-	clk := newUnitClock()
+	clk := testenv.NewClock()
 	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
 	sw := memswarm.New()
 	sw.Now = clk.Now
@@ -93,7 +95,7 @@ func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 		ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: "prod"},
 		Spec:       swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://manager1:2376"}},
 	}
-	scheme := unitScheme(t)
+	scheme := testkit.Scheme(t)
 	for _, add := range extras.schemes {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
@@ -115,7 +117,7 @@ func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 	for name, fn := range extras.indexes {
 		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
-	e.c = withControllerIndexes(b).Build()
+	e.c = testenv.WithIndexes(b).Build()
 	return e
 }
 

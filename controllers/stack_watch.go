@@ -18,38 +18,11 @@ import (
 	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
-
-// Index names of the references to Flux sources and to other SwarmStacks.
-const (
-	indexSourceRef = ".spec.sourceRef"
-	indexDependsOn = ".spec.dependsOn"
-)
-
-// stackSourceIndexes map a SwarmStack to its source ("Kind/namespace/name") and to the
-// SwarmStacks it depends on ("namespace/name"), so that a new artifact or a dependency
-// turning Ready finds the stacks to reconcile without a scan.
-var stackSourceIndexes = map[string]client.IndexerFunc{
-	indexSourceRef: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		if s.Spec.SourceRef == nil {
-			return nil
-		}
-		ref := stack.SourceRefOf(s)
-		return []string{stack.SourceKey(s.Spec.SourceRef.Kind, ref.Namespace, ref.Name)}
-	},
-	indexDependsOn: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		out := make([]string, 0, len(s.Spec.DependsOn))
-		for _, d := range s.Spec.DependsOn {
-			out = append(out, dependencyOf(s, d).String())
-		}
-		return out
-	},
-}
 
 // sourceKinds are the Flux kinds spec.sourceRef can name.
 var sourceKinds = []string{sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.BucketKind, sourcev1.ExternalArtifactKind}
@@ -124,13 +97,13 @@ func (r *SwarmStackReconciler) watchSources(mgr ctrl.Manager, b *builder.Builder
 // stacksOfSource maps a source to the stacks of any namespace that read it.
 func (r *SwarmStackReconciler) stacksOfSource(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []crreconcile.Request {
-		return r.stacksIndexed(ctx, indexSourceRef, stack.SourceKey(kind, o.GetNamespace(), o.GetName()))
+		return r.stacksIndexed(ctx, reconcile.IndexSourceRef, stack.SourceKey(kind, o.GetNamespace(), o.GetName()))
 	}
 }
 
 // dependentsOf maps a SwarmStack to the stacks that depend on it.
 func (r *SwarmStackReconciler) dependentsOf(ctx context.Context, o client.Object) []crreconcile.Request {
-	return r.stacksIndexed(ctx, indexDependsOn, ktypes.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}.String())
+	return r.stacksIndexed(ctx, reconcile.IndexDependsOn, ktypes.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}.String())
 }
 
 func (r *SwarmStackReconciler) stacksIndexed(ctx context.Context, index, value string) []crreconcile.Request {

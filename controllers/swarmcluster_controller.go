@@ -75,7 +75,7 @@ func (r *SwarmClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.SwarmCluster) (ctrl.Result, error) {
 	st := &cluster.Status
 	gen := cluster.Generation
-	wasReady := isReady(st.Conditions)
+	wasReady := reconcile.IsReady(st.Conditions)
 	conn, err := r.Swarms.Open(ctx, r.Client, cluster)
 	if err != nil {
 		reason := swarmv1.ReasonInvalidSpec
@@ -120,7 +120,7 @@ func (r *SwarmClusterReconciler) observe(ctx context.Context, cluster *swarmv1.S
 	st.Managers, st.Nodes = summarise(health.Nodes)
 	m := st.Managers
 	msg := fmt.Sprintf("Swarm %s via %s: %d/%d managers reachable (quorum %d), %d/%d nodes ready",
-		shortID(health.SwarmID), health.Endpoint, m.Reachable, m.Total, m.Quorum, st.Nodes.Ready, st.Nodes.Total)
+		reconcile.ShortID(health.SwarmID), health.Endpoint, m.Reachable, m.Total, m.Quorum, st.Nodes.Ready, st.Nodes.Total)
 	if u := st.Nodes.Unknown; u > 0 {
 		msg += fmt.Sprintf(", %d unknown (the leader has not heard from them yet: a leader election just happened, or they are beyond a partition)", u)
 	}
@@ -198,7 +198,7 @@ func summarise(nodes []swarmtypes.Node) (*swarmv1.ManagerStatus, *swarmv1.NodeCo
 
 func recordClusterMetrics(c *swarmv1.SwarmCluster) {
 	reachable := 0.0
-	if isReady(c.Status.Conditions) {
+	if reconcile.IsReady(c.Status.Conditions) {
 		reachable = 1
 	}
 	metrics.ClusterReachable.WithLabelValues(c.Namespace, c.Name).Set(reachable)
@@ -206,22 +206,6 @@ func recordClusterMetrics(c *swarmv1.SwarmCluster) {
 		metrics.ManagersReachable.WithLabelValues(c.Namespace, c.Name).Set(float64(m.Reachable))
 		metrics.ManagersQuorum.WithLabelValues(c.Namespace, c.Name).Set(float64(m.Quorum))
 	}
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-func isReady(conds []metav1.Condition) bool {
-	for _, c := range conds {
-		if c.Type == swarmv1.ConditionReady {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // SetupWithManager watches SwarmClusters, their TLS Secrets and the swarm's node events.

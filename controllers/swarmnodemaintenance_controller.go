@@ -273,7 +273,7 @@ func (r *SwarmNodeMaintenanceReconciler) connect(ctx context.Context, m *swarmv1
 // SetupWithManager watches SwarmNodeMaintenances, their SwarmClusters and the swarm's node
 // events, so that drains and restores are seen as they happen.
 func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, maintenanceClusterRef); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &swarmv1.SwarmNodeMaintenance{}, reconcile.IndexClusterRef, reconcile.MaintenanceClusterRef); err != nil {
 		return err
 	}
 	swarmEvents := make(chan event.GenericEvent, 1024)
@@ -320,12 +320,6 @@ func (r *SwarmNodeMaintenanceReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		Named("swarmnodemaintenance").
 		Complete(r)
-}
-
-// maintenanceClusterRef indexes maintenances by the SwarmCluster they name: the
-// SwarmStack reconciler finds the maintenances of its cluster through it.
-func maintenanceClusterRef(o client.Object) []string {
-	return []string{o.(*swarmv1.SwarmNodeMaintenance).Spec.ClusterRef.Name}
 }
 
 // rolloutOutcome is the outcome of a stack's newest rollout ("" without one).

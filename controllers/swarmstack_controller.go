@@ -216,7 +216,7 @@ func (r *SwarmStackReconciler) rivals(ctx context.Context, s *swarmv1.SwarmStack
 	var list swarmv1.SwarmStackList
 	// Read-only: no need to deep-copy every stack of the cluster on each reconcile.
 	// By cluster and stack name: the rivals only, not every stack of the cluster.
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{reconcile.IndexClusterStack: clusterStackKey(s)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{reconcile.IndexClusterStack: reconcile.ClusterStackKey(s)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, "", err
 	}
 	for i := range list.Items {
@@ -384,7 +384,7 @@ func (r *SwarmStackReconciler) removeFromSwarm(ctx context.Context, s *swarmv1.S
 func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	for _, indexes := range []map[string]client.IndexerFunc{stackIndexes, stackSourceIndexes} {
+	for _, indexes := range []map[string]client.IndexerFunc{reconcile.StackIndexes, reconcile.StackSourceIndexes} {
 		for name, fn := range indexes {
 			if err := idx.IndexField(ctx, &swarmv1.SwarmStack{}, name, fn); err != nil {
 				return err
@@ -417,47 +417,6 @@ func (r *SwarmStackReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// stackIndexes map a SwarmStack to what it references, so that a change to a cluster,
-// ConfigMap or Secret finds its users without a scan.
-var stackIndexes = map[string]client.IndexerFunc{
-	reconcile.IndexClusterStack: func(o client.Object) []string { return []string{clusterStackKey(o.(*swarmv1.SwarmStack))} },
-	reconcile.IndexClusterRef:   func(o client.Object) []string { return []string{o.(*swarmv1.SwarmStack).Spec.ClusterRef.Name} },
-	reconcile.IndexConfigMaps: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		var names []string
-		for _, f := range s.Spec.Compose.Files {
-			if f.ConfigMapRef != nil {
-				names = append(names, f.ConfigMapRef.Name)
-			}
-		}
-		for _, v := range s.Spec.Compose.VariablesFrom {
-			if v.ConfigMapRef != nil {
-				names = append(names, v.ConfigMapRef.Name)
-			}
-		}
-		for _, c := range s.Spec.Configs {
-			names = append(names, c.ConfigMapRef.Name)
-		}
-		return names
-	},
-	reconcile.IndexSecrets: func(o client.Object) []string {
-		s := o.(*swarmv1.SwarmStack)
-		var names []string
-		for _, v := range s.Spec.Compose.VariablesFrom {
-			if v.SecretRef != nil {
-				names = append(names, v.SecretRef.Name)
-			}
-		}
-		for _, sec := range s.Spec.Secrets {
-			names = append(names, sec.SecretRef.Name)
-		}
-		if s.Spec.RegistryAuth != nil {
-			names = append(names, s.Spec.RegistryAuth.SecretRef.Name)
-		}
-		return names
-	},
-}
-
 // stacksOfService names the SwarmStacks that a service of a cluster may belong to. Stack
 // deploy names a service <stack>_<service>, and a stack name may hold "_" itself, so each
 // prefix before an "_" is looked up in the cluster+stack index: a few lookups per event
@@ -469,7 +428,7 @@ func (r *SwarmStackReconciler) stacksOfService(ctx context.Context, cluster ktyp
 			continue
 		}
 		var list swarmv1.SwarmStackList
-		if err := r.List(ctx, &list, client.InNamespace(cluster.Namespace), client.MatchingFields{reconcile.IndexClusterStack: clusterStackIndexKey(cluster.Name, service[:i])}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(cluster.Namespace), client.MatchingFields{reconcile.IndexClusterStack: reconcile.ClusterStackIndexKey(cluster.Name, service[:i])}, client.UnsafeDisableDeepCopy); err != nil {
 			return out
 		}
 		for j := range list.Items {

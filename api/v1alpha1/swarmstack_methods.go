@@ -1,5 +1,7 @@
 package v1alpha1
 
+import ktypes "k8s.io/apimachinery/pkg/types"
+
 // RolloutInFlight is the newest history entry while its rollout has not ended, nil
 // otherwise. The maintenance controller reads it to wait for rollouts; the stack
 // controller follows it.
@@ -8,4 +10,14 @@ func (st *SwarmStackStatus) RolloutInFlight() *HistoryEntry {
 		return &st.History[0]
 	}
 	return nil
+}
+
+// Dependency is the namespaced name of one spec.dependsOn entry, its namespace
+// defaulted to the stack's.
+func (s *SwarmStack) Dependency(d DependencyReference) ktypes.NamespacedName {
+	ns := d.Namespace
+	if ns == "" {
+		ns = s.Namespace
+	}
+	return ktypes.NamespacedName{Namespace: ns, Name: d.Name}
 }
