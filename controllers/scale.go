@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"sort"
 	"strings"
 
@@ -16,12 +15,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	ctrlmanager "sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/internal/reconcile"
 )
 
 // DefaultConcurrent is how many SwarmStacks and SwarmClusters are reconciled at once.
@@ -102,19 +98,6 @@ func canonicalSelector(reqs labels.Requirements) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ";")
 }
-
-// clusterUsable passes the SwarmCluster changes that matter to its stacks: readiness and
-// the endpoint in use. A cluster's status is patched on every probe (node counts, last
-// seen managers); waking every stack of it each time would cost O(stacks) for nothing.
-var clusterUsable = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	a, okA := e.ObjectOld.(*swarmv1.SwarmCluster)
-	b, okB := e.ObjectNew.(*swarmv1.SwarmCluster)
-	if !okA || !okB {
-		return true
-	}
-	return a.Generation != b.Generation || reconcile.IsReady(a.Status.Conditions) != reconcile.IsReady(b.Status.Conditions) ||
-		a.Status.Endpoint != b.Status.Endpoint || !maps.Equal(a.Annotations, b.Annotations)
-}}
 
 // emptyShardWarning says at start, once the cache is filled, when the shard selector
 // selects none of the operator's objects: most likely a typo in the flag or the labels.

@@ -4,12 +4,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-
-	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
 func TestManagerCachesNoSecretOrConfigMapWhole(t *testing.T) {
@@ -47,29 +43,6 @@ func TestShardSelectorNarrowsTheCacheAndTheLease(t *testing.T) {
 	}
 	if err := ManagerOptions(&ctrl.Options{}, "key in (a"); err == nil {
 		t.Fatal("a malformed selector was accepted")
-	}
-}
-
-func TestStacksWakeOnlyWhenTheirClusterBecomesUsableOrNot(t *testing.T) {
-	ready := func(status metav1.ConditionStatus, endpoint string, nodes int32) *swarmv1.SwarmCluster {
-		c := &swarmv1.SwarmCluster{}
-		c.Status.Conditions = []metav1.Condition{{Type: swarmv1.ConditionReady, Status: status}}
-		c.Status.Endpoint = endpoint
-		c.Status.Nodes = &swarmv1.NodeCounts{Total: nodes}
-		return c
-	}
-	cases := map[string]struct {
-		old, new *swarmv1.SwarmCluster
-		want     bool
-	}{
-		"a probe that changes only counts": {ready("True", "a", 5), ready("True", "a", 6), false},
-		"readiness lost":                   {ready("True", "a", 5), ready("False", "a", 5), true},
-		"another endpoint":                 {ready("True", "a", 5), ready("True", "b", 5), true},
-	}
-	for name, tc := range cases {
-		if got := clusterUsable.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
-			t.Errorf("%s: wakes stacks %t, want %t", name, got, tc.want)
-		}
 	}
 }
 

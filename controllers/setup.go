@@ -10,6 +10,9 @@ import (
 	ktypes "k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/swarmops/swarm-operator/controllers/swarmcluster"
+	"github.com/swarmops/swarm-operator/controllers/swarmnodemaintenance"
+	"github.com/swarmops/swarm-operator/controllers/swarmstack"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/stack"
@@ -94,19 +97,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
-	if err := (&SwarmClusterReconciler{
+	if err := (&swarmcluster.Reconciler{
 		Client: mgr.GetClient(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmcluster-controller"), Concurrent: opts.Concurrent,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&SwarmStackReconciler{
+	if err := (&swarmstack.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
 		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&SwarmNodeMaintenanceReconciler{
+	if err := (&swarmnodemaintenance.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
