@@ -47,11 +47,11 @@ test: manifests generate ## Run every test: envtest (built once, cached) and san
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" SWARM_SANDBOX_IMAGES="$$(hack/build-numbers-images.sh)" SOURCE_CONTROLLER_ASSETS="$$(hack/source-controller-assets.sh)" go test $(TEST_FLAGS) ./...
 
 # The packages whose tests need neither a control plane nor Docker.
-UNIT_PKGS ?= ./controllers/... ./internal/cli/... ./internal/compose/... ./internal/memswarm/... ./internal/metrics/... ./internal/swarm/... ./cmd/...
+UNIT_PKGS ?= ./controllers/... ./internal/cli/... ./internal/compose/... ./internal/memswarm/... ./internal/metrics/... ./internal/placement/... ./internal/reconcile/... ./internal/redact/... ./internal/stack/... ./internal/swarm/... ./internal/window/... ./api/... ./cmd/...
 
 .PHONY: unit
-unit: | $(LOCALBIN) ## Run the fast tests (controllers' logic on the in-memory Swarm; no Docker, no control plane) and print the controllers' statement coverage.
-	SWARM_OPERATOR_UNIT_ONLY=1 go test -count=1 -coverpkg=./controllers/... -coverprofile=$(LOCALBIN)/unit.cover $(UNIT_PKGS)
+unit: | $(LOCALBIN) ## Run the fast tests (controllers' logic on the in-memory Swarm; no Docker, no control plane) and print the statement coverage of the controllers and their domain packages.
+	SWARM_OPERATOR_UNIT_ONLY=1 go test -count=1 -coverpkg=./controllers/...,./internal/stack/...,./internal/reconcile/...,./internal/window/...,./internal/placement/... -coverprofile=$(LOCALBIN)/unit.cover $(UNIT_PKGS)
 	go tool cover -func=$(LOCALBIN)/unit.cover | tail -1
 
 .PHONY: demo
