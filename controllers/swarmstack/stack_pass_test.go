@@ -35,6 +35,22 @@ func (e *stackEnv) writesOf(op memswarm.Op, service string, from int) int {
 	return n
 }
 
+// swarmRollsBackAPI plays Swarm's updater starting on the writes, failing api's new
+// tasks and rolling api back by itself (failure_action rollback) to the end.
+func (e *stackEnv) swarmRollsBackAPI() {
+	e.sw.StartUpdates()
+	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
+	e.sw.Converge("numbers_api")
+}
+
+// wantOutcome fails the test unless the newest history entry has that outcome.
+func (e *stackEnv) wantOutcome(outcome string) {
+	e.t.Helper()
+	if h := e.newest(); h.Outcome != outcome {
+		e.t.Fatalf("want %s, history %+v", outcome, h)
+	}
+}
+
 func (e *stackEnv) newest() swarmv1.HistoryEntry {
 	e.t.Helper()
 	h := e.stack("numbers").Status.History
@@ -57,9 +73,7 @@ func TestSwarmRollbackDuringARefusedWriteIsJudgedNotWrittenAgain(t *testing.T) {
 		t.Fatalf("want a partial write, got api=%s web=%s", e.image("numbers_api"), e.image("numbers_web"))
 	}
 	// Swarm's updater starts on api, its new tasks fail, and failure_action rolls it back.
-	e.sw.StartUpdates()
-	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
-	e.sw.Converge("numbers_api")
+	e.swarmRollsBackAPI()
 	from := len(e.sw.Writes())
 	e.passes("numbers", 4)
 	if n := e.writesOf(memswarm.OpUpdateService, "numbers_api", from); n != 0 {
@@ -68,9 +82,7 @@ func TestSwarmRollbackDuringARefusedWriteIsJudgedNotWrittenAgain(t *testing.T) {
 	if got := e.image("numbers_api"); got != "numbers-api:v1" {
 		t.Fatalf("api runs %s", got)
 	}
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeRolledBack {
-		t.Fatalf("want RolledBack, history %+v", h)
-	}
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
 	if r := e.ready("numbers"); r.Status != metav1.ConditionFalse || r.Reason != swarmv1.ReasonRolledBack {
 		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
 	}
@@ -162,14 +174,10 @@ func TestStackRollbackHappensWhileTheNextRevisionIsHeld(t *testing.T) {
 		s.Spec.Compose.Files[0].Inline = &v3
 	})
 	e.passes("numbers", 1)
-	e.sw.StartUpdates()
+	e.swarmRollsBackAPI()
 	e.sw.Converge("numbers_web")
-	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
-	e.sw.Converge("numbers_api")
 	e.passes("numbers", 2)
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeRolledBack {
-		t.Fatalf("want RolledBack, history %+v", h)
-	}
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
 	if w := e.image("numbers_web"); w != "numbers-web:v1" {
 		t.Fatalf("web stays on %s after the stack rollback", w)
 	}
@@ -201,13 +209,9 @@ func TestRolloutIsJudgedWhileItsSourceIsMissing(t *testing.T) {
 	if err := e.c.Delete(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	e.sw.StartUpdates()
-	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
-	e.sw.Converge("numbers_api")
+	e.swarmRollsBackAPI()
 	e.passes("numbers", 2)
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeRolledBack {
-		t.Fatalf("want RolledBack while the source is missing, history %+v", h)
-	}
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
 	if r := e.ready("numbers"); r.Reason != swarmv1.ReasonSourceNotFound {
 		t.Fatalf("want SourceNotFound once the rollout is judged, got %s: %s", r.Reason, r.Message)
 	}
@@ -224,9 +228,7 @@ func TestRequestedRollbackThatCompletedIsNotReportedAsAFailedRelease(t *testing.
 	if got := e.image("numbers_api"); got != "numbers-api:v1" {
 		t.Fatalf("api runs %s", got)
 	}
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeRolledBackOnRequest {
-		t.Fatalf("want %s, history %+v", swarmv1.OutcomeRolledBackOnRequest, h)
-	}
+	e.wantOutcome(swarmv1.OutcomeRolledBackOnRequest)
 	s := e.stack("numbers")
 	r := meta.FindStatusCondition(s.Status.Conditions, swarmv1.ConditionReady)
 	if r.Status != metav1.ConditionTrue || r.Reason != swarmv1.ReasonRolledBackOnRequest {
@@ -260,13 +262,9 @@ func TestReleaseWrittenThroughAFreezeOverrideReportsItsOwnOutcome(t *testing.T) 
 	if r := e.ready("numbers"); r.Reason == swarmv1.ReasonFrozen {
 		t.Fatalf("the written revision is reported as frozen: %s", r.Message)
 	}
-	e.sw.StartUpdates()
-	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
-	e.sw.Converge("numbers_api")
+	e.swarmRollsBackAPI()
 	e.passes("numbers", 2)
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeRolledBack {
-		t.Fatalf("want RolledBack, history %+v", h)
-	}
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
 	if r := e.ready("numbers"); r.Reason != swarmv1.ReasonRolledBack {
 		t.Fatalf("want Ready reason RolledBack, got %s: %s", r.Reason, r.Message)
 	}
@@ -283,9 +281,7 @@ func TestSuspendedStackRecordsTheOutcomeOfItsRollout(t *testing.T) {
 	e.sw.StartUpdates()
 	e.sw.ConvergeAll()
 	e.passes("numbers", 2)
-	if h := e.newest(); h.Outcome != swarmv1.OutcomeCompleted {
-		t.Fatalf("want Completed, history %+v", h)
-	}
+	e.wantOutcome(swarmv1.OutcomeCompleted)
 	if len(e.sw.Writes()) != from {
 		t.Fatalf("a suspended stack wrote: %v", e.sw.Writes()[from:])
 	}
