@@ -64,7 +64,7 @@ type Reconciler struct {
 	// Concurrent is how many stacks are reconciled at once.
 	Concurrent int
 	Now        func() time.Time
-	// Sources reads the Flux sources of spec.sourceRef (stack_artifact.go).
+	// Sources reads the Flux sources of spec.sourceRef (internal/stack/source.go).
 	Sources stack.Sources
 }
 
@@ -411,7 +411,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(clusterUsable)).
 		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
-	// Flux sources (new artifacts) and dependencies (turning Ready): stack_artifact.go.
+	// Flux sources (new artifacts) and dependencies (turning Ready): stack_watch.go.
 	return r.watchSources(mgr, b).
 		Named("swarmstack").
 		Complete(r)

@@ -82,7 +82,7 @@ var knownDeviations = map[string]map[string][]string{
 	// compose-go cleans a short-syntax volume target ("/etc/configs/" becomes
 	// "/etc/configs"); stack deploy keeps it as written. The same mount to Swarm,
 	// but not the same bytes: the operator writes the running spelling over an
-	// existing service (controllers/stack_adopt.go).
+	// existing service (internal/stack/align.go).
 	"full": {"service <stack>_redis": {
 		"TaskTemplate.ContainerSpec.Mounts[1].Target",
 	}},
