@@ -266,6 +266,26 @@ func update[T crclient.Object](t *testing.T, obj T, mutate func(T)) {
 	}
 }
 
+// waitSwarmReadyAndActive waits until every node is ready and active and every manager reachable:
+// an earlier test may have restarted managers, and a global service's task count
+// follows the nodes that can run it. A node left drained by an earlier test fails here,
+// by name.
+func waitSwarmReadyAndActive(t *testing.T) {
+	t.Helper()
+	eventually(t, 2*time.Minute, "every node ready and active, every manager reachable", func() string {
+		nodes, err := dockerClient(t).NodeList(context.Background(), swarmtypes.NodeListOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		for _, n := range nodes {
+			if n.Spec.Availability != swarmtypes.NodeAvailabilityActive {
+				return n.Description.Hostname + " is " + string(n.Spec.Availability)
+			}
+		}
+		return swarmHealthProblem(nodes)
+	})
+}
+
 // swarmHealthProblem says what keeps the swarm from being whole: a node not ready, a
 // manager unreachable, or not exactly one leader; "" when it is whole.
 func swarmHealthProblem(nodes []swarmtypes.Node) string {

@@ -114,6 +114,7 @@ func swarmImage(t *testing.T, name string) string {
 func TestStackReleaseRoutine(t *testing.T) {
 	ctx := context.Background()
 	ns, cluster := newNamespace(t, "release")
+	waitSwarmReadyAndActive(t) // step 1 counts web's global tasks: one per node
 	cm := numbersConfigMap(t, ns)
 	stack := &swarmv1.SwarmStack{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
