@@ -401,7 +401,6 @@ func (sc *stackScope) act(ctx context.Context) error {
 	if sc.s.Spec.Suspend {
 		sc.log.V(1).Info("Suspended: leaving the swarm as it is")
 		sc.requeue(reconcile.Jitter(sc.interval))
-		sc.acted = &condFact{reason: "Suspended", msg: "Suspended: the operator writes nothing to the stack", ready: true}
 		return nil
 	}
 	if sc.rendered == nil {
@@ -479,7 +478,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 			return nil
 		}
 		sc.acted = &condFact{reason: stack.OutcomeReason(last.Outcome), stalled: true,
-			msg: fmt.Sprintf("Revision %s %s: %s", stack.ShortRev(last.Revision), stack.OutcomeWords(last.Outcome), last.Message)}
+			msg: failedRevisionMessage(last)}
 		return nil
 	}
 	cur := st.RolloutInFlight()
@@ -622,8 +621,6 @@ func (sc *stackScope) summarize() {
 		}
 		reconcile.MarkReconciling(conds, gen, sc.running.Reason,
 			fmt.Sprintf("Rolling out revision %s: %s%s", stack.ShortRev(cur.Revision), sc.running.Message, note(waiting)))
-	case sc.acted != nil && sc.acted.reason == "Suspended":
-		sc.summarizeSettled()
 	case sc.acted != nil:
 		apply(conds, gen, sc.acted)
 	case sc.input != nil:
@@ -644,7 +641,7 @@ func (sc *stackScope) summarizeSettled() {
 	case sc.rendered == nil:
 	case stack.FailedOutcome(last.Outcome) && last.Revision == st.LastAttemptedRevision:
 		reconcile.MarkFailed(conds, gen, stack.OutcomeReason(last.Outcome),
-			fmt.Sprintf("Revision %s %s: %s", stack.ShortRev(last.Revision), stack.OutcomeWords(last.Outcome), last.Message), true)
+			failedRevisionMessage(last), true)
 	case s.Spec.Suspend:
 		// Suspended, the conditions say what the last pass found, unless a rollout
 		// ended in this one.
@@ -655,6 +652,12 @@ func (sc *stackScope) summarizeSettled() {
 	default:
 		reconcile.MarkReady(conds, gen, swarmv1.ReasonSucceeded, readyMessage(s, sc.rendered))
 	}
+}
+
+// failedRevisionMessage says how the last rollout of a revision that is not written
+// again by itself ended.
+func failedRevisionMessage(last swarmv1.HistoryEntry) string {
+	return fmt.Sprintf("Revision %s %s: %s", stack.ShortRev(last.Revision), stack.OutcomeWords(last.Outcome), last.Message)
 }
 
 // apply writes one fact as the conditions.
