@@ -67,6 +67,23 @@ type Stack struct {
 	// any spec, or any secret or config data, changes.
 	Revision string
 	Warnings []string // sorted
+
+	// project and srcs are what the stack was rendered from, for checks of the
+	// compose content (internal/security) that must name the file and line.
+	project *types.Project
+	srcs    []*source
+}
+
+// Project is the merged, interpolated compose project the stack was rendered
+// from. It is shared like the Stack: treat it as immutable.
+func (st *Stack) Project() *types.Project { return st.project }
+
+// Locate names the file and line of a key of the merged project, given as its path
+// (e.g. "services", "web", "volumes", "0"): the last file that writes the whole path,
+// else the last that writes a part of it. Line is 0 when unknown.
+func (st *Stack) Locate(path ...string) (file string, line int) {
+	e := locate(st.srcs, path...)
+	return e.File, e.Line
 }
 
 // Network is a network the stack uses. External networks are only
@@ -143,6 +160,7 @@ func render(files []File, opts Options) (st *Stack, reads map[string]fileRead, e
 		return nil, nil, err
 	}
 	st.Warnings = red.strings(st.Warnings)
+	st.project, st.srcs = ld.project, ld.srcs
 	return st, c.reads, nil
 }
 
