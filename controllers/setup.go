@@ -15,6 +15,7 @@ import (
 	"github.com/swarmops/swarm-operator/controllers/swarmstack"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// stay empty: rollouts are followed by the rollout poll, and node changes by the
 	// SwarmCluster's health interval.
 	Swarms reconcile.Swarms
+	// StackSecurity is the level every SwarmStack is held to at least
+	// (--stack-security-default; the zero value is privileged) and the host paths and
+	// ports baseline allows (--stack-security-allowed-host-paths, -ports).
+	StackSecurity security.Policy
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -105,7 +110,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := (&swarmstack.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
-		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
+		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs}, Security: opts.StackSecurity,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

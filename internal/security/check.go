@@ -286,6 +286,23 @@ func (c *checker) restricted() {
 	}
 }
 
+// maxListed bounds a message: a status condition is cut at 4 KiB, and ten violations say
+// enough to start fixing.
+const maxListed = 10
+
+// Message says what level l forbids, as status, events and the CLI say it.
+func Message(l Level, vs []Violation) string {
+	parts := make([]string, 0, min(len(vs), maxListed)+1)
+	for i, v := range vs {
+		if i == maxListed {
+			parts = append(parts, fmt.Sprintf("and %d more", len(vs)-maxListed))
+			break
+		}
+		parts = append(parts, v.String())
+	}
+	return fmt.Sprintf("Security level %s forbids: %s", l, strings.Join(parts, "; "))
+}
+
 func listed(allowed []string) string {
 	if len(allowed) == 0 {
 		return " (none is allowed)"

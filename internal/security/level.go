@@ -10,6 +10,7 @@ package security
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -101,4 +102,39 @@ func Resolve(nsLabels map[string]string, operatorDefault Level, clusterLevel str
 	m.Warn = read("namespace label "+LabelWarn, nsLabels[LabelWarn])
 	m.Audit = read("namespace label "+LabelAudit, nsLabels[LabelAudit])
 	return m
+}
+
+// ParsePorts reads a comma-separated list of ports ("80,443"), as the operator's flag
+// gives it.
+func ParsePorts(s string) ([]uint32, error) {
+	var out []uint32
+	for _, f := range splitList(s) {
+		p, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || p == 0 {
+			return nil, fmt.Errorf("port %q: want a number from 1 to 65535", f)
+		}
+		out = append(out, uint32(p))
+	}
+	return out, nil
+}
+
+// ParsePaths reads a comma-separated list of absolute host paths.
+func ParsePaths(s string) ([]string, error) {
+	out := splitList(s)
+	for _, p := range out {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("host path %q is not absolute", p)
+		}
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
