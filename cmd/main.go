@@ -21,6 +21,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
 )
@@ -51,6 +52,11 @@ func runManager() int {
 	flag.StringVar(&securityDefault, "stack-security-default", "privileged", "The security level every SwarmStack is held to at least: privileged, baseline or restricted (namespace label swarm.swarmops.io/enforce and SwarmCluster spec.securityLevel may be stricter).")
 	flag.StringVar(&allowedHostPaths, "stack-security-allowed-host-paths", "", "Comma-separated host paths a baseline SwarmStack may bind-mount, with what is under them (never the Docker socket).")
 	flag.StringVar(&allowedHostPorts, "stack-security-allowed-host-ports", "", "Comma-separated ports a baseline or restricted SwarmStack may publish in host mode (e.g. 80,443).")
+	var endpointsAllowed string
+	var allowInsecure, allowUnix bool
+	flag.StringVar(&endpointsAllowed, "swarm-endpoints-allowed", "", "Comma-separated CIDRs, IP addresses, host names and *.suffixes that SwarmCluster tcp:// endpoints must match (default: any host, with mutual TLS).")
+	flag.BoolVar(&allowInsecure, "allow-insecure-swarm-endpoints", false, "Allow SwarmClusters with insecure: true (plain TCP, no TLS).")
+	flag.BoolVar(&allowUnix, "allow-unix-swarm-endpoints", false, "Allow SwarmCluster unix:// endpoints (sockets on the operator's own node).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -59,6 +65,11 @@ func runManager() int {
 	stackSecurity, err := stackSecurityPolicy(securityDefault, allowedHostPaths, allowedHostPorts)
 	if err != nil {
 		log.Error(err, "Invalid flags")
+		return 2
+	}
+	endpoints := reconcile.EndpointPolicy{AllowInsecure: allowInsecure, AllowUnix: allowUnix}
+	if endpoints.Allowed, err = reconcile.ParseEndpointsAllowed(endpointsAllowed); err != nil {
+		log.Error(err, "Invalid flags", "flag", "--swarm-endpoints-allowed")
 		return 2
 	}
 
@@ -97,6 +108,7 @@ func runManager() int {
 		WatchLabelSelector:   watchLabelSelector,
 		Artifacts:            stack.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
 		StackSecurity:        stackSecurity,
+		SwarmEndpoints:       endpoints,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1

@@ -52,6 +52,11 @@ type Options struct {
 	// (--stack-security-default; the zero value is privileged) and the host paths and
 	// ports baseline allows (--stack-security-allowed-host-paths, -ports).
 	StackSecurity security.Policy
+	// SwarmEndpoints is where SwarmClusters may point the operator: the zero value
+	// allows any tcp:// endpoint with mutual TLS and refuses insecure: true and unix://
+	// (--swarm-endpoints-allowed, --allow-insecure-swarm-endpoints,
+	// --allow-unix-swarm-endpoints). It applies to Swarms too.
+	SwarmEndpoints reconcile.EndpointPolicy
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -99,6 +104,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Swarms != nil {
 		swarms = opts.Swarms
 	}
+	swarms = reconcile.GuardedSwarms{Swarms: swarms, Policy: opts.SwarmEndpoints}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
