@@ -262,7 +262,7 @@ func publishedPort(published string) (uint32, error) {
 
 func (c *checker) restricted() {
 	s := c.svc
-	if user, _, _ := strings.Cut(s.User, ":"); user == "" || user == "root" || user == "0" {
+	if user, _, _ := strings.Cut(s.User, ":"); isRoot(user) {
 		what := fmt.Sprintf("user %q is root", s.User)
 		if s.User == "" {
 			what = "no user is set (the image's, root unless the image says otherwise)"
@@ -301,6 +301,16 @@ func Message(l Level, vs []Violation) string {
 		parts = append(parts, v.String())
 	}
 	return fmt.Sprintf("Security level %s forbids: %s", l, strings.Join(parts, "; "))
+}
+
+// isRoot: no user (the image's, root unless it says otherwise), root, or uid 0 in any
+// spelling (0, 00, +0).
+func isRoot(user string) bool {
+	user = strings.TrimSpace(user)
+	if uid, err := strconv.ParseUint(strings.TrimPrefix(user, "+"), 10, 32); err == nil {
+		return uid == 0
+	}
+	return user == "" || user == "root"
 }
 
 func listed(allowed []string) string {

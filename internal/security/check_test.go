@@ -140,6 +140,7 @@ func TestRestrictedRules(t *testing.T) {
 		"no user":              {keys: strings.Replace(good, "    user: '1000:1000'\n", "", 1), want: `compose.yaml:2: service "web": user: no user is set (the image's, root unless the image says otherwise); set a non-root user (forbidden at level restricted)`},
 		"root by name":         {keys: strings.Replace(good, "'1000:1000'", "root:users", 1), want: `compose.yaml:4: service "web": user: user "root:users" is root; set a non-root user (forbidden at level restricted)`},
 		"root by uid":          {keys: strings.Replace(good, "'1000:1000'", "'0'", 1), want: `service "web": user: user "0" is root`},
+		"root by padded uid":   {keys: strings.Replace(good, "'1000:1000'", "'000:1000'", 1), want: `service "web": user: user "000:1000" is root`},
 		"no cap_drop ALL":      {keys: strings.Replace(good, "[all]", "[NET_RAW]", 1), want: `compose.yaml:5: service "web": cap_drop: cap_drop must contain ALL (forbidden at level restricted)`},
 		"baseline cap added":   {keys: strings.Replace(good, "[net_bind_service]", "[net_bind_service, chown]", 1), want: `compose.yaml:6: service "web": cap_add: capability "chown": only NET_BIND_SERVICE may be added (forbidden at level restricted)`},
 		"writable root":        {keys: strings.Replace(good, "read_only: true", "read_only: false", 1), want: `compose.yaml:7: service "web": read_only: the root filesystem must be read-only (read_only: true) (forbidden at level restricted)`},
