@@ -207,7 +207,7 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 		sc.inputErr = crreconcile.TerminalError(errors.New(msg))
 		return
 	}
-	policyWarnings, ok := sc.checkSecurity(ctx, rendered)
+	policyWarnings, ok := sc.checkSecurity(ctx, in.Files, rendered)
 	if !ok {
 		return
 	}

@@ -46,7 +46,7 @@ func (r *Reconciler) securityModes(ctx context.Context, s *swarmv1.SwarmStack) (
 // next one, so that tightening a namespace's level never stops what runs there. It
 // returns the warnings for status (warn, and enforce on the running revision) and
 // whether the revision may be written.
-func (sc *stackScope) checkSecurity(ctx context.Context, rendered *compose.Stack) (warnings []string, ok bool) {
+func (sc *stackScope) checkSecurity(ctx context.Context, files []compose.File, rendered *compose.Stack) (warnings []string, ok bool) {
 	s, st := sc.s, &sc.s.Status
 	modes, err := sc.r.securityModes(ctx, s)
 	if err != nil {
@@ -58,7 +58,7 @@ func (sc *stackScope) checkSecurity(ctx context.Context, rendered *compose.Stack
 	check := func(mode string, l security.Level) []security.Violation {
 		p := sc.r.Security
 		p.Level = l
-		vs := security.Check(rendered, p)
+		vs := security.Check(rendered, files, p)
 		metrics.StackPolicyViolations.DeletePartialMatch(map[string]string{"namespace": s.Namespace, "stack": s.Name, "mode": mode})
 		metrics.StackPolicyViolations.WithLabelValues(s.Namespace, s.Name, mode, l.String()).Set(float64(len(vs)))
 		return vs

@@ -188,7 +188,7 @@ func checkSecurity(in []compose.File, opts compose.Options, p security.Policy, s
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
 	}
-	vs := security.Check(st, p)
+	vs := security.Check(st, in, p)
 	if len(vs) == 0 {
 		return 0
 	}

@@ -69,15 +69,23 @@ var safeSysctls = []string{
 // Check returns what in the stack's compose content the policy forbids, by service and
 // field, sorted. It reads the merged project the stack was rendered from: keys Swarm
 // ignores (privileged, devices, network_mode, pid, ipc) are refused too, so that the
-// level does not depend on what today's conversion drops.
-func Check(st *compose.Stack, p Policy) []Violation {
+// level does not depend on what today's conversion drops. files are those the stack was
+// rendered from, read again only to name the file and line of a violation.
+func Check(st *compose.Stack, files []compose.File, p Policy) []Violation {
 	proj := st.Project()
 	if p.Level == Privileged || proj == nil {
 		return nil
 	}
+	var locate compose.Locator
+	at := func(path ...string) (string, int) {
+		if locate == nil {
+			locate = compose.NewLocator(files)
+		}
+		return locate(path...)
+	}
 	var out []Violation
 	for _, key := range sortedKeys(proj.Services) {
-		c := &checker{st: st, proj: proj, key: key, svc: proj.Services[key], p: p}
+		c := &checker{locate: at, proj: proj, key: key, svc: proj.Services[key], p: p}
 		c.baseline()
 		if p.Level >= Restricted {
 			c.restricted()
@@ -88,18 +96,18 @@ func Check(st *compose.Stack, p Policy) []Violation {
 }
 
 type checker struct {
-	st   *compose.Stack
-	proj *types.Project
-	key  string
-	svc  types.ServiceConfig
-	p    Policy
-	out  []Violation
+	locate compose.Locator
+	proj   *types.Project
+	key    string
+	svc    types.ServiceConfig
+	p      Policy
+	out    []Violation
 }
 
 // add records a violation of the key at path (below the service) in the file that
 // writes it.
 func (c *checker) add(field string, at []string, format string, args ...any) {
-	file, line := c.st.Locate(append([]string{"services", c.key}, at...)...)
+	file, line := c.locate(append([]string{"services", c.key}, at...)...)
 	c.out = append(c.out, Violation{File: file, Line: line, Service: c.key, Field: field, Level: c.p.Level, Msg: fmt.Sprintf(format, args...)})
 }
 

@@ -7,7 +7,15 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 )
 
-func render(t *testing.T, files ...string) *compose.Stack {
+// stack is a rendered stack and the files it came from.
+type stack struct {
+	st    *compose.Stack
+	files []compose.File
+}
+
+func check(s stack, p Policy) []Violation { return Check(s.st, s.files, p) }
+
+func render(t *testing.T, files ...string) stack {
 	t.Helper()
 	var fs []compose.File
 	for i, f := range files {
@@ -21,7 +29,7 @@ func render(t *testing.T, files ...string) *compose.Stack {
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	return st
+	return stack{st, fs}
 }
 
 func messages(vs []Violation) []string {
@@ -94,14 +102,14 @@ func TestHostileComposeRefusedAtBaseline(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			file := "services:\n  web:\n    image: nginx\n    " + tc.svc + "\n" + tc.top + "\n"
 			st := render(t, file)
-			if got := Check(st, at(Privileged)); len(got) != 0 {
+			if got := check(st, at(Privileged)); len(got) != 0 {
 				t.Errorf("privileged refused: %v", messages(got))
 			}
-			got := messages(Check(st, at(Baseline)))
+			got := messages(check(st, at(Baseline)))
 			if len(got) != 1 || !strings.Contains(got[0], tc.want) {
 				t.Fatalf("baseline: got %q, want one containing %q", got, tc.want)
 			}
-			restricted := strings.Join(messages(Check(st, at(Restricted))), "\n")
+			restricted := strings.Join(messages(check(st, at(Restricted))), "\n")
 			if !strings.Contains(restricted, `service "web": `) || !strings.Contains(restricted, "(forbidden at level restricted)") {
 				t.Errorf("restricted did not refuse: %q", restricted)
 			}
@@ -123,7 +131,7 @@ func TestBaselineAllowsWhatItLists(t *testing.T) {
 networks: {front: {}}
 volumes: {cache: {}}
 `)
-	if got := Check(st, at(Baseline)); len(got) != 0 {
+	if got := check(st, at(Baseline)); len(got) != 0 {
 		t.Fatalf("baseline refused: %q", messages(got))
 	}
 }
@@ -149,10 +157,10 @@ func TestRestrictedRules(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			st := render(t, "services:\n  web:\n    image: nginx\n"+tc.keys)
-			if got := Check(st, at(Baseline)); len(got) != 0 {
+			if got := check(st, at(Baseline)); len(got) != 0 {
 				t.Errorf("baseline refused: %q", messages(got))
 			}
-			got := messages(Check(st, at(Restricted)))
+			got := messages(check(st, at(Restricted)))
 			if tc.want == "" {
 				if len(got) != 0 {
 					t.Fatalf("restricted refused a compliant service: %q", got)
@@ -170,7 +178,7 @@ func TestRestrictedRules(t *testing.T) {
 // that brought the forbidden key.
 func TestViolationNamesTheFileThatWritesIt(t *testing.T) {
 	st := render(t, "services:\n  web:\n    image: nginx\n", "services:\n  web:\n    cap_add: [SYS_ADMIN]\n")
-	got := messages(Check(st, at(Baseline)))
+	got := messages(check(st, at(Baseline)))
 	if len(got) != 1 || !strings.HasPrefix(got[0], `override.yaml:3: service "web": cap_add: capability "SYS_ADMIN"`) {
 		t.Fatalf("got %q", got)
 	}
