@@ -69,6 +69,9 @@ func (sc *stackScope) checkSecurity(ctx context.Context, files []compose.File, r
 	if len(enforced) > 0 {
 		msg := security.Message(modes.Enforce, enforced)
 		if newRevision {
+			for _, p := range modes.Problems {
+				msg += "; " + p // why the level is what it is, when a label was no level
+			}
 			if !isReadyWithReason(st.Conditions, swarmv1.ReasonPolicyViolation, sc.redact.Text(msg)) {
 				sc.event(corev1.EventTypeWarning, swarmv1.ReasonPolicyViolation, "%s", msg)
 			}

@@ -146,6 +146,9 @@ func TestStrictestLevelApplies(t *testing.T) {
 				}
 				return
 			}
+			if tc.label == "none" && !strings.HasSuffix(r.Message, `; namespace label swarm.swarmops.io/enforce: unknown security level "none": use one of privileged, baseline, restricted; taken as restricted`) {
+				t.Errorf("the message does not say why the level is restricted: %s", r.Message)
+			}
 			if r.Reason != swarmv1.ReasonPolicyViolation || !strings.HasPrefix(r.Message, "Security level "+tc.refused+" forbids") || e.writes() != 0 {
 				t.Fatalf("want refused at %s with nothing written, got %s: %s (%d writes)", tc.refused, r.Reason, r.Message, e.writes())
 			}

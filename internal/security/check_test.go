@@ -157,6 +157,9 @@ func TestRestrictedRules(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			st := render(t, "services:\n  web:\n    image: nginx\n"+tc.keys)
+			if got := check(st, at(Privileged)); len(got) != 0 {
+				t.Errorf("privileged refused: %q", messages(got))
+			}
 			if got := check(st, at(Baseline)); len(got) != 0 {
 				t.Errorf("baseline refused: %q", messages(got))
 			}
