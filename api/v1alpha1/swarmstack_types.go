@@ -43,6 +43,19 @@ const (
 	ReasonMaintenanceInProgress = "MaintenanceInProgress"
 	// ReasonInvalidFreeze: a freeze window cannot be read (cron, timeZone).
 	ReasonInvalidFreeze = "InvalidFreeze"
+	// ReasonPolicyViolation: the new revision's compose content breaks the security level
+	// in force (namespace label swarm.swarmops.io/enforce, the operator's
+	// --stack-security-default, the SwarmCluster's spec.securityLevel: the strictest);
+	// nothing is written and what runs keeps running. The message names file, service,
+	// field and level.
+	ReasonPolicyViolation = "PolicyViolation"
+)
+
+// Events of the security levels warn and audit (namespace labels swarm.swarmops.io/warn
+// and swarm.swarmops.io/audit): the stack deploys, the violation is reported.
+const (
+	EventPolicyWarning = "PolicyWarning"
+	EventPolicyAudit   = "PolicyAudit"
 )
 
 // ConditionPruned is present only while removing what a completed revision no longer

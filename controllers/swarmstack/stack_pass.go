@@ -207,8 +207,12 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 		sc.inputErr = crreconcile.TerminalError(errors.New(msg))
 		return
 	}
+	policyWarnings, ok := sc.checkSecurity(ctx, in.Files, rendered)
+	if !ok {
+		return
+	}
 	sc.in, sc.rendered = in, rendered
-	sc.noteWarnings(rendered.Warnings)
+	sc.noteWarnings(append(slices.Clone(rendered.Warnings), policyWarnings...))
 }
 
 // noteWarnings keeps the revision's warnings in status and announces new ones once.

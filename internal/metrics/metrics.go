@@ -83,6 +83,14 @@ var (
 		Help: "1 while the SwarmNodeMaintenance waits for SwarmStack rollouts on its cluster, else 0.",
 	}, []string{"namespace", "maintenance"})
 
+	// StackPolicyViolations is how many violations of the security level of each mode
+	// (enforce, warn, audit) a stack's rendered revision has; audit reports only here and
+	// in an event.
+	StackPolicyViolations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_stack_policy_violations",
+		Help: "Violations of the security level in force for each mode (enforce, warn, audit) by the SwarmStack's rendered revision.",
+	}, []string{"namespace", "stack", "mode", "level"})
+
 	// ServicesRebalanced counts services force-updated after a window to spread them.
 	ServicesRebalanced = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swarm_operator_services_rebalanced_total",
@@ -97,7 +105,7 @@ var vectors = []interface {
 }{
 	DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
 	ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
-	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced,
+	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced, StackPolicyViolations,
 }
 
 func init() {

@@ -21,6 +21,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 	"github.com/swarmops/swarm-operator/test/testbed"
@@ -249,7 +250,9 @@ func startSimulation(b *testing.B) *simulation {
 func (s *simulation) startOperator() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent}, testbed.OperatorOptions{})
+	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent,
+		// The simulated clusters' endpoints are unix:// names.
+		SwarmEndpoints: reconcile.EndpointPolicy{AllowUnix: true}}, testbed.OperatorOptions{})
 	if err != nil {
 		return fmt.Errorf("starting the operator: %w", err)
 	}
