@@ -71,6 +71,9 @@ type stackEnv struct {
 	loseStatusPatches int
 	// tune completes each new reconciler (an env that adds sources sets them here).
 	tune func(*Reconciler)
+	// rc is the reconcilers' client: c, with every write logged in apiWrites.
+	rc        client.Client
+	apiWrites *testenv.WriteLog
 }
 
 // stackEnvExtras is what an env adds to the API server: more kinds and indexes.
@@ -117,13 +120,15 @@ func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 	for name, fn := range extras.indexes {
 		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
-	e.c = testenv.WithIndexes(b).Build()
+	built := testenv.WithIndexes(b).Build()
+	e.c = built
+	e.rc, e.apiWrites = testenv.CountWrites(built)
 	return e
 }
 
 // reconciler is a new reconciler each time: a restart keeps nothing but what the API holds.
 func (e *stackEnv) reconciler() *Reconciler {
-	r := &Reconciler{Client: e.c, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
+	r := &Reconciler{Client: e.rc, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
 		Renderer: compose.NewCache(16), NamingKey: []byte("unit-test-key"), Recorder: e.rec, Now: e.clk.Now}
 	if e.tune != nil {
 		e.tune(r)
