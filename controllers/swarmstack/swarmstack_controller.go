@@ -409,7 +409,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexSecrets)), builder.OnlyMetadata).
 		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexClusterRef)),
 			builder.WithPredicates(clusterUsable)).
-		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(swarmEvents, swarmEventHandler)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
 	// Flux sources (new artifacts) and dependencies (turning Ready): stack_watch.go.
 	return r.watchSources(mgr, b).
