@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/metrics"
 )
 
 // inputsCompose reads every kind of input: a file from a ConfigMap and an inline one,
@@ -99,9 +101,13 @@ func TestUnchangedInputsAreNotRenderedAgain(t *testing.T) {
 		t.Fatalf("no inputs digest in status: %q", settled.InputsDigest)
 	}
 	e.apiWrites.Reset()
+	skipped := testutil.ToFloat64(metrics.StackRenders.WithLabelValues("skipped"))
 	e.passes("numbers", 3)
 	if n := renders(); n != 0 {
 		t.Fatalf("%d renders of unchanged inputs", n)
+	}
+	if n := testutil.ToFloat64(metrics.StackRenders.WithLabelValues("skipped")) - skipped; n != 3 {
+		t.Fatalf("the metric counted %v skipped renders in 3 passes", n)
 	}
 	if w := e.apiWrites.Writes(); len(w) > 0 {
 		t.Fatalf("passes that skipped the render wrote %v", w)

@@ -203,8 +203,10 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 	in.Opts.NameKey = sc.r.NamingKey
 	if rendered := sc.unchangedRevision(in); rendered != nil {
 		sc.in, sc.rendered, sc.renderSkipped = in, rendered, true
+		metrics.StackRenders.WithLabelValues("skipped").Inc()
 		return
 	}
+	metrics.StackRenders.WithLabelValues("rendered").Inc()
 	rendered, err := sc.r.Renderer.Render(in.Files, in.Opts)
 	if err != nil {
 		msg := sc.redact.Text(err.Error())
