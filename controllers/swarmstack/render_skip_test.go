@@ -185,3 +185,25 @@ func TestServiceRemovedByHandIsRenderedAndRecreated(t *testing.T) {
 		t.Fatal("the service removed by hand was not recreated")
 	}
 }
+
+// TestRetryOfTheRevisionInForceRendersAndRewritesEveryService: a retry request writes
+// every service again, which needs their full specs: the pass renders although the
+// inputs did not change, and writes the specs it rendered.
+func TestRetryOfTheRevisionInForceRendersAndRewritesEveryService(t *testing.T) {
+	e := newStackEnv(t)
+	e.deployAllInputs()
+	renders := e.renderCounter()
+	before := mustService(t, e.sw, "numbers_api")
+	e.edit("numbers", func(s *swarmv1.SwarmStack) { s.Annotations = map[string]string{swarmv1.AnnotationRetry: "1"} })
+	e.passes("numbers", 1)
+	if renders() != 1 {
+		t.Fatalf("a retry request rendered %d times, want once", renders())
+	}
+	after := mustService(t, e.sw, "numbers_api")
+	if after.Version.Index == before.Version.Index {
+		t.Fatal("the retry did not write the service again")
+	}
+	if got := after.Spec.TaskTemplate.ContainerSpec.Image; got != "numbers-api:v1" || len(after.Spec.TaskTemplate.ContainerSpec.Secrets) != 1 {
+		t.Fatalf("the retry wrote another spec: image %q, secrets %+v", got, after.Spec.TaskTemplate.ContainerSpec.Secrets)
+	}
+}
