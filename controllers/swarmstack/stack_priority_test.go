@@ -36,7 +36,7 @@ func TestSettledPassIsRequeuedAsAResync(t *testing.T) {
 	if res.RequeueAfter >= defaultStackInterval || res.Priority == nil || *res.Priority != priorityFollowUp {
 		t.Fatalf("rollout pass: requeue after %s at priority %v, want a poll at %d", res.RequeueAfter, res.Priority, priorityFollowUp)
 	}
-	if !(handler.LowPriority < priorityFollowUp && priorityFollowUp < 0) {
+	if handler.LowPriority >= priorityFollowUp || priorityFollowUp >= 0 {
 		t.Fatalf("priorities out of order: resync %d, follow-up %d, user 0", handler.LowPriority, priorityFollowUp)
 	}
 }
