@@ -61,7 +61,7 @@ func (m memSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 func (memSwarms) Forget(ktypes.NamespacedName) {}
 
 type stackEnv struct {
-	t   *testing.T
+	t   testing.TB
 	c   client.Client
 	sw  *memswarm.Swarm
 	clk *testenv.Clock
@@ -83,9 +83,9 @@ type stackEnvExtras struct {
 	indexes     map[string]client.IndexerFunc
 }
 
-func newStackEnv(t *testing.T) *stackEnv { return newStackEnvWith(t, stackEnvExtras{}) }
+func newStackEnv(t testing.TB) *stackEnv { return newStackEnvWith(t, stackEnvExtras{}) }
 
-func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
+func newStackEnvWith(t testing.TB, extras stackEnvExtras) *stackEnv {
 	t.Helper()
 	clk := testenv.NewClock()
 	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
