@@ -431,6 +431,13 @@ type SwarmStackStatus struct {
 	// LastAttemptedRevision is the revision last written to the Swarm.
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// InputsDigest identifies the inputs of the last render (compose files, variables,
+	// Secret and ConfigMap data, source artifact, operator build), the revision they
+	// rendered and that revision's services: a pass whose inputs and services on the
+	// Swarm give the same digest for the revision in force does not render again. Keyed
+	// like the revision, it confirms no guess of the data.
+	// +optional
+	InputsDigest string `json:"inputsDigest,omitempty"`
 	// +optional
 	Services []ServiceStatus `json:"services,omitempty"`
 	// History of rollouts, newest first, at most 10.

@@ -46,15 +46,8 @@ func (r *Reconciler) securityModes(ctx context.Context, s *swarmv1.SwarmStack) (
 // next one, so that tightening a namespace's level never stops what runs there. It
 // returns the warnings for status (warn, and enforce on the running revision) and
 // whether the revision may be written.
-func (sc *stackScope) checkSecurity(ctx context.Context, files []compose.File, rendered *compose.Stack) (warnings []string, ok bool) {
+func (sc *stackScope) checkSecurity(modes security.Modes, files []compose.File, rendered *compose.Stack) (warnings []string, ok bool) {
 	s, st := sc.s, &sc.s.Status
-	modes, err := sc.r.securityModes(ctx, s)
-	if err != nil {
-		// Fail closed: without the level nothing new is written; the error retries.
-		sc.input = &condFact{reason: swarmv1.ReasonPolicyViolation, msg: err.Error()}
-		sc.inputErr = err
-		return nil, false
-	}
 	check := func(mode string, l security.Level) []security.Violation {
 		p := sc.r.Security
 		p.Level = l
@@ -128,4 +121,11 @@ var securityLabelsChanged = predicate.Funcs{
 		}
 		return false
 	},
+}
+
+// policyKey names the security policy a render was checked against, for the render
+// digest: a new level or allowed list must check the revision in force again (its
+// warnings), so the pass may not skip that render.
+func policyKey(modes security.Modes, p security.Policy) string {
+	return fmt.Sprintf("%s/%s/%s %q %v %v", modes.Enforce, modes.Warn, modes.Audit, modes.Problems, p.AllowedHostPaths, p.AllowedHostPorts)
 }

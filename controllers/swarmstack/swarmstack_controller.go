@@ -419,7 +419,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A namespace's security labels decide what its stacks may run (stack_security.go).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespace), builder.OnlyMetadata,
 			builder.WithPredicates(securityLabelsChanged)).
-		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(swarmEvents, swarmEventHandler)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
 	// Flux sources (new artifacts) and dependencies (turning Ready): stack_watch.go.
 	return r.watchSources(mgr, b).

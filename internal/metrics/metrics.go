@@ -96,6 +96,13 @@ var (
 		Name: "swarm_operator_services_rebalanced_total",
 		Help: "Services a SwarmNodeMaintenance force-updated after its window to spread their tasks again.",
 	}, []string{"namespace", "maintenance"})
+
+	// StackRenders counts stack passes that rendered the compose files and those that
+	// skipped it because the inputs were those of the revision in force.
+	StackRenders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_stack_renders_total",
+		Help: "SwarmStack passes by render: rendered, or skipped (inputs unchanged since the revision in force).",
+	}, []string{"render"})
 )
 
 // vectors are every metric above, registered together and reset together.
@@ -105,7 +112,7 @@ var vectors = []interface {
 }{
 	DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
 	ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
-	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced, StackPolicyViolations,
+	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced, StackPolicyViolations, StackRenders,
 }
 
 func init() {
