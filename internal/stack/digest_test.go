@@ -33,7 +33,7 @@ func TestRenderDigestCoversWhatARenderDependsOn(t *testing.T) {
 			return RenderDigest([]byte("k"), i, "baseline", "sha256:r1", svcs)
 		},
 		"security policy": func() string { return RenderDigest([]byte("k"), in(), "restricted", "sha256:r1", svcs) },
-		"revision": func() string { return RenderDigest([]byte("k"), in(), "baseline", "sha256:r2", svcs) },
+		"revision":        func() string { return RenderDigest([]byte("k"), in(), "baseline", "sha256:r2", svcs) },
 		"services": func() string {
 			return RenderDigest([]byte("k"), in(), "baseline", "sha256:r1", []ServiceKey{{Name: "numbers_api", Hash: "sha256:12"}})
 		},
