@@ -131,16 +131,16 @@ func Revision(t *swarmv1.SwarmStackTemplate) string {
 
 // step is one step of the strategy, resolved.
 type step struct {
-	name      string
-	selector  labels.Selector
-	max       *intstr.IntOrString
-	soak      time.Duration
-	manual    bool
-	clusters  []string
-	approved  bool
-	phase     string
-	updated   int32
-	soakedAt  *metav1.Time
+	name     string
+	selector labels.Selector
+	max      *intstr.IntOrString
+	soak     time.Duration
+	manual   bool
+	clusters []string
+	approved bool
+	phase    string
+	updated  int32
+	soakedAt *metav1.Time
 }
 
 // steps resolves the strategy; AllAtOnce is one step "all" over every cluster at once.
@@ -364,7 +364,7 @@ func (p *planner) checkDeadline(cs *swarmv1.StackSetClusterStatus) {
 	if cs.Revision != p.rev || p.plan.Status.LastCompletedRevision == p.rev {
 		return
 	}
-	end := cs.WrittenAt.Add(reconcile.DurationOr(p.in.Spec.Strategy.ProgressDeadline, defaultProgressDeadline))
+	end := cs.WrittenAt.Add(p.deadline())
 	if p.in.Now.Before(end) {
 		p.requeueAt(end)
 		return
@@ -372,6 +372,10 @@ func (p *planner) checkDeadline(cs *swarmv1.StackSetClusterStatus) {
 	cs.Outcome = swarmv1.OutcomeDeadlineExceeded
 	cs.Message = fmt.Sprintf("not Ready %s after the set wrote revision %s (progressDeadline): %s",
 		end.Sub(cs.WrittenAt.Time), stack.ShortRev(p.rev), cs.Message)
+}
+
+func (p *planner) deadline() time.Duration {
+	return reconcile.DurationOr(p.in.Spec.Strategy.ProgressDeadline, defaultProgressDeadline)
 }
 
 func (p *planner) stackName(cluster string) string {
@@ -545,6 +549,9 @@ func (p *planner) write(cluster, rev string, t *swarmv1.SwarmStackTemplate) {
 	cs.Revision, cs.Outcome, cs.Ready, cs.ReadyAt = rev, swarmv1.OutcomeProgressing, false, nil
 	cs.WrittenAt = &metav1.Time{Time: p.in.Now}
 	cs.Message = "revision " + stack.ShortRev(rev) + " written"
+	if rev == p.rev && p.plan.Status.LastCompletedRevision != p.rev {
+		p.requeueAt(p.in.Now.Add(p.deadline()))
+	}
 }
 
 // giveReleaseInForce writes the last completed template to a selected cluster that has
