@@ -89,9 +89,10 @@ func writes(p Plan) string {
 	var out []string
 	for _, w := range p.Writes {
 		v := "?"
-		if w.Revision == rev4 {
+		switch w.Revision {
+		case rev4:
 			v = "v4"
-		} else if w.Revision == rev5 {
+		case rev5:
 			v = "v5"
 		}
 		if Revision(w.Template) != w.Revision {
