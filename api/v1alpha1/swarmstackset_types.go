@@ -107,8 +107,10 @@ type SwarmStackTemplate struct {
 
 // TemplateMetadata is the part of an object's metadata a template sets.
 type TemplateMetadata struct {
+	// Labels of every generated SwarmStack.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations of every generated SwarmStack.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
@@ -327,6 +329,7 @@ type SwarmStackSetSpec struct {
 
 // StackSetStepStatus is one step of the current release.
 type StackSetStepStatus struct {
+	// Name of the step (AllAtOnce: "all").
 	Name string `json:"name"`
 	// Phase: Pending, Progressing, Soaking, AwaitingApproval, Completed or Halted.
 	Phase string `json:"phase"`
@@ -376,23 +379,31 @@ type StackSetClusterStatus struct {
 
 // StackSetHistoryEntry records one release of the set.
 type StackSetHistoryEntry struct {
+	// Revision of the release: the hash of spec.template.
 	Revision string `json:"revision"`
+	// Version is spec.template.spec.version of the release.
 	// +optional
-	Version   string      `json:"version,omitempty"`
+	Version string `json:"version,omitempty"`
+	// StartedAt is when the set first saw the template.
 	StartedAt metav1.Time `json:"startedAt"`
+	// FinishedAt is when the release completed, halted or was superseded.
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// Outcome: Progressing (only the newest), Completed, Halted, RolledBack (halted and
 	// the template written back) or Superseded.
 	Outcome string `json:"outcome"`
+	// Message says why a release halted (which clusters failed).
 	// +optional
 	Message string `json:"message,omitempty"`
 }
 
 // SwarmStackSetStatus is the release's progress over the clusters.
 type SwarmStackSetStatus struct {
+	// ObservedGeneration is the generation the last finished pass planned from.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (always), Reconciling and Stalled (kstatus, only while true),
+	// Unmatched (True while selected clusters are matched by no step).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -424,6 +435,7 @@ type SwarmStackSetStatus struct {
 	// release receive.
 	// +optional
 	LastCompletedRevision string `json:"lastCompletedRevision,omitempty"`
+	// LastCompletedTemplate is the template of lastCompletedRevision.
 	// +optional
 	LastCompletedTemplate *SwarmStackTemplate `json:"lastCompletedTemplate,omitempty"`
 	// LastHandledApprove is the value of the approve annotation last acted on.
