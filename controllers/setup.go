@@ -13,6 +13,7 @@ import (
 	"github.com/swarmops/swarm-operator/controllers/swarmcluster"
 	"github.com/swarmops/swarm-operator/controllers/swarmnodemaintenance"
 	"github.com/swarmops/swarm-operator/controllers/swarmstack"
+	"github.com/swarmops/swarm-operator/controllers/swarmstackset"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/security"
@@ -122,6 +123,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&swarmnodemaintenance.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Recorder: recorder("swarmnodemaintenance-controller"), Now: opts.Now,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	// The set writes SwarmStacks and reads their status: it never opens a Swarm.
+	if err := (&swarmstackset.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder("swarmstackset-controller"),
+		// Soaks are measured from the stacks' Ready transitions, which carry real time.
+		Now: time.Now,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

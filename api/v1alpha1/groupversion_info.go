@@ -27,6 +27,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&SwarmCluster{}, &SwarmClusterList{},
 		&SwarmStack{}, &SwarmStackList{},
 		&SwarmNodeMaintenance{}, &SwarmNodeMaintenanceList{},
+		&SwarmStackSet{}, &SwarmStackSetList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -47,8 +47,8 @@ type actionTests struct {
 func kindDirs(t *testing.T) []string {
 	t.Helper()
 	dirs, err := filepath.Glob(filepath.Join(group, "*"))
-	if err != nil || len(dirs) != 3 {
-		t.Fatalf("want the three kinds under %s, got %v (%v)", group, dirs, err)
+	if err != nil || len(dirs) != 4 {
+		t.Fatalf("want the four kinds under %s, got %v (%v)", group, dirs, err)
 	}
 	return dirs
 }

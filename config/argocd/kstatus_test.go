@@ -38,6 +38,14 @@ func TestKstatusReadsOurStatuses(t *testing.T) {
 		"SwarmNodeMaintenance/testdata/completed.yaml":      status.CurrentStatus,
 		"SwarmNodeMaintenance/testdata/failed.yaml":         status.FailedStatus,
 		"SwarmNodeMaintenance/testdata/blocked.yaml":        status.InProgressStatus,
+		// SwarmStackSet: a wait for approval is a release in progress, a halt a failure.
+		"SwarmStackSet/testdata/progressing.yaml":         status.InProgressStatus,
+		"SwarmStackSet/testdata/soaking.yaml":             status.InProgressStatus,
+		"SwarmStackSet/testdata/awaiting-approval.yaml":   status.InProgressStatus,
+		"SwarmStackSet/testdata/completed.yaml":           status.CurrentStatus,
+		"SwarmStackSet/testdata/completed-unmatched.yaml": status.CurrentStatus,
+		"SwarmStackSet/testdata/halted.yaml":              status.FailedStatus,
+		"SwarmStackSet/testdata/not-observed.yaml":        status.InProgressStatus,
 	}
 	for path, want := range cases {
 		t.Run(path, func(t *testing.T) {
@@ -68,7 +76,7 @@ func TestKstatusReadsOurStatuses(t *testing.T) {
 // A SwarmCluster that a new generation has not been observed for is InProgress, and one
 // whose credentials are wrong (Stalled) is Failed, for each kind the same rule.
 func TestKstatusGenerationAndStalledForEveryKind(t *testing.T) {
-	for _, kind := range []string{"SwarmStack", "SwarmCluster", "SwarmNodeMaintenance"} {
+	for _, kind := range []string{"SwarmStack", "SwarmCluster", "SwarmNodeMaintenance", "SwarmStackSet"} {
 		obj := map[string]any{
 			"apiVersion": "swarm.swarmops.io/v1alpha1", "kind": kind,
 			"metadata": map[string]any{"name": "x", "namespace": "apps", "generation": int64(2)},

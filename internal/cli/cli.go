@@ -119,7 +119,8 @@ func NewCommand(opts Options) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-swarm",
 		Short: "Docker Swarm releases run by swarm-operator: status, history, diff and requests",
-		Long: `kubectl swarm reads and steers SwarmStacks, SwarmClusters and SwarmNodeMaintenances.
+		Long: `kubectl swarm reads and steers SwarmStacks, SwarmClusters, SwarmNodeMaintenances and
+SwarmStackSets.
 
 It reads the kubeconfig as kubectl does (--kubeconfig, --context, -n, -A). diff and tree
 reach the Swarm through the SwarmCluster's endpoints and TLS Secret: they need read access
@@ -153,6 +154,7 @@ reach the Swarm through the SwarmCluster's endpoints and TLS Secret: they need r
 	root.AddCommand(e.getCommand(g), e.treeCommand(g), e.diffCommand(g), e.historyCommand(g), e.eventsCommand(g),
 		e.reconcileCommand(g), e.suspendCommand(g, true), e.suspendCommand(g, false),
 		e.annotateCommand(g, "rollback", swarmv1.AnnotationRollback), e.annotateCommand(g, "retry", swarmv1.AnnotationRetry),
+		e.approveCommand(g),
 		renderCommand())
 	return root
 }

@@ -81,7 +81,7 @@ func newWorld(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) *wo
 		return countSpecChange(ctx, c, obj, func() error { return c.Update(ctx, obj, opts...) })
 	}
 	b := fake.NewClientBuilder().WithScheme(Scheme()).
-		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}).
+		WithStatusSubresource(&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}, &swarmv1.SwarmStackSet{}).
 		WithObjects(objs...).WithInterceptorFuncs(f)
 	return &world{t: t, c: b.Build()}
 }
@@ -573,7 +573,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, c := range []string{"get", "tree", "diff", "history", "events", "reconcile", "suspend", "resume", "rollback", "retry", "render", "completion"} {
+	for _, c := range []string{"get", "tree", "diff", "history", "events", "reconcile", "suspend", "resume", "rollback", "retry", "approve", "render", "completion"} {
 		if !strings.Contains(out, "\n  "+c+" ") {
 			t.Fatalf("--help does not list %s:\n%s", c, out)
 		}

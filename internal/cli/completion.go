@@ -49,6 +49,13 @@ func (e *env) completeNames(g *globalFlags, kind string) []string {
 				names = append(names, o.Name)
 			}
 		}
+	case "SwarmStackSet":
+		var l swarmv1.SwarmStackSetList
+		if e.c.List(ctx, &l, opts...) == nil {
+			for _, o := range l.Items {
+				names = append(names, o.Name)
+			}
+		}
 	case "SwarmNodeMaintenance":
 		var l swarmv1.SwarmNodeMaintenanceList
 		if e.c.List(ctx, &l, opts...) == nil {

@@ -26,24 +26,26 @@ var kinds = map[string]string{
 	"cluster": "SwarmCluster", "clusters": "SwarmCluster", "swarmcluster": "SwarmCluster", "swarmclusters": "SwarmCluster",
 	"maintenance": "SwarmNodeMaintenance", "maintenances": "SwarmNodeMaintenance",
 	"swarmnodemaintenance": "SwarmNodeMaintenance", "swarmnodemaintenances": "SwarmNodeMaintenance",
+	"set": "SwarmStackSet", "sets": "SwarmStackSet", "stackset": "SwarmStackSet", "stacksets": "SwarmStackSet",
+	"swarmstackset": "SwarmStackSet", "swarmstacksets": "SwarmStackSet",
 }
 
 func (e *env) getCommand(g *globalFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "get stacks|clusters|maintenances [NAME]",
-		Short: "List SwarmStacks, SwarmClusters or SwarmNodeMaintenances; one stack with its services",
+		Use:   "get stacks|clusters|maintenances|sets [NAME]",
+		Short: "List SwarmStacks, SwarmClusters, SwarmNodeMaintenances or SwarmStackSets; one stack with its services, one set with its steps, clusters and history",
 		Args:  cobra.RangeArgs(1, 2),
 		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 {
-				return []string{"stacks", "clusters", "maintenances"}, cobra.ShellCompDirectiveNoFileComp
+				return []string{"stacks", "clusters", "maintenances", "sets"}, cobra.ShellCompDirectiveNoFileComp
 			}
 			return e.completeNames(g, kinds[strings.ToLower(args[0])]), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := kinds[strings.ToLower(args[0])]
 			if !ok {
-				return withCode(ExitError, fmt.Errorf("unknown kind %q: want stacks, clusters or maintenances", args[0]))
+				return withCode(ExitError, fmt.Errorf("unknown kind %q: want stacks, clusters, maintenances or sets", args[0]))
 			}
 			if output != "" && output != "yaml" && output != "json" {
 				return withCode(ExitError, fmt.Errorf("-o %q: want yaml or json", output))
@@ -75,6 +77,8 @@ func (e *env) get(ctx context.Context, kind, name, output string) error {
 		obj, list = &swarmv1.SwarmStack{}, &swarmv1.SwarmStackList{}
 	case "SwarmCluster":
 		obj, list = &swarmv1.SwarmCluster{}, &swarmv1.SwarmClusterList{}
+	case "SwarmStackSet":
+		obj, list = &swarmv1.SwarmStackSet{}, &swarmv1.SwarmStackSetList{}
 	default:
 		obj, list = &swarmv1.SwarmNodeMaintenance{}, &swarmv1.SwarmNodeMaintenanceList{}
 	}
@@ -123,6 +127,13 @@ func (e *env) get(ctx context.Context, kind, name, output string) error {
 			}
 			row(w, ns, c.Namespace, c.Name, c.Status.Endpoint, managers, st, msg, age(c.CreationTimestamp, now))
 		}
+	case "SwarmStackSet":
+		header(w, ns, "NAME", "CLUSTERS", "STEP", "REVISION", "READY", "STATUS", "AGE")
+		for _, o := range items {
+			s := o.(*swarmv1.SwarmStackSet)
+			st, msg := readyOf(s.Status.Conditions)
+			row(w, ns, s.Namespace, s.Name, orDash(s.Status.ClustersSummary), orDash(s.Status.CurrentStep), shortRevision(s.Status.Revision), st, msg, age(s.CreationTimestamp, now))
+		}
 	default:
 		header(w, ns, "NAME", "CLUSTER", "NODES", "PHASE", "NEXT WINDOW", "AGE")
 		for _, o := range items {
@@ -143,6 +154,9 @@ func (e *env) get(ctx context.Context, kind, name, output string) error {
 	}
 	if kind == "SwarmStack" && name != "" {
 		return printServices(e.out, items[0].(*swarmv1.SwarmStack))
+	}
+	if kind == "SwarmStackSet" && name != "" {
+		return printSet(e.out, items[0].(*swarmv1.SwarmStackSet), now)
 	}
 	return nil
 }

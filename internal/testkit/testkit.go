@@ -15,7 +15,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 )
 
-// Scheme knows the built-in kinds and the operator's three kinds.
+// Scheme knows the built-in kinds and the operator's kinds.
 func Scheme(t testing.TB) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
@@ -34,7 +34,7 @@ func ClientBuilder(t testing.TB, objs ...client.Object) *fake.ClientBuilder {
 	t.Helper()
 	return fake.NewClientBuilder().
 		WithScheme(Scheme(t)).
-		WithStatusSubresource(&swarmv1.SwarmCluster{}, &swarmv1.SwarmStack{}, &swarmv1.SwarmNodeMaintenance{}).
+		WithStatusSubresource(&swarmv1.SwarmCluster{}, &swarmv1.SwarmStack{}, &swarmv1.SwarmNodeMaintenance{}, &swarmv1.SwarmStackSet{}).
 		WithObjects(objs...)
 }
 
