@@ -521,7 +521,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	retry := sc.retryRequest != ""
 	// No rollback loop: a revision that failed, or that a requested rollback took back,
 	// is not written again by itself.
-	if last := stack.LastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && writtenBackOnlyOnRequest(last.Outcome) {
+	if last := stack.LastOutcome(st.History); !retry && rendered.Revision == st.LastAttemptedRevision && last.Revision == rendered.Revision && writtenBackOnlyOnRequest(last.Outcome) {
 		sc.requeue(reconcile.Jitter(sc.interval))
 		if last.Outcome == swarmv1.OutcomeRolledBackOnRequest {
 			sc.acted = &condFact{reason: swarmv1.ReasonRolledBackOnRequest, ready: true,
@@ -605,6 +605,14 @@ func (sc *stackScope) nothingToWrite() error {
 	}
 	if st.RolloutInFlight() != nil {
 		return nil // a rollout runs: judge follows it
+	}
+	if st.LastAttemptedRevision != rendered.Revision && rendered.Revision == st.LastAppliedRevision {
+		// The spec is back on the revision in force, which a rollback (Swarm's, the
+		// stack's or a requested one) has put back on the swarm already: a person undoing
+		// a bad edit, a fleet's RollbackAll. There is no rollout to follow; following the
+		// services' rollback states as one would judge the revision rolled back.
+		st.LastAttemptedRevision = rendered.Revision
+		sc.revisionInForce = true
 	}
 	if st.LastAttemptedRevision != rendered.Revision {
 		if written, ok := stack.RevisionWrittenAt(sc.current, rendered.Revision); ok {

@@ -215,3 +215,30 @@ func TestStackRollbackPolicyRefusesAServiceWrittenTwiceInTheFailedRevision(t *te
 		t.Fatalf("history %s: %s", h.Outcome, h.Message)
 	}
 }
+
+// A fleet's RollbackAll (and a person undoing a bad edit) writes the previous release
+// back into the spec after the stack rollback already put it back on the Swarm. That
+// revision is in force: the stack says so, instead of the failed release's RolledBack.
+func TestSpecBackToTheRevisionSwarmRunsIsReady(t *testing.T) {
+	e := newStackEnv(t)
+	releaseV1(t, e, twoServices)
+	v1 := e.stack("numbers").Status.LastAppliedRevision
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v2"))
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_web")
+	e.swarmRollsBack(t, "numbers_api")
+	e.passes("numbers", 2)
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
+	e.sw.ConvergeAll()
+
+	before := e.writes()
+	e.release(twoServices)
+	e.passes("numbers", 3)
+	if w := e.sw.Writes()[before:]; len(w) > 0 {
+		t.Errorf("wrote the revision Swarm already runs: %+v", w)
+	}
+	s := e.stack("numbers")
+	if r := e.ready("numbers"); r.Status != "True" || s.Status.LastAppliedRevision != v1 {
+		t.Fatalf("spec back on v1, which Swarm runs: Ready=%s %s %q, lastApplied %s want %s", r.Status, r.Reason, r.Message, s.Status.LastAppliedRevision, v1)
+	}
+}
