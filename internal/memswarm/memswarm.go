@@ -77,7 +77,10 @@ type Swarm struct {
 	networks map[string]*netObj
 	secrets  map[string]*swarmtypes.Secret
 	configs  map[string]*swarmtypes.Config
-	current  string // hostname of the manager Conn would talk to
+	// secretData is what each secret was created with, by name: the port never reads it
+	// back (Swarm does not), a test does through SecretData.
+	secretData map[string][]byte
+	current    string // hostname of the manager Conn would talk to
 
 	calls  []Call
 	counts map[Op]int

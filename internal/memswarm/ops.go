@@ -623,6 +623,10 @@ func (m *Swarm) CreateSecret(ctx context.Context, spec swarmtypes.SecretSpec) (s
 		}
 		s := &swarmtypes.Secret{ID: m.newID("secret"), Spec: clone(spec)}
 		s.Spec.Data = nil // Swarm never gives the data back
+		if m.secretData == nil {
+			m.secretData = map[string][]byte{}
+		}
+		m.secretData[spec.Name] = append([]byte(nil), spec.Data...) // for SecretData, tests only
 		s.Version, s.CreatedAt = m.nextVersion()
 		s.UpdatedAt = s.CreatedAt
 		m.secrets[spec.Name] = s
