@@ -71,7 +71,8 @@ func (e *sourceEnv) decryptingStack(keys map[string][]byte) {
 	})
 }
 
-// assertNowhere searches every channel the operator speaks on for the planted value.
+// assertNowhere searches every channel the operator speaks on for the planted value:
+// status, Kubernetes events and notifications (events), logs and returned errors.
 func (e *sourceEnv) assertNowhere(logs *bytes.Buffer, errs []error, events []string) {
 	e.t.Helper()
 	if !strings.Contains(logs.String(), "numbers") {
@@ -93,6 +94,7 @@ func TestSopsEncryptedSecretAndEnvFileAreDecryptedAndNeverShown(t *testing.T) {
 	files := encryptedFiles(func(name, plain string) string { return string(testkit.SopsEncrypt(t, name, []byte(plain), mk)) })
 	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", files, nil), metav1.ConditionTrue)
 	e.decryptingStack(map[string][]byte{"prod.agekey": []byte(identity)})
+	rcv := receiveNotifications(t, e)
 	var logs bytes.Buffer
 	errs := e.loggedPasses("numbers", 2, &logs)
 	e.sw.ConvergeAll()
@@ -110,7 +112,10 @@ func TestSopsEncryptedSecretAndEnvFileAreDecryptedAndNeverShown(t *testing.T) {
 	if data, ok := e.sw.SecretData(secrets[0].Name); !ok || string(data) != plantedSecret {
 		t.Fatalf("the Swarm secret holds %q, want the decrypted value", data)
 	}
-	e.assertNowhere(&logs, errs, e.events())
+	if len(rcv.bodies) != 2 {
+		t.Fatalf("notifications %q, want the start and the completion", rcv.bodies)
+	}
+	e.assertNowhere(&logs, errs, append(e.events(), rcv.bodies...))
 }
 
 func TestSopsFileNoKeyOpensIsDecryptionFailedAndWritesNothing(t *testing.T) {

@@ -66,6 +66,9 @@ type Reconciler struct {
 	Now        func() time.Time
 	// Sources reads the Flux sources of spec.sourceRef (internal/stack/source.go).
 	Sources stack.Sources
+	// Notifier, when set (--events-addr), sends each rollout's start and outcome to
+	// Flux's notification-controller (stack_notify.go).
+	Notifier Notifier
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -77,11 +80,12 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return reconcile.Lifecycle[*swarmv1.SwarmStack]{
 		Client: r.Client, APIReader: r.APIReader, Finalizer: stackFinalizer,
-		NewObject: func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
-		Status:    func(s *swarmv1.SwarmStack) any { return s.Status },
-		Observed:  func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
-		Normal:    r.reconcileNormal,
-		Remove:    r.reconcileDelete,
+		NewObject:    func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
+		Status:       func(s *swarmv1.SwarmStack) any { return s.Status },
+		Observed:     func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
+		Normal:       r.reconcileNormal,
+		Remove:       r.reconcileDelete,
+		AfterPersist: r.notify,
 	}.Reconcile(ctx, req)
 }
 
