@@ -110,3 +110,27 @@ func TestNotificationsOfACompletedAndARolledBackReleaseArriveOnceWithRevisionAnd
 		t.Errorf("the rolled-back notification names stack revision %s, history %s", rev, stack.Status.History[0].Revision)
 	}
 }
+
+// TestNotificationIsSentOnceWhenTheStatusPatchConflicts: the pass that wrote a revision
+// loses its status patch to a conflict and runs again; the start is announced once, for
+// the status that was stored.
+func TestNotificationIsSentOnceWhenTheStatusPatchConflicts(t *testing.T) {
+	e := newSourceEnv(t)
+	rcv := receiveNotifications(t, e)
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.sourceStack("numbers")
+	e.conflictStatusPatches = 1 // the first pass's: it writes the revision
+	e.passes("numbers", 3)
+	if e.image("numbers_api") != "numbers-api:v1" || e.conflictStatusPatches != 0 {
+		t.Fatalf("the pass did not write, or no patch conflicted: image %q", e.image("numbers_api"))
+	}
+	var starts int
+	for _, ev := range rcv.received() {
+		if ev.Reason == swarmv1.EventRolloutStarted {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Fatalf("%d RolloutStarted notifications, want 1", starts)
+	}
+}
