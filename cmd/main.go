@@ -36,7 +36,7 @@ func main() {
 func runManager() int {
 	var metricsAddr, probeAddr string
 	var leaderElect, secureMetrics, enableHTTP2, noCrossNamespaceRefs bool
-	var artifactDir string
+	var artifactDir, eventsAddr string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health probe endpoint.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica writes to the swarms.")
@@ -44,6 +44,7 @@ func runManager() int {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off because of HTTP/2 rapid-reset CVEs).")
 	flag.BoolVar(&noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse SwarmStack sourceRef and dependsOn in another namespace than the stack's.")
 	flag.StringVar(&artifactDir, "artifact-dir", "", "Directory that keeps unpacked Flux source artifacts (default a new temporary directory).")
+	flag.StringVar(&eventsAddr, "events-addr", "", "Address of Flux's notification-controller (e.g. http://notification-controller.flux-system.svc.cluster.local./): each rollout's start and outcome is posted there.")
 	var concurrent int
 	var watchLabelSelector string
 	flag.IntVar(&concurrent, "concurrent", controllers.DefaultConcurrent, "How many SwarmStacks and SwarmClusters are reconciled at once (maintenances: one at a time).")
@@ -109,6 +110,7 @@ func runManager() int {
 		Artifacts:            stack.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
 		StackSecurity:        stackSecurity,
 		SwarmEndpoints:       endpoints,
+		EventsAddr:           eventsAddr,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
+	fluxevents "github.com/fluxcd/pkg/runtime/events"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	ktypes "k8s.io/apimachinery/pkg/types"
@@ -43,6 +45,9 @@ type Options struct {
 	// Artifacts tunes how Flux source artifacts are fetched and kept; its HostOverride
 	// defaults to $SOURCE_CONTROLLER_LOCALHOST.
 	Artifacts stack.ArtifactStoreOptions
+	// EventsAddr is the address of Flux's notification-controller (--events-addr, as in
+	// Flux's controllers): each rollout's start and outcome is posted there. Empty: none.
+	EventsAddr string
 	// Swarms opens the swarm a SwarmCluster names; nil (production) means Docker
 	// connections pooled by the Hub. For simulations and tests only, which put
 	// in-memory swarms (internal/memswarm) behind it. The Hub's event streams then
@@ -114,10 +119,22 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	var notifier swarmstack.Notifier
+	if opts.EventsAddr != "" {
+		// Webhook only: the Kubernetes events are the recorder's above, written as before.
+		n, err := fluxevents.NewRecorder(mgr.GetLogger().WithName("notifications"), opts.EventsAddr, "swarm-operator",
+			fluxevents.WithScheme(mgr.GetScheme()))
+		if err != nil {
+			return fmt.Errorf("--events-addr: %w", err)
+		}
+		notifier = n
+	}
 	if err := (&swarmstack.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
-		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs}, Security: opts.StackSecurity,
+		Sources:  stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
+		Security: opts.StackSecurity,
+		Notifier: notifier,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -21,6 +21,9 @@ const (
 	// Ready, or its artifact could not be fetched or verified; the last applied revision
 	// keeps running.
 	ReasonSourceNotReady = "SourceNotReady"
+	// ReasonDecryptionFailed: a file of the source artifact is encrypted with SOPS and no
+	// key of spec.decryption opens it (or its MAC does not match); nothing is written.
+	ReasonDecryptionFailed = "DecryptionFailed"
 	// ReasonDependencyNotReady: a new revision waits until the SwarmStacks of
 	// spec.dependsOn are Ready for their current generation (and those reading the same
 	// spec.sourceRef have applied the source revision about to be applied), or they form
@@ -241,6 +244,12 @@ type SwarmStackSpec struct {
 	// first -f file). Its artifact revision is recorded in status and history.
 	// +optional
 	SourceRef *SourceReference `json:"sourceRef,omitempty"`
+
+	// Decryption decrypts SOPS-encrypted files read from the source artifact (file: of
+	// secrets and configs, env_file:) in memory, as Flux's kustomize-controller does.
+	// Without it an encrypted file is refused (reason DecryptionFailed).
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
 
 	// DependsOn lists SwarmStacks that must be Ready for their current generation before
 	// a new revision of this one is written (reason DependencyNotReady while waiting). A
@@ -489,4 +498,16 @@ type SwarmStackList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SwarmStack `json:"items"`
+}
+
+// Decryption says how files of the source artifact are decrypted, with Flux's names.
+type Decryption struct {
+	// Provider of the encryption; sops is the one there is.
+	// +kubebuilder:validation:Enum=sops
+	Provider string `json:"provider"`
+
+	// SecretRef names a Secret in the stack's namespace holding the private keys: keys
+	// ending in .agekey hold age identities, keys ending in .asc armored PGP private keys.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }

@@ -141,6 +141,11 @@ type SwarmStackTemplateSpec struct {
 	// +optional
 	SourceRef *SourceReference `json:"sourceRef,omitempty"`
 
+	// Decryption decrypts SOPS-encrypted files read from the source artifact, as the
+	// SwarmStack's spec.decryption.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+
 	// DependsOn lists SwarmStacks that must be Ready for their current generation before
 	// a new revision of this one is written (reason DependencyNotReady while waiting). A
 	// dependency that reads the same spec.sourceRef must also have applied the source

@@ -215,6 +215,17 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 	}
 	metrics.StackRenders.WithLabelValues("rendered").Inc()
 	rendered, err := sc.r.Renderer.Render(in.Files, in.Opts)
+	// Values of the files decrypted while rendering, before any message is written.
+	sc.redact.Add(in.Sensitive...)
+	if derr := in.DecryptionFailure(); derr != nil {
+		// Not Stalled: a key added to the Secret, or the next commit, can open the file.
+		msg := sc.redact.Text(derr.Error())
+		if !isReadyWithReason(st.Conditions, swarmv1.ReasonDecryptionFailed, msg) {
+			sc.event(corev1.EventTypeWarning, swarmv1.ReasonDecryptionFailed, "%s", msg)
+		}
+		sc.input = &condFact{reason: swarmv1.ReasonDecryptionFailed, msg: msg}
+		return
+	}
 	if err != nil {
 		msg := sc.redact.Text(err.Error())
 		if !isReadyWithReason(st.Conditions, swarmv1.ReasonComposeInvalid, msg) {

@@ -389,3 +389,90 @@ func TestSourceWatchFindsTheStacksOfASource(t *testing.T) {
 		t.Fatalf("an OCIRepository of the same name is another source: %v", got)
 	}
 }
+
+// releaseFromSource rolls commit 1111 (numbers-api:v1) out and lets it complete.
+func (e *sourceEnv) releaseFromSource() {
+	e.t.Helper()
+	e.gitRepo(stackNS, "platform", e.srv.Publish(e.t, "platform", "main@sha1:1111", sourceFiles("numbers-api:v1"), nil), metav1.ConditionTrue)
+	e.sourceStack("numbers")
+	e.passes("numbers", 2)
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+}
+
+// TestSourceRolledBackRevisionIsNotWrittenAgainByALaterCommit: the revision is what the
+// stack renders, not the commit. A later commit that renders the rolled-back stack again
+// (it touched only other files) writes nothing, records nothing and keeps RolledBack.
+func TestSourceRolledBackRevisionIsNotWrittenAgainByALaterCommit(t *testing.T) {
+	e := newSourceEnv(t)
+	e.releaseFromSource()
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:2222", sourceFiles("numbers-api:v2"), nil), metav1.ConditionTrue)
+	e.passes("numbers", 1)
+	e.swarmRollsBack(t, "numbers_api")
+	e.sw.ConvergeAll()
+	e.passes("numbers", 3)
+	e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonRolledBack)
+	before := e.stack("numbers").Status
+	writes := e.writes()
+	e.events()
+
+	files := sourceFiles("numbers-api:v2")
+	files["stacks/other/docker-compose.yml"] = "services: {other: {image: other:v2}}\n"
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:3333", files, nil), metav1.ConditionTrue)
+	e.clk.Advance(time.Hour)
+	e.passes("numbers", 3)
+	if w := e.sw.Writes()[writes:]; len(w) > 0 {
+		t.Fatalf("the rolled-back revision was written again for commit 3333: %+v", w)
+	}
+	e.mustReady("numbers", metav1.ConditionFalse, swarmv1.ReasonRolledBack)
+	after := e.stack("numbers").Status
+	if len(after.History) != len(before.History) || after.History[0].SourceRevision != "main@sha1:2222" {
+		t.Fatalf("history changed: %+v, was %+v", after.History, before.History)
+	}
+	if after.LastAppliedSourceRevision != "main@sha1:1111" {
+		t.Fatalf("lastAppliedSourceRevision %q, want the commit still running", after.LastAppliedSourceRevision)
+	}
+	for _, ev := range e.events() {
+		if strings.Contains(ev, swarmv1.EventRolloutStarted) {
+			t.Fatalf("a rollout was announced: %s", ev)
+		}
+	}
+	// A commit that really changes the stack is written.
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:4444", sourceFiles("numbers-api:v3"), nil), metav1.ConditionTrue)
+	e.passes("numbers", 1)
+	if got := e.image("numbers_api"); got != "numbers-api:v3" {
+		t.Fatalf("the next real change was not written: %s", got)
+	}
+}
+
+// TestSourceCommitThatTouchesNoFileOfTheStackRestartsAndRecordsNothing: a commit to
+// another stack's files (Portainer #10986 redeploys every stack of a repository on any
+// commit) writes nothing, adds no history entry and announces no rollout; only the
+// source revision in force moves on.
+func TestSourceCommitThatTouchesNoFileOfTheStackRestartsAndRecordsNothing(t *testing.T) {
+	e := newSourceEnv(t)
+	e.releaseFromSource()
+	before := e.stack("numbers").Status
+	writes := e.writes()
+	e.events()
+
+	files := sourceFiles("numbers-api:v1")
+	files["stacks/other/docker-compose.yml"] = "services: {other: {image: other:v2}}\n"
+	e.gitRepo(stackNS, "platform", e.srv.Publish(t, "platform", "main@sha1:2222", files, nil), metav1.ConditionTrue)
+	e.passes("numbers", 3)
+	if w := e.sw.Writes()[writes:]; len(w) > 0 {
+		t.Fatalf("a commit to another stack wrote to this one: %+v", w)
+	}
+	after := e.stack("numbers").Status
+	if len(after.History) != len(before.History) || after.LastAppliedRevision != before.LastAppliedRevision {
+		t.Fatalf("recorded: history %+v (was %+v), revision %s (was %s)", after.History, before.History, after.LastAppliedRevision, before.LastAppliedRevision)
+	}
+	if after.LastAppliedSourceRevision != "main@sha1:2222" {
+		t.Fatalf("lastAppliedSourceRevision %q", after.LastAppliedSourceRevision)
+	}
+	if evs := e.events(); len(evs) > 0 {
+		t.Fatalf("events for a commit that changed nothing of the stack: %v", evs)
+	}
+	e.mustReady("numbers", metav1.ConditionTrue, swarmv1.ReasonSucceeded)
+}

@@ -69,6 +69,9 @@ type stackEnv struct {
 	// loseStatusPatches drops that many status patches after they reached the "server"
 	// side of the pass: a crash between the Swarm write and the status write.
 	loseStatusPatches int
+	// conflictStatusPatches answers that many status patches with a conflict, as the API
+	// server does when the object changed since the pass read it.
+	conflictStatusPatches int
 	// tune completes each new reconciler (an env that adds sources sets them here).
 	tune func(*Reconciler)
 	// rc is the reconcilers' client: c, with every write logged in apiWrites.
@@ -114,6 +117,10 @@ func newStackEnvWith(t testing.TB, extras stackEnvExtras) *stackEnv {
 			if e.loseStatusPatches > 0 {
 				e.loseStatusPatches--
 				return nil
+			}
+			if e.conflictStatusPatches > 0 {
+				e.conflictStatusPatches--
+				return apierrors.NewConflict(swarmv1.GroupVersion.WithResource("swarmstacks").GroupResource(), obj.GetName(), errors.New("the object has been modified"))
 			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		}})

@@ -71,6 +71,9 @@ type Reconciler struct {
 	// least (--stack-security-default) and the host paths and ports baseline allows
 	// (stack_security.go).
 	Security security.Policy
+	// Notifier, when set (--events-addr), sends each rollout's start and outcome to
+	// Flux's notification-controller (stack_notify.go).
+	Notifier Notifier
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
@@ -83,11 +86,12 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return reconcile.Lifecycle[*swarmv1.SwarmStack]{
 		Client: r.Client, APIReader: r.APIReader, Finalizer: stackFinalizer,
-		NewObject: func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
-		Status:    func(s *swarmv1.SwarmStack) any { return s.Status },
-		Observed:  func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
-		Normal:    r.reconcileNormal,
-		Remove:    r.reconcileDelete,
+		NewObject:    func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },
+		Status:       func(s *swarmv1.SwarmStack) any { return s.Status },
+		Observed:     func(s *swarmv1.SwarmStack) { s.Status.ObservedGeneration = s.Generation },
+		Normal:       r.reconcileNormal,
+		Remove:       r.reconcileDelete,
+		AfterPersist: r.notify,
 	}.Reconcile(ctx, req)
 }
 

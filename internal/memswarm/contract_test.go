@@ -332,6 +332,7 @@ var scenarios = []struct {
 	{"StackServices", scenarioStackServices},
 	{"NodesAndTasks", scenarioNodesAndTasks},
 	{"Objects", scenarioObjects},
+	{"ImageReferences", scenarioImageReferences},
 }
 
 func TestContract(t *testing.T) {
@@ -511,6 +512,34 @@ func scenarioServiceErrors(t *testing.T, b *backend) {
 	if err := b.sw.RemoveService(ctx, s.ID); err != nil {
 		t.Fatalf("removing it again: %v", err)
 	}
+}
+
+// scenarioImageReferences: the image reference as Swarm stores it after Docker's client
+// wrote it: :latest added to a bare name, a pinned digest kept as written, and a write
+// that resolves images against a registry it cannot reach (the sandbox reaches none, nor
+// does memswarm without Registry) keeping the tag, with the client's warning.
+func scenarioImageReferences(t *testing.T, b *backend) {
+	ctx := context.Background()
+	pinned := "numbers-api:v1@sha256:" + strings.Repeat("a", 64)
+	bare := b.create(t, testSpec("ct-img-bare", "numbers-api", 0, nil))
+	b.observe("image/bare name", bare.Spec.TaskTemplate.ContainerSpec.Image)
+	b.observe("image/pinned", b.create(t, testSpec("ct-img-pinned", pinned, 0, nil)).Spec.TaskTemplate.ContainerSpec.Image)
+	spec := testSpec("ct-img-resolve", "docker.io/library/numbers-api:v1", 0, nil)
+	res, err := b.sw.CreateService(ctx, swarm.ServiceWrite{Spec: spec, QueryRegistry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.sw.RemoveService(context.Background(), res.ID) })
+	b.observe("image/unresolvable create warnings", res.Warnings)
+	svc := b.service(t, "ct-img-resolve")
+	b.observe("image/unresolvable", svc.Spec.TaskTemplate.ContainerSpec.Image)
+	b.observe("image/unresolvable placement", svc.Spec.TaskTemplate.Placement)
+	res, err = b.sw.UpdateService(ctx, swarm.ServiceWrite{ID: svc.ID, Version: svc.Version, Spec: testSpec("ct-img-resolve", pinned, 0, nil), QueryRegistry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.observe("image/unresolvable pinned update warnings", res.Warnings)
+	b.observe("image/unresolvable pinned", b.service(t, "ct-img-resolve").Spec.TaskTemplate.ContainerSpec.Image)
 }
 
 // scenarioStackServices: the stack label filter, order by name, task counts.

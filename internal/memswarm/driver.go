@@ -423,3 +423,12 @@ func (m *Swarm) evacuateDrained() {
 		}
 	}
 }
+
+// SecretData is the data the secret of that name was created with: a test's view of
+// what reached the Swarm, which Swarm itself never gives back.
+func (m *Swarm) SecretData(name string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.secretData[name]
+	return d, ok
+}

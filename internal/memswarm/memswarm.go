@@ -20,8 +20,9 @@
 // What it does not: there is no scheduler, orchestrator nor updater. Tasks exist only
 // where the test places them (AddTask), a rollout moves only when the test says so
 // (SetUpdateState, SetRunning, Converge, or AutoConverge), and a drained node keeps its
-// tasks until EvacuateDrained. Placement constraints, resources, ports, VIPs, image
-// resolution and registry auth are not looked at. Job services count 0 desired tasks.
+// tasks until EvacuateDrained. Placement constraints, resources, ports, VIPs and registry
+// auth are not looked at; image references are written as Docker's client writes them
+// (:latest added, a digest pinned from Registry when the write resolves images). Job services count 0 desired tasks.
 package memswarm
 
 import (
@@ -62,6 +63,10 @@ type Swarm struct {
 	// StartUpdates, as a busy manager's updater picks it up seconds later: Swarm clears
 	// the status on the write and sets it only once the updater starts.
 	LaggingUpdater bool
+	// Registry is what a registry answers to a write that resolves images
+	// (QueryRegistry), by familiar reference ("numbers-api:v1"). Without an entry the
+	// write keeps the tag and warns, as on a Swarm that cannot reach its registry.
+	Registry map[string]RegistryImage
 
 	mu       sync.Mutex
 	index    uint64 // last version handed out; shared by all objects like Raft's index
@@ -72,7 +77,10 @@ type Swarm struct {
 	networks map[string]*netObj
 	secrets  map[string]*swarmtypes.Secret
 	configs  map[string]*swarmtypes.Config
-	current  string // hostname of the manager Conn would talk to
+	// secretData is what each secret was created with, by name: the port never reads it
+	// back (Swarm does not), a test does through SecretData.
+	secretData map[string][]byte
+	current    string // hostname of the manager Conn would talk to
 
 	calls  []Call
 	counts map[Op]int

@@ -235,9 +235,14 @@ func (m *Swarm) CreateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 	err := m.run(ctx, OpCreateService, w.Spec.Name, func() error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		spec, err := m.checkSpec(w.Spec)
+		in := clone(w.Spec)
+		warning := m.clientSideImage(&in, w.QueryRegistry)
+		spec, err := m.checkSpec(in)
 		if err != nil {
 			return err
+		}
+		if warning != "" {
+			res.Warnings = append(res.Warnings, warning)
 		}
 		if _, taken := m.services[spec.Name]; taken {
 			return errdefs.Conflict(fmt.Errorf("rpc error: code = AlreadyExists desc = name conflicts with an existing object: service %s already exists", spec.Name))
@@ -248,7 +253,7 @@ func (m *Swarm) CreateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		s.Version, s.CreatedAt = m.nextVersion()
 		s.UpdatedAt = s.CreatedAt
 		m.services[spec.Name] = s
-		res = swarm.WriteResult{ID: s.ID}
+		res.ID = s.ID
 		m.afterWrite()
 		return nil
 	})
@@ -324,9 +329,14 @@ func (m *Swarm) UpdateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		if s.Version.Index != w.Version.Index {
 			return outOfSequence()
 		}
-		spec, err := m.checkSpec(w.Spec)
+		in := clone(w.Spec)
+		warning := m.clientSideImage(&in, w.QueryRegistry)
+		spec, err := m.checkSpec(in)
 		if err != nil {
 			return err
+		}
+		if warning != "" {
+			res.Warnings = append(res.Warnings, warning)
 		}
 		if spec.Name != s.Spec.Name {
 			return errdefs.NotImplemented(errors.New("rpc error: code = Unimplemented desc = renaming services is not supported"))
@@ -613,6 +623,10 @@ func (m *Swarm) CreateSecret(ctx context.Context, spec swarmtypes.SecretSpec) (s
 		}
 		s := &swarmtypes.Secret{ID: m.newID("secret"), Spec: clone(spec)}
 		s.Spec.Data = nil // Swarm never gives the data back
+		if m.secretData == nil {
+			m.secretData = map[string][]byte{}
+		}
+		m.secretData[spec.Name] = append([]byte(nil), spec.Data...) // for SecretData, tests only
 		s.Version, s.CreatedAt = m.nextVersion()
 		s.UpdatedAt = s.CreatedAt
 		m.secrets[spec.Name] = s

@@ -45,6 +45,9 @@ var StackIndexes = map[string]client.IndexerFunc{
 		if s.Spec.RegistryAuth != nil {
 			names = append(names, s.Spec.RegistryAuth.SecretRef.Name)
 		}
+		if d := s.Spec.Decryption; d != nil && d.SecretRef != nil {
+			names = append(names, d.SecretRef.Name)
+		}
 		return names
 	},
 }

@@ -29,6 +29,10 @@ type Lifecycle[T client.Object] struct {
 	Remove func(ctx context.Context, obj T) (result ctrl.Result, done bool, err error)
 	// afterPass sees the status before and after a normal pass (events, metrics).
 	AfterPass func(before, after T)
+	// AfterPersist sees the status before and after a normal pass once the changed
+	// status is stored: what is announced outside the cluster (notifications) follows
+	// what status holds, once, even when a conflict makes a pass run again.
+	AfterPersist func(before, after T)
 }
 
 func (l Lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -64,7 +68,12 @@ func (l Lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Res
 	if l.AfterPass != nil {
 		l.AfterPass(before, obj)
 	}
-	return l.persist(ctx, obj, before, result, err)
+	changed := StatusChanged(l.Status(before), l.Status(obj))
+	perr := patchStatus(ctx, l.Client, obj, before, changed)
+	if changed && perr == nil && l.AfterPersist != nil {
+		l.AfterPersist(before, obj)
+	}
+	return persistResult(perr, result, err)
 }
 
 // persist writes the status when the pass changed it (PersistStatus).
@@ -72,15 +81,23 @@ func (l Lifecycle[T]) persist(ctx context.Context, obj, before T, result ctrl.Re
 	return PersistStatus(ctx, l.Client, obj, before, StatusChanged(l.Status(before), l.Status(obj)), result, err)
 }
 
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, changed bool) error {
+	if !changed {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
 // PersistStatus patches the status when it changed. The patch carries the
 // resourceVersion the pass read: if someone wrote the object meanwhile, the pass decided
 // on old facts, so its status is dropped and the object reconciled again at once. Every
 // kind persists through here, so none overwrites a status it did not read.
 func PersistStatus(ctx context.Context, c client.Client, obj, before client.Object, changed bool, result ctrl.Result, err error) (ctrl.Result, error) {
-	if !changed {
-		return result, err
-	}
-	perr := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	return persistResult(patchStatus(ctx, c, obj, before, changed), result, err)
+}
+
+// persistResult is the pass's result once its status patch answered perr.
+func persistResult(perr error, result ctrl.Result, err error) (ctrl.Result, error) {
 	switch {
 	case perr == nil:
 		return result, err

@@ -49,6 +49,12 @@ func alignWithRunning(want, running swarmtypes.ServiceSpec, opts alignOptions) s
 	out := CloneSpec(want)
 	if ws, rs := out.TaskTemplate.ContainerSpec, running.TaskTemplate.ContainerSpec; ws != nil && rs != nil {
 		if sameImage(ws.Image, rs.Image, opts.keepDigest) {
+			if opts.keepDigest && pinned(rs.Image) {
+				// The registry lookup that pinned the digest set the image's platforms as
+				// placement too; writing them away would restart every task. (A write that
+				// asks the registry gets them from its own lookup.)
+				keepPlatforms(&out.TaskTemplate, running.TaskTemplate)
+			}
 			ws.Image = rs.Image
 		}
 		if ws.Dir != rs.Dir && ws.Dir != "" && rs.Dir != "" && path.Clean(ws.Dir) == path.Clean(rs.Dir) {
@@ -212,9 +218,13 @@ func constraintKey(c string) string {
 }
 
 // sameImage tells whether two image references run the same image: "redis",
-// "redis:latest" and "docker.io/library/redis:latest" do. Digests on both must match; a
-// digest only the running image has (pinned by docker stack deploy's registry lookup)
-// counts as the same image when keepDigest is set and the tags agree.
+// "redis:latest" and "docker.io/library/redis:latest" do. With digests on both, the
+// digests decide and tags do not ("redis:7@sha256:x" is "redis:latest@sha256:x", what
+// an image automation pinning a digest Swarm had resolved writes); a digest only the
+// running image has (pinned by a registry lookup: docker stack deploy's, or
+// resolveImage's) counts as the same image when keepDigest is set and the tags agree.
+// A digest only want names is a change: which digest the running tag is at is unknown
+// without asking the registry.
 func sameImage(want, running string, keepDigest bool) bool {
 	if want == running {
 		return true
@@ -233,6 +243,29 @@ func sameImage(want, running string, keepDigest bool) bool {
 		return false
 	}
 	return tagOf(w) == tagOf(r)
+}
+
+// pinned tells whether an image reference names a digest.
+func pinned(image string) bool {
+	n, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return false
+	}
+	_, ok := n.(reference.Digested)
+	return ok
+}
+
+// keepPlatforms gives want running's placement platforms when want names none.
+func keepPlatforms(want *swarmtypes.TaskSpec, running swarmtypes.TaskSpec) {
+	if running.Placement == nil || len(running.Placement.Platforms) == 0 {
+		return
+	}
+	if want.Placement == nil {
+		want.Placement = &swarmtypes.Placement{}
+	}
+	if len(want.Placement.Platforms) == 0 {
+		want.Placement.Platforms = slices.Clone(running.Placement.Platforms)
+	}
 }
 
 // tagOf is a reference's tag, latest when it names none.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -232,5 +233,68 @@ func expect(ok bool, format string, args ...any) string {
 func imageIs(image string) func(swarmtypes.ServiceSpec) string {
 	return func(g swarmtypes.ServiceSpec) string {
 		return expect(g.TaskTemplate.ContainerSpec.Image == image, "image %s, want %s", g.TaskTemplate.ContainerSpec.Image, image)
+	}
+}
+
+// TestImagesNamingTheSameDigestAreEqual: a tag, the tag with its digest, and the tag as
+// Swarm resolved it are one image when they name the same digest (no false rollout,
+// doco-cd #830), and another digest is a change.
+func TestImagesNamingTheSameDigestAreEqual(t *testing.T) {
+	a, b := "@sha256:"+strings.Repeat("a", 64), "@sha256:"+strings.Repeat("b", 64)
+	cases := []struct {
+		want, running string
+		keepDigest    bool
+		same          bool
+	}{
+		{"redis:7", "redis:7", false, true},
+		{"redis:7" + a, "redis:7" + a, false, true},
+		{"docker.io/library/redis:7" + a, "redis:7" + a, false, true},
+		// Swarm resolved the tag when it was written; no registry is asked now.
+		{"redis:7", "redis:7" + a, true, true},
+		{"redis", "redis:latest" + a, true, true},
+		// Asking the registry again (resolveImage) writes the tag for Swarm to resolve.
+		{"redis:7", "redis:7" + a, false, false},
+		// An image automation pinned the digest Swarm had resolved; the tag moved on.
+		{"redis:7" + a, "redis:7" + a, true, true},
+		{"redis:7.2" + a, "redis:7" + a, true, true},
+		{"redis@" + a[1:], "redis:7" + a, true, true},
+		// A pinned digest that changes rolls out.
+		{"redis:7" + b, "redis:7" + a, true, false},
+		{"redis:7" + b, "redis:7" + a, false, false},
+		// Which digest a running tag is at is unknown without the registry: a pin writes.
+		{"redis:7" + a, "redis:7", true, false},
+		{"redis:8", "redis:7" + a, true, false},
+		{"valkey:7" + a, "redis:7" + a, true, false},
+	}
+	for _, tc := range cases {
+		if got := sameImage(tc.want, tc.running, tc.keepDigest); got != tc.same {
+			t.Errorf("sameImage(%s, %s, keepDigest=%v) = %v, want %v", tc.want, tc.running, tc.keepDigest, got, tc.same)
+		}
+	}
+}
+
+// TestKeptDigestKeepsThePlatformsItsLookupSet: the lookup that pinned a digest also set
+// the image's platforms as placement; keeping the digest without them would change the
+// task template and restart every task.
+func TestKeptDigestKeepsThePlatformsItsLookupSet(t *testing.T) {
+	digest := "@sha256:" + strings.Repeat("a", 64)
+	platforms := []swarmtypes.Platform{{Architecture: "amd64", OS: "linux"}, {Architecture: "arm64", OS: "linux"}}
+	want, running := plainSpec("numbers-api:v1"), plainSpec("numbers-api:v1"+digest)
+	running.TaskTemplate.Placement = &swarmtypes.Placement{Platforms: platforms}
+	got := alignWithRunning(want, running, alignOptions{keepDigest: true})
+	if !reflect.DeepEqual(got.TaskTemplate, running.TaskTemplate) {
+		t.Fatalf("task template %s, want the running one %s", testkit.JSON(t, got.TaskTemplate), testkit.JSON(t, running.TaskTemplate))
+	}
+	// The same digest pinned in Git: the same image, the same platforms.
+	want = plainSpec("numbers-api:v1" + digest)
+	got = alignWithRunning(want, running, alignOptions{keepDigest: true})
+	if !reflect.DeepEqual(got.TaskTemplate, running.TaskTemplate) {
+		t.Fatalf("pinned in Git: task template %s", testkit.JSON(t, got.TaskTemplate))
+	}
+	// A new tag is a new image: the platforms are the new lookup's business.
+	want = plainSpec("numbers-api:v2")
+	got = alignWithRunning(want, running, alignOptions{keepDigest: true})
+	if got.TaskTemplate.ContainerSpec.Image != "numbers-api:v2" || got.TaskTemplate.Placement != nil {
+		t.Fatalf("new tag: image %s, placement %+v", got.TaskTemplate.ContainerSpec.Image, got.TaskTemplate.Placement)
 	}
 }

@@ -33,6 +33,31 @@ type Inputs struct {
 	SourceRevision string
 	// SourceDigest is that artifact's content digest: what file: and env_file: read.
 	SourceDigest string
+
+	// decryptErr is the last file of the artifact that could not be decrypted: the
+	// renderer reads files, and its error keeps only the message.
+	decryptErr error
+}
+
+// DecryptionFailure is why a file read while rendering could not be decrypted (an error
+// wrapping ErrDecryptionFailed), nil when none failed. Sensitive holds the values of the
+// files that were decrypted once the render is done.
+func (in *Inputs) DecryptionFailure() error { return in.decryptErr }
+
+// decryptorFor reads the keys of spec.decryption's Secret.
+func decryptorFor(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack) (*decryptor, error) {
+	d := s.Spec.Decryption
+	if d == nil || d.SecretRef == nil {
+		return newDecryptor(d, nil)
+	}
+	var sec corev1.Secret
+	if err := c.Get(ctx, ktypes.NamespacedName{Namespace: s.Namespace, Name: d.SecretRef.Name}, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: spec.decryption Secret %q", ErrSourceMissing, d.SecretRef.Name)
+		}
+		return nil, err
+	}
+	return newDecryptor(d, &sec)
 }
 
 // GatherInputs reads the compose files, variables, secrets, configs and registry
@@ -63,12 +88,26 @@ func GatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 				break
 			}
 		}
+		dec, err := decryptorFor(ctx, c, s)
+		if err != nil {
+			return nil, err
+		}
 		in.Opts.ReadFile = func(p string) ([]byte, error) {
 			rel, err := artifactPath(base, p)
 			if err != nil {
 				return nil, err
 			}
-			return art.readFile(rel)
+			data, err := art.readFile(rel)
+			if err != nil {
+				return nil, err
+			}
+			plain, sensitive, err := dec.open(rel, data)
+			if err != nil {
+				in.decryptErr = err
+				return nil, err
+			}
+			in.Sensitive = append(in.Sensitive, sensitive...)
+			return plain, nil
 		}
 	}
 	cms := map[string]*corev1.ConfigMap{}

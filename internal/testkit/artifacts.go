@@ -43,7 +43,7 @@ func NewArtifactServer(t *testing.T) *ArtifactServer {
 
 // Publish serves a tar.gz of files (symlinks: name -> target) and returns the artifact
 // source-controller would write in status.
-func (a *ArtifactServer) Publish(t *testing.T, name, revision string, files map[string]string, symlinks map[string]string) *meta.Artifact {
+func (a *ArtifactServer) Publish(t testing.TB, name, revision string, files map[string]string, symlinks map[string]string) *meta.Artifact {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
