@@ -567,6 +567,26 @@ func TestRenderIsTheOperatorsRender(t *testing.T) {
 	}
 }
 
+func TestRenderPrintsTheWavesOfAnOrderedRelease(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/docker-compose.yml", `services:
+  migrate: {image: m, deploy: {mode: replicated-job}}
+  api: {image: a, depends_on: {migrate: {condition: service_completed_successfully}}}
+  web: {image: w, depends_on: {api: {condition: service_healthy}}}
+`)
+	w := newWorld(t, nil)
+	code, out, errOut := w.run("render", "-f", dir+"/docker-compose.yml", "--stack", "numbers", "--update-order", "DependsOn")
+	want := "wave 0: numbers_migrate\nwave 1: numbers_api\nwave 2: numbers_web\n"
+	if code != 0 || !strings.Contains(errOut, want) || !strings.Contains(out, "Waves:") || strings.Contains(errOut, "depends_on") {
+		t.Fatalf("exit %d, want %q on stderr and waves in the output\n%s%s", code, want, out, errOut)
+	}
+	writeFile(t, dir+"/docker-compose.yml", "services: {api: {image: a, depends_on: [db]}}\n")
+	code, _, errOut = w.run("render", "-f", dir+"/docker-compose.yml", "--stack", "numbers", "--update-order", "DependsOn")
+	if code != 1 || !strings.Contains(errOut, `service "api" depends on service "db", which is not in the stack`) {
+		t.Fatalf("a dependency not in the stack: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestHelpListsTheCommands(t *testing.T) {
 	w := newWorld(t, nil)
 	code, out, _ := w.run("--help")
