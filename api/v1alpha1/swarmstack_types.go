@@ -78,6 +78,8 @@ const (
 	// EventAdopted: spec.adopt took over services deployed outside the operator; the
 	// message names the services that roll once because they use secrets.
 	EventAdopted = "Adopted"
+	// EventWaveWritten: an ordered release wrote its next wave.
+	EventWaveWritten = "WaveWritten"
 )
 
 // Rollback policies of a SwarmStack.

@@ -21,7 +21,7 @@
 // where the test places them (AddTask), a rollout moves only when the test says so
 // (SetUpdateState, SetRunning, Converge, or AutoConverge), and a drained node keeps its
 // tasks until EvacuateDrained. Placement constraints, resources, ports, VIPs, image
-// resolution and registry auth are not looked at. Job services count 0 desired tasks.
+// resolution and registry auth are not looked at. Job services count 0 desired tasks; every write of one starts a new run (jobs.go).
 package memswarm
 
 import (
