@@ -628,12 +628,16 @@ func (sc *stackScope) showRelease(ctx context.Context) {
 	if sc.after != nil {
 		svcs = sc.after
 	}
+	jobs := sc.jobRuns(ctx)
+	if sc.after != nil {
+		jobs = stack.JobRuns(ctx, sc.conn, sc.after) // a job written now started a new run
+	}
 	if sc.release == nil || sc.after != nil {
 		plan := stack.PlanServices(sc.rendered, svcs, sc.owner, false, false)
 		if cur == nil && plan.Empty() {
 			plan = stack.ServicePlan{} // nothing in flight: waves only
 		}
-		_, sc.release = stack.OrderRelease(sc.rendered, plan, svcs, cur, sc.jobRuns(ctx))
+		_, sc.release = stack.OrderRelease(sc.rendered, plan, svcs, cur, jobs)
 	}
 	for i := range st.Services {
 		step, ok := sc.release[st.Services[i].Name]

@@ -17,9 +17,22 @@ import (
 // JobRun is how the current run of a job service (replicated-job, global-job) stands:
 // the tasks of its current iteration, as Swarm starts a new run on every write.
 type JobRun struct {
-	Done    bool // every task the run wants completed
-	Failed  bool // a task failed and Swarm will not start another
-	Message string
+	// Iteration is the run judged (the service's JobStatus.JobIteration): a write
+	// since starts another run, which this one says nothing about.
+	Iteration uint64
+	Done      bool // every task the run wants completed
+	Failed    bool // a task failed and Swarm will not start another
+	Message   string
+}
+
+// RunOf is the job's current run among runs, and false when runs judged an earlier one
+// (or none).
+func RunOf(runs map[string]JobRun, svc swarmtypes.Service) (JobRun, bool) {
+	run, ok := runs[svc.ID]
+	if !ok || svc.JobStatus == nil || run.Iteration != svc.JobStatus.JobIteration.Index {
+		return JobRun{}, false
+	}
+	return run, true
 }
 
 // IsJob: the service runs to completion instead of running on.
@@ -90,11 +103,11 @@ func jobRun(svc swarmtypes.Service, tasks []swarmtypes.Task) JobRun {
 	}
 	switch {
 	case completed >= want && live == 0:
-		return JobRun{Done: true, Message: fmt.Sprintf("job completed (%d tasks)", completed)}
+		return JobRun{Iteration: iteration, Done: true, Message: fmt.Sprintf("job completed (%d tasks)", completed)}
 	case failed > 0 && live == 0 && !retried(svc, failed, want-completed):
-		return JobRun{Failed: true, Message: "job failed: " + lastErr}
+		return JobRun{Iteration: iteration, Failed: true, Message: "job failed: " + lastErr}
 	}
-	return JobRun{Message: fmt.Sprintf("job running: %d/%d tasks completed", completed, want)}
+	return JobRun{Iteration: iteration, Message: fmt.Sprintf("job running: %d/%d tasks completed", completed, want)}
 }
 
 // retried: Swarm starts another task for a failed one (restart policy).
@@ -206,7 +219,7 @@ func (o releaseOrder) holds(d compose.Dependency) (bool, string) {
 		return false, "waiting for Swarm's updater to start"
 	}
 	if IsJob(svc) {
-		run, ok := o.jobs[svc.ID]
+		run, ok := RunOf(o.jobs, svc)
 		if !ok {
 			return false, "job run not read yet"
 		}
@@ -241,7 +254,8 @@ func (o releaseOrder) started(svc swarmtypes.Service) bool {
 // service's update completed (or it needed none) with every task running.
 func (o releaseOrder) done(svc swarmtypes.Service) bool {
 	if IsJob(svc) {
-		return o.jobs[svc.ID].Done
+		run, ok := RunOf(o.jobs, svc)
+		return ok && run.Done
 	}
 	if !Converged(svc) || svc.ServiceStatus == nil {
 		return false

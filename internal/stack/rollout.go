@@ -210,7 +210,7 @@ func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 	for _, svc := range svcs {
 		name := svc.Spec.Name
 		if IsJob(svc) {
-			run, ok := jobs[svc.ID]
+			run, ok := RunOf(jobs, svc)
 			switch {
 			case !ok:
 				moving = append(moving, name+": job run not read yet")
