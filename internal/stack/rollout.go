@@ -89,6 +89,7 @@ func ServiceStatuses(svcs []swarmtypes.Service, counts map[string]taskCounts) []
 		if svc.ServiceStatus != nil {
 			st.DesiredTasks = svc.ServiceStatus.DesiredTasks
 			st.RunningTasks = svc.ServiceStatus.RunningTasks
+			st.CompletedTasks = svc.ServiceStatus.CompletedTasks
 		}
 		if u := svc.UpdateStatus; u != nil {
 			st.UpdateState = string(u.State)
