@@ -6,10 +6,11 @@ import (
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
-// Jobs (replicated-job, global-job) as Swarm runs them: every write of a job service,
-// its creation, an update or a rollback, starts a new run. The run's iteration
-// (JobStatus.JobIteration) is the version of that write, and its tasks carry it and
-// want to complete. A replicated job runs TotalCompletions tasks (1 when unset), a
+// Jobs (replicated-job, global-job) as Swarm runs them (contract_test, scenario Jobs):
+// every write of a job service, its creation, an update or a rollback, starts a new run.
+// The run's iteration (JobStatus.JobIteration) counts the runs: 0 for the first, one
+// more on each write (not a version); its tasks carry it and want to complete, and a
+// failed task is no longer wanted (desired state shutdown). A replicated job runs TotalCompletions tasks (1 when unset), a
 // global job one per active ready node (one without nodes). Tasks start pending; the
 // test ends the run with CompleteJob or FailJob (or Converge). Concurrency limits and
 // restarts of failed tasks are not modelled: FailJob is a run whose restarts ran out.
@@ -18,13 +19,16 @@ func isJob(spec swarmtypes.ServiceSpec) bool {
 	return spec.Mode.ReplicatedJob != nil || spec.Mode.GlobalJob != nil
 }
 
-// runJob starts a new run of a job service at its current version; other services are
-// left alone. Tasks of earlier runs stay as they ended, or are shut down.
+// runJob starts a new run of a job service just written; other services are left
+// alone. Tasks of earlier runs stay as they ended, or are shut down.
 func (m *Swarm) runJob(s *service) {
 	if !isJob(s.Spec) {
 		return
 	}
-	iteration := s.Version
+	var iteration swarmtypes.Version
+	if s.JobStatus != nil {
+		iteration.Index = s.JobStatus.JobIteration.Index + 1
+	}
 	s.JobStatus = &swarmtypes.JobStatus{JobIteration: iteration, LastExecution: s.UpdatedAt}
 	for _, t := range m.tasks {
 		if t.ServiceID == s.ID && !swarm.TaskEnded(t.Status.State) {
@@ -102,5 +106,8 @@ func (m *Swarm) endJob(s *service, state swarmtypes.TaskState, errMsg string) {
 		}
 		t.Version, t.UpdatedAt = m.nextVersion()
 		t.Status.State, t.Status.Err, t.Status.Message, t.Status.Timestamp = state, errMsg, string(state), t.UpdatedAt
+		if state == swarmtypes.TaskStateFailed {
+			t.DesiredState = swarmtypes.TaskStateShutdown
+		}
 	}
 }
