@@ -378,19 +378,19 @@ func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {
 	if sc.rendered.Revision != cur.Revision {
 		return false
 	}
-	return !sc.unwrittenPlan(cur).Empty()
+	return !sc.unwrittenPlan(cur, sc.current).Empty()
 }
 
 // unwrittenPlan is what the rendered revision still has to write. A service that Swarm
 // rolled back since the rollout started is not in it: writing it again would only fail
 // again, and the rollout is judged on that rollback.
-func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) stack.ServicePlan {
-	plan := stack.PlanServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
+func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry, svcs []swarmtypes.Service) stack.ServicePlan {
+	plan := stack.PlanServices(sc.rendered, svcs, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
 	if cur == nil {
 		return plan
 	}
 	rolledBack := map[string]bool{}
-	for _, svc := range sc.current {
+	for _, svc := range svcs {
 		if u := svc.UpdateStatus; u != nil && stack.RollingBackSince(u, cur.StartedAt.Time) {
 			rolledBack[svc.Spec.Name] = true
 		}
@@ -497,7 +497,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		return nil
 	}
 	cur := st.RolloutInFlight()
-	plan := sc.unwrittenPlan(cur)
+	plan := sc.unwrittenPlan(cur, sc.current)
 	if plan.Empty() {
 		return sc.nothingToWrite()
 	}
@@ -633,10 +633,7 @@ func (sc *stackScope) showRelease(ctx context.Context) {
 		jobs = stack.JobRuns(ctx, sc.conn, sc.after) // a job written now started a new run
 	}
 	if sc.release == nil || sc.after != nil {
-		plan := stack.PlanServices(sc.rendered, svcs, sc.owner, false, false)
-		if cur == nil && plan.Empty() {
-			plan = stack.ServicePlan{} // nothing in flight: waves only
-		}
+		plan := sc.unwrittenPlan(cur, svcs)
 		_, sc.release = stack.OrderRelease(sc.rendered, plan, svcs, cur, jobs)
 	}
 	for i := range st.Services {
