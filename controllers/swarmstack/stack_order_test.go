@@ -257,3 +257,29 @@ func TestJobsInAParallelRelease(t *testing.T) {
 	e.passes("numbers", 1)
 	e.wantOutcome(swarmv1.OutcomeCompleted)
 }
+
+// A dependency the release leaves as it is counts as it runs: web, alone in the
+// release, waits while the unchanged api it needs healthy is missing tasks, and is
+// written once api runs them all.
+func TestOrderedReleaseWaitsForAnUnchangedDependencyAsItRuns(t *testing.T) {
+	e := newStackEnv(t)
+	releaseOrderedV1(t, e)
+	e.sw.SetRunning("numbers_api", 1)
+	e.release(strings.Replace(migrationAt("v1"), "numbers-web:v1", "numbers-web:v2", 1))
+	e.passes("numbers", 2)
+	r := e.ready("numbers")
+	if e.image("numbers_web") != "numbers-web:v1" || !strings.Contains(r.Message, "waits before its first wave: numbers_web waits for numbers_api (service_healthy: 1/2 tasks running)") {
+		t.Fatalf("web %s, ready %+v", e.image("numbers_web"), r)
+	}
+	if web := e.serviceRelease("numbers_web"); web.Release != swarmv1.ReleaseWaiting {
+		t.Fatalf("web %+v", web)
+	}
+	e.sw.SetRunning("numbers_api", 2)
+	e.passes("numbers", 1)
+	if e.image("numbers_web") != "numbers-web:v2" {
+		t.Fatal("web not written once api runs every task")
+	}
+	e.sw.ConvergeAll()
+	e.passes("numbers", 1)
+	e.wantOutcome(swarmv1.OutcomeCompleted)
+}

@@ -324,7 +324,7 @@ func (sc *stackScope) judge(ctx context.Context) {
 		// act writes the rest.
 		msg := "writing the services Swarm refused so far"
 		if ordered {
-			msg = "the waves written so far are done; writing the next"
+			msg = waveDoneMessage
 		}
 		verdict = stack.Verdict{Reason: swarmv1.ReasonProgressing, Message: msg}
 	}
@@ -581,6 +581,10 @@ func (sc *stackScope) startRollout(plan stack.ServicePlan, started time.Time, wr
 		stack.ShortRev(rendered.Revision), stack.VersionSuffix(s.Spec.Version), len(plan.Create), len(plan.Update), len(plan.Prune))
 }
 
+// waveDoneMessage: the waves of an ordered release written so far are done, and the
+// pass writes the next (or says what it waits for).
+const waveDoneMessage = "the waves written so far are done; writing the next"
+
 // noteWave records the services an ordered release wrote in this pass, as its next
 // wave, in the rollout's history entry.
 func (sc *stackScope) noteWave(plan stack.ServicePlan) {
@@ -599,10 +603,6 @@ func (sc *stackScope) noteWave(plan stack.ServicePlan) {
 // release leaves as it is does not hold) the stack says what it waits for.
 func (sc *stackScope) waitForWave(cur *swarmv1.HistoryEntry) error {
 	sc.requeue(rolloutPoll)
-	if cur != nil {
-		return nil
-	}
-	sc.waitingFirstWave = true
 	var waits []string
 	for name, step := range sc.release {
 		if step.State == swarmv1.ReleaseWaiting {
@@ -610,6 +610,13 @@ func (sc *stackScope) waitForWave(cur *swarmv1.HistoryEntry) error {
 		}
 	}
 	slices.Sort(waits)
+	if cur != nil {
+		if sc.running != nil && sc.running.Outcome == "" && len(waits) > 0 && sc.running.Message == waveDoneMessage {
+			sc.running.Message = "the waves written so far are done; " + strings.Join(waits, "; ")
+		}
+		return nil
+	}
+	sc.waitingFirstWave = true
 	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, progressing: true,
 		msg: fmt.Sprintf("Revision %s waits before its first wave: %s", stack.ShortRev(sc.rendered.Revision), strings.Join(waits, "; "))}
 	return nil
