@@ -126,23 +126,28 @@ func TestOrderedReleaseWritesJobThenAPIThenWeb(t *testing.T) {
 }
 
 func TestOrderedReleaseFailedMigrationLeavesAPIAndWebUntouched(t *testing.T) {
-	e := newStackEnv(t)
-	releaseOrderedV1(t, e)
-	e.release(migrationAt("v2"))
-	e.passes("numbers", 1)
-	e.sw.FailJob("numbers_migrate", "task: non-zero exit (1)")
-	e.passes("numbers", 1)
-	e.wantOutcome(swarmv1.OutcomeFailed)
-	if h := e.newest(); !strings.Contains(h.Message, "numbers_migrate: job failed: task: non-zero exit (1)") {
-		t.Fatalf("history does not say the job failed: %s", h.Message)
-	}
-	before := e.writes()
-	e.passes("numbers", 3)
-	if got := e.images(); got != "numbers-migrate:v2 numbers-api:v1 numbers-web:v1" || e.writes() != before {
-		t.Fatalf("after the failed migration: %s, %d writes", got, e.writes()-before)
-	}
-	if r := e.ready("numbers"); r.Status != "False" || !strings.Contains(r.Message, "job failed") {
-		t.Fatalf("ready %+v", r)
+	for _, policy := range []string{swarmv1.RollbackPolicyService, swarmv1.RollbackPolicyStack} {
+		t.Run(policy, func(t *testing.T) {
+			e := newStackEnv(t)
+			releaseOrderedV1(t, e, func(s *swarmv1.SwarmStack) { s.Spec.RollbackPolicy = policy })
+			e.release(migrationAt("v2"))
+			e.passes("numbers", 1)
+			e.sw.FailJob("numbers_migrate", "task: non-zero exit (1)")
+			e.passes("numbers", 1)
+			// Nothing the release wrote can go back with Stack either: it stays Failed.
+			e.wantOutcome(swarmv1.OutcomeFailed)
+			if h := e.newest(); !strings.Contains(h.Message, "numbers_migrate: job failed: task: non-zero exit (1)") || strings.Contains(h.Message, "rolled back") {
+				t.Fatalf("history does not say the job failed: %s", h.Message)
+			}
+			before := e.writes()
+			e.passes("numbers", 3)
+			if got := e.images(); got != "numbers-migrate:v2 numbers-api:v1 numbers-web:v1" || e.writes() != before {
+				t.Fatalf("after the failed migration: %s, %d writes", got, e.writes()-before)
+			}
+			if r := e.ready("numbers"); r.Status != "False" || !strings.Contains(r.Message, "job failed") {
+				t.Fatalf("ready %+v", r)
+			}
+		})
 	}
 }
 

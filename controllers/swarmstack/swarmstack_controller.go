@@ -153,6 +153,11 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 			back = append(back, name)
 		}
 	}
+	if len(back)+len(removed)+len(failed) == 0 {
+		// Nothing the revision wrote can go back (a failed job's run stays as it ran):
+		// the outcome stays what failed.
+		return
+	}
 	slices.Sort(back)
 	cur.RolledBackServices = slices.Concat(back, removed)
 	msg := "; the stack rolled back to revision " + stack.ShortRev(last)

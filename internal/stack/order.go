@@ -86,7 +86,9 @@ func jobRun(svc swarmtypes.Service, tasks []swarmtypes.Task) JobRun {
 			completed++
 		case t.Status.State == swarmtypes.TaskStateFailed || t.Status.State == swarmtypes.TaskStateRejected:
 			failed++
-			lastErr = strings.TrimSpace(t.Status.Err + " " + t.Status.Message)
+			if lastErr = t.Status.Err; lastErr == "" {
+				lastErr = t.Status.Message
+			}
 		case !swarm.TaskEnded(t.Status.State):
 			live++
 		}
