@@ -88,16 +88,17 @@ func TestOrderedReleaseMigrationThenAPIThenWeb(t *testing.T) {
 	if h := stack.Status.History[0]; strings.Join(h.Waves, " | ") != job+" | "+api+" | "+web {
 		t.Fatalf("v3 waves %q", h.Waves)
 	}
+	// From the swarm itself: status times are whole seconds.
 	jobDone := jobCompletedAt(t, job)
-	a, w := serviceStatus(t, stack, api), serviceStatus(t, stack, web)
-	if a.UpdateStartedAt == nil || a.UpdateCompletedAt == nil || w.UpdateStartedAt == nil {
+	a, w := swarmUpdateStatus(t, api), swarmUpdateStatus(t, web)
+	if a.StartedAt == nil || a.CompletedAt == nil || w.StartedAt == nil {
 		t.Fatalf("update times missing: api %+v, web %+v", a, w)
 	}
-	if a.UpdateStartedAt.Time.Before(jobDone) {
-		t.Errorf("api's update started at %s, before the migration completed at %s", a.UpdateStartedAt.Time, jobDone)
+	if a.StartedAt.Before(jobDone) {
+		t.Errorf("api's update started at %s, before the migration completed at %s", a.StartedAt, jobDone)
 	}
-	if w.UpdateStartedAt.Time.Before(a.UpdateCompletedAt.Time) {
-		t.Errorf("web's update started at %s, before api's completed at %s", w.UpdateStartedAt.Time, a.UpdateCompletedAt.Time)
+	if w.StartedAt.Before(*a.CompletedAt) {
+		t.Errorf("web's update started at %s, before api's completed at %s", w.StartedAt, a.CompletedAt)
 	}
 
 	// A failing migration: api and web are never written.
@@ -125,6 +126,19 @@ func TestOrderedReleaseMigrationThenAPIThenWeb(t *testing.T) {
 	if c := readyCondition(t, stack); c.Status != metav1.ConditionFalse || c.Reason != swarmv1.ReasonRolledBack {
 		t.Errorf("Ready %+v", c)
 	}
+}
+
+// swarmUpdateStatus is the service's update status as the swarm holds it.
+func swarmUpdateStatus(t *testing.T, name string) swarmtypes.UpdateStatus {
+	t.Helper()
+	svc, _, err := dockerClient(t).ServiceInspectWithRaw(context.Background(), name, swarmServiceInspectOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.UpdateStatus == nil {
+		t.Fatalf("%s has no update status", name)
+	}
+	return *svc.UpdateStatus
 }
 
 // jobCompletedAt is when the job's current run completed, by the swarm's clock.
