@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 
 	"os"
 
@@ -20,6 +21,8 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
 )
 
@@ -45,11 +48,30 @@ func runManager() int {
 	var watchLabelSelector string
 	flag.IntVar(&concurrent, "concurrent", controllers.DefaultConcurrent, "How many SwarmStacks and SwarmClusters are reconciled at once (maintenances: one at a time).")
 	flag.StringVar(&watchLabelSelector, "watch-label-selector", "", "Only SwarmStacks, SwarmClusters and SwarmNodeMaintenances with these labels (sharding, e.g. sharding.fluxcd.io/key=shard1); leader election is then per shard.")
+	var securityDefault, allowedHostPaths, allowedHostPorts string
+	flag.StringVar(&securityDefault, "stack-security-default", "privileged", "The security level every SwarmStack is held to at least: privileged, baseline or restricted (namespace label swarm.swarmops.io/enforce and SwarmCluster spec.securityLevel may be stricter).")
+	flag.StringVar(&allowedHostPaths, "stack-security-allowed-host-paths", "", "Comma-separated host paths a baseline SwarmStack may bind-mount, with what is under them (never the Docker socket).")
+	flag.StringVar(&allowedHostPorts, "stack-security-allowed-host-ports", "", "Comma-separated ports a baseline or restricted SwarmStack may publish in host mode (e.g. 80,443).")
+	var endpointsAllowed string
+	var allowInsecure, allowUnix bool
+	flag.StringVar(&endpointsAllowed, "swarm-endpoints-allowed", "", "Comma-separated CIDRs, IP addresses, host names and *.suffixes that SwarmCluster tcp:// endpoints must match (default: any host, with mutual TLS).")
+	flag.BoolVar(&allowInsecure, "allow-insecure-swarm-endpoints", false, "Allow SwarmClusters with insecure: true (plain TCP, no TLS).")
+	flag.BoolVar(&allowUnix, "allow-unix-swarm-endpoints", false, "Allow SwarmCluster unix:// endpoints (sockets on the operator's own node).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	stackSecurity, err := stackSecurityPolicy(securityDefault, allowedHostPaths, allowedHostPorts)
+	if err != nil {
+		log.Error(err, "Invalid flags")
+		return 2
+	}
+	endpoints := reconcile.EndpointPolicy{AllowInsecure: allowInsecure, AllowUnix: allowUnix}
+	if endpoints.Allowed, err = reconcile.ParseEndpointsAllowed(endpointsAllowed); err != nil {
+		log.Error(err, "Invalid flags", "flag", "--swarm-endpoints-allowed")
+		return 2
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -85,6 +107,8 @@ func runManager() int {
 		Concurrent:           concurrent,
 		WatchLabelSelector:   watchLabelSelector,
 		Artifacts:            stack.ArtifactStoreOptions{Dir: artifactDir, Retries: 2},
+		StackSecurity:        stackSecurity,
+		SwarmEndpoints:       endpoints,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
@@ -103,4 +127,20 @@ func runManager() int {
 		return 1
 	}
 	return 0
+}
+
+// stackSecurityPolicy reads the --stack-security-* flags.
+func stackSecurityPolicy(level, paths, ports string) (security.Policy, error) {
+	var p security.Policy
+	var err error
+	if p.Level, err = security.ParseLevel(level); err != nil {
+		return p, fmt.Errorf("--stack-security-default: %w", err)
+	}
+	if p.AllowedHostPaths, err = security.ParsePaths(paths); err != nil {
+		return p, fmt.Errorf("--stack-security-allowed-host-paths: %w", err)
+	}
+	if p.AllowedHostPorts, err = security.ParsePorts(ports); err != nil {
+		return p, fmt.Errorf("--stack-security-allowed-host-ports: %w", err)
+	}
+	return p, nil
 }

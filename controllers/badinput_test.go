@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/test/testbed"
@@ -197,7 +196,7 @@ func TestBadInputSecretValuesNeverLeak(t *testing.T) {
 	stopOperator()
 	t.Cleanup(startOperator)
 	logs := &syncBuffer{}
-	op, err := bed.StartOperatorWith(controllers.Options{Now: clock.Now}, testbed.OperatorOptions{
+	op, err := bed.StartOperatorWith(operatorOptions(), testbed.OperatorOptions{
 		Logger: zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-10))),
 	})
 	if err != nil {

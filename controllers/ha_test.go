@@ -10,7 +10,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
-	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
@@ -27,7 +26,7 @@ func haPair(t *testing.T, lease string) (leader, standby *testbed.Operator) {
 	stopOperator()
 	t.Cleanup(startOperator)
 	start := func(id string) *testbed.Operator {
-		op, err := bed.StartOperatorWith(controllers.Options{Now: clock.Now}, testbed.OperatorOptions{
+		op, err := bed.StartOperatorWith(operatorOptions(), testbed.OperatorOptions{
 			Logger:         ctrl.Log.WithName("ha-" + id),
 			LeaderElection: &testbed.LeaderElection{ID: lease, Namespace: "default", LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second},
 		})

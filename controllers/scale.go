@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,8 +32,13 @@ const DefaultConcurrent = 4
 // server when a reconcile needs one. With a shard selector (--watch-label-selector, as
 // Flux shards), only the operator's objects that match are seen, and leader election is
 // per shard.
+//
+// The controllers' queues are priority queues (controller-runtime's default, set here so
+// that no change of default drops it): the initial list and the periodic resync are
+// enqueued low, so a change a user makes is reconciled ahead of a resync's backlog.
 func ManagerOptions(o *ctrl.Options, watchLabelSelector string) error {
 	o.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}
+	o.Controller.UsePriorityQueue = ptr.To(true)
 	if watchLabelSelector == "" {
 		return nil
 	}

@@ -30,6 +30,18 @@ func TestManagerCachesNoSecretOrConfigMapWhole(t *testing.T) {
 	}
 }
 
+// TestControllersUsePriorityQueues: the option that puts resyncs behind users' changes
+// is set, whatever controller-runtime's default.
+func TestControllersUsePriorityQueues(t *testing.T) {
+	var o ctrl.Options
+	if err := ManagerOptions(&o, ""); err != nil {
+		t.Fatal(err)
+	}
+	if o.Controller.UsePriorityQueue == nil || !*o.Controller.UsePriorityQueue {
+		t.Fatalf("UsePriorityQueue = %v", o.Controller.UsePriorityQueue)
+	}
+}
+
 func TestShardSelectorNarrowsTheCacheAndTheLease(t *testing.T) {
 	o := ctrl.Options{LeaderElectionID: "swarm-operator.swarm.swarmops.io"}
 	if err := ManagerOptions(&o, "sharding.fluxcd.io/key=shard1"); err != nil {

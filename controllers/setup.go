@@ -15,6 +15,7 @@ import (
 	"github.com/swarmops/swarm-operator/controllers/swarmstack"
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
@@ -47,6 +48,15 @@ type Options struct {
 	// stay empty: rollouts are followed by the rollout poll, and node changes by the
 	// SwarmCluster's health interval.
 	Swarms reconcile.Swarms
+	// StackSecurity is the level every SwarmStack is held to at least
+	// (--stack-security-default; the zero value is privileged) and the host paths and
+	// ports baseline allows (--stack-security-allowed-host-paths, -ports).
+	StackSecurity security.Policy
+	// SwarmEndpoints is where SwarmClusters may point the operator: the zero value
+	// allows any tcp:// endpoint with mutual TLS and refuses insecure: true and unix://
+	// (--swarm-endpoints-allowed, --allow-insecure-swarm-endpoints,
+	// --allow-unix-swarm-endpoints). It applies to Swarms too.
+	SwarmEndpoints reconcile.EndpointPolicy
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -94,6 +104,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Swarms != nil {
 		swarms = opts.Swarms
 	}
+	swarms = reconcile.GuardedSwarms{Swarms: swarms, Policy: opts.SwarmEndpoints}
 	// Core events (the old API) are what `kubectl describe` shows; the events.k8s.io
 	// recorder that replaces GetEventRecorderFor needs a different interface throughout.
 	recorder := mgr.GetEventRecorderFor //nolint:staticcheck // see above
@@ -105,7 +116,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := (&swarmstack.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Hub: hub, Swarms: swarms, Renderer: compose.NewCache(256), NamingKey: opts.NamingKey,
 		Recorder: recorder("swarmstack-controller"), Now: time.Now, Concurrent: opts.Concurrent,
-		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs},
+		Sources: stack.Sources{Store: artifacts, NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs}, Security: opts.StackSecurity,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

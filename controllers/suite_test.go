@@ -26,6 +26,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
@@ -130,10 +131,17 @@ func missingPrerequisites() string {
 	return strings.Join(missing, "; ")
 }
 
+// operatorOptions are the suite operator's: the test clock, and the sandbox Swarms'
+// unix sockets (faults_test) and an insecure hung endpoint (isolation_test) allowed
+// explicitly, as production refuses both by default.
+func operatorOptions() controllers.Options {
+	return controllers.Options{Now: clock.Now, SwarmEndpoints: reconcile.EndpointPolicy{AllowInsecure: true, AllowUnix: true}}
+}
+
 func startOperator() {
 	operatorMu.Lock()
 	defer operatorMu.Unlock()
-	stop, err := bed.StartOperator(controllers.Options{Now: clock.Now})
+	stop, err := bed.StartOperator(operatorOptions())
 	if err != nil {
 		panic(err)
 	}

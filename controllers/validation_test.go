@@ -66,6 +66,8 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 			"endpoints"},
 		"an endpoint that is no URL": {&swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-url"},
 			Spec: swarmv1.SwarmClusterSpec{Endpoints: []string{"10.0.0.1:2376"}}}, "should match"},
+		"a security level that is none": {&swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-level"},
+			Spec: swarmv1.SwarmClusterSpec{Endpoints: []string{"tcp://10.0.0.1:2376"}, SecurityLevel: "Privileged"}}, "Unsupported value"},
 		"a window with both start and schedule": {func() client.Object {
 			m := goodMaintenance()
 			m.Spec.Window.Start = &metav1.Time{Time: time.Now()}

@@ -26,6 +26,14 @@ if [[ -x "${dest}/kube-apiserver" && -x "${dest}/etcd" ]]; then
 fi
 
 mkdir -p "${dest}"
+# Several runs may start at once (make test and a demo, test binaries in parallel): one
+# builds, the others wait for it instead of compiling kube-apiserver side by side.
+exec 9>"${dest}.lock"
+flock 9
+if [[ -x "${dest}/kube-apiserver" && -x "${dest}/etcd" ]]; then
+  echo "${dest}"
+  exit 0
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 minor="${KUBE_VERSION#*.}"; minor="${minor%%.*}"

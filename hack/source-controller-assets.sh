@@ -24,6 +24,13 @@ if [[ -x "${dest}/source-controller" && -d "${dest}/crds" ]]; then
 fi
 
 mkdir -p "${dest}"
+# One build at a time; the others wait for it (as hack/envtest-assets.sh).
+exec 9>"${dest}.lock"
+flock 9
+if [[ -x "${dest}/source-controller" && -d "${dest}/crds" ]]; then
+  echo "${dest}"
+  exit 0
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 echo "Building Flux source-controller v${VERSION} (about 3 minutes on 2 cores, once)" >&2

@@ -14,6 +14,10 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	ReasonInvalidSpec    = "InvalidSpec"
 	ReasonQuorumLost     = "QuorumLost"
+	// ReasonEndpointNotAllowed: an endpoint is outside the operator's allow-list
+	// (--swarm-endpoints-allowed), or is insecure or unix:// without the flag that
+	// allows it; the message names the endpoint and the rule.
+	ReasonEndpointNotAllowed = "EndpointNotAllowed"
 )
 
 // ConditionManagerWarning is True when the number of managers weakens the Raft quorum:
@@ -49,6 +53,15 @@ type SwarmClusterSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=50
 	Freeze []TimeWindow `json:"freeze,omitempty"`
+
+	// SecurityLevel is the least strict security level of the SwarmStacks on this
+	// cluster: privileged, baseline or restricted (docs/security.md). The strictest of it,
+	// the namespace label swarm.swarmops.io/enforce and the operator's
+	// --stack-security-default applies, so it can tighten the namespace's level, never
+	// loosen it. Default: unset (the other two decide).
+	// +optional
+	// +kubebuilder:validation:Enum=privileged;baseline;restricted
+	SecurityLevel string `json:"securityLevel,omitempty"`
 }
 
 // ManagerStatus summarises the Raft managers.

@@ -43,6 +43,19 @@ const (
 	ReasonMaintenanceInProgress = "MaintenanceInProgress"
 	// ReasonInvalidFreeze: a freeze window cannot be read (cron, timeZone).
 	ReasonInvalidFreeze = "InvalidFreeze"
+	// ReasonPolicyViolation: the new revision's compose content breaks the security level
+	// in force (namespace label swarm.swarmops.io/enforce, the operator's
+	// --stack-security-default, the SwarmCluster's spec.securityLevel: the strictest);
+	// nothing is written and what runs keeps running. The message names file, service,
+	// field and level.
+	ReasonPolicyViolation = "PolicyViolation"
+)
+
+// Events of the security levels warn and audit (namespace labels swarm.swarmops.io/warn
+// and swarm.swarmops.io/audit): the stack deploys, the violation is reported.
+const (
+	EventPolicyWarning = "PolicyWarning"
+	EventPolicyAudit   = "PolicyAudit"
 )
 
 // ConditionPruned is present only while removing what a completed revision no longer
@@ -475,6 +488,13 @@ type SwarmStackStatus struct {
 	// LastAttemptedRevision is the revision last written to the Swarm.
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// InputsDigest identifies the inputs of the last render (compose files, variables,
+	// Secret and ConfigMap data, source artifact, operator build), the revision they
+	// rendered and that revision's services: a pass whose inputs and services on the
+	// Swarm give the same digest for the revision in force does not render again. Keyed
+	// like the revision, it confirms no guess of the data.
+	// +optional
+	InputsDigest string `json:"inputsDigest,omitempty"`
 	// +optional
 	Services []ServiceStatus `json:"services,omitempty"`
 	// History of rollouts, newest first, at most 10.

@@ -623,3 +623,23 @@ func TestClusterCountsNodesOfUnknownStateApartFromNotReady(t *testing.T) {
 		t.Fatalf("message %q does not say which nodes are unknown", c.Message)
 	}
 }
+
+// An endpoint the operator's policy refuses: Ready=False EndpointNotAllowed, Stalled,
+// the message names the endpoint and the flag; the Swarm is never opened.
+func TestClusterEndpointNotAllowedSaysWhichRule(t *testing.T) {
+	w := newClusterWorld(t, 1, 0, func(c *swarmv1.SwarmCluster) { c.Spec.Endpoints = []string{"unix:///var/run/docker.sock"} })
+	inner := &recordingSwarms{err: errors.New("opened a refused cluster")}
+	w.swarms = reconcile.GuardedSwarms{Swarms: inner}
+	w.mustPass()
+	c := w.wantReady(metav1.ConditionFalse, swarmv1.ReasonEndpointNotAllowed)
+	if !strings.Contains(c.Message, `endpoint "unix:///var/run/docker.sock" is refused`) || !strings.Contains(c.Message, "--allow-unix-swarm-endpoints") {
+		t.Fatalf("message %q", c.Message)
+	}
+	if s := w.cond(swarmv1.ConditionStalled); s == nil || s.Status != metav1.ConditionTrue {
+		t.Fatalf("Stalled = %+v", s)
+	}
+	// Allowed by the flag, the same cluster connects.
+	w.swarms = reconcile.GuardedSwarms{Swarms: &recordingSwarms{sw: w.sw}, Policy: reconcile.EndpointPolicy{AllowUnix: true}}
+	w.mustPass()
+	w.wantReady(metav1.ConditionTrue, swarmv1.ReasonConnected)
+}

@@ -82,6 +82,8 @@ func (r *Reconciler) observe(ctx context.Context, cluster *swarmv1.SwarmCluster)
 		switch {
 		case errors.Is(err, reconcile.ErrSecretNotFound):
 			reason = swarmv1.ReasonSecretNotFound
+		case errors.Is(err, reconcile.ErrEndpointNotAllowed):
+			reason = swarmv1.ReasonEndpointNotAllowed
 		case errors.Is(err, swarm.ErrTLS):
 			reason = swarmv1.ReasonTLSError
 		case !errors.Is(err, swarm.ErrInvalid):

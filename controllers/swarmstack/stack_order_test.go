@@ -68,6 +68,11 @@ func TestOrderedReleaseWritesJobThenAPIThenWeb(t *testing.T) {
 	if h := e.newest(); h.UpdateOrder != swarmv1.UpdateOrderDependsOn || strings.Join(h.Waves, " | ") != "numbers_migrate | numbers_api | numbers_web" {
 		t.Fatalf("the first release's history does not record its order: %+v", h)
 	}
+	// Settled, the passes of new reconcilers skip the render: the waves stay shown.
+	e.passes("numbers", 2)
+	if web := e.serviceRelease("numbers_web"); web.Wave == nil || *web.Wave != 2 || web.Release != "" {
+		t.Fatalf("web of the settled stack: %+v", web)
+	}
 	e.release(migrationAt("v2"))
 
 	e.passes("numbers", 1)

@@ -11,6 +11,7 @@ import (
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -67,6 +68,9 @@ type stackScope struct {
 	release          map[string]stack.ReleaseStep
 	after            []swarmtypes.Service
 	waitingFirstWave bool
+	servicesBefore   []swarmv1.ServiceStatus // status.services as the pass found them
+	// renderSkipped: the inputs were those of the revision in force (unchangedRevision).
+	renderSkipped bool
 	// revisionInForce: this pass saw the rendered revision take effect (its rollout
 	// completed, or nothing on the swarm differed): what it replaced may now be unused.
 	revisionInForce bool
@@ -100,6 +104,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack)
 		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
 	}
 	err := sc.pass(ctx)
+	sc.result.Priority = passPriority(sc.result, sc.interval)
 	sc.summarize()
 	// Whatever a step wrote into status, events or the returned error went through here.
 	sc.redact.Status(&s.Status)
@@ -177,6 +182,7 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		return nil
 	}
 	before := st.Services
+	sc.servicesBefore = before
 	st.Services = stack.ServiceStatuses(sc.current, stack.ExactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
@@ -206,6 +212,19 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 		return
 	}
 	in.Opts.NameKey = sc.r.NamingKey
+	modes, err := sc.r.securityModes(ctx, s)
+	if err != nil {
+		// Fail closed: without the level nothing new is written; the error retries.
+		sc.input = &condFact{reason: swarmv1.ReasonPolicyViolation, msg: err.Error()}
+		sc.inputErr = err
+		return
+	}
+	if rendered := sc.unchangedRevision(in, policyKey(modes, sc.r.Security)); rendered != nil {
+		sc.in, sc.rendered, sc.renderSkipped = in, rendered, true
+		metrics.StackRenders.WithLabelValues("skipped").Inc()
+		return
+	}
+	metrics.StackRenders.WithLabelValues("rendered").Inc()
 	rendered, err := sc.r.Renderer.Render(in.Files, in.Opts)
 	if err != nil {
 		msg := sc.redact.Text(err.Error())
@@ -216,8 +235,42 @@ func (sc *stackScope) readInputs(ctx context.Context) {
 		sc.inputErr = crreconcile.TerminalError(errors.New(msg))
 		return
 	}
+	policyWarnings, ok := sc.checkSecurity(modes, in.Files, rendered)
+	if !ok {
+		return
+	}
 	sc.in, sc.rendered = in, rendered
-	sc.noteWarnings(rendered.Warnings)
+	st.InputsDigest = stack.RenderDigest(sc.r.NamingKey, in, policyKey(modes, sc.r.Security), rendered.Revision, stack.RenderedServices(rendered))
+	sc.noteWarnings(append(slices.Clone(rendered.Warnings), policyWarnings...))
+}
+
+// unchangedRevision is the revision in force, without a render, when the inputs and
+// the stack's services on the Swarm are those of the render that recorded
+// status.inputsDigest: then rendering again could only give the same revision, and
+// after a restart the render is most of a steady-state pass's cost. It holds what a
+// pass that writes nothing reads of a render: the revision, its services' names and
+// spec hashes (those on the Swarm, which the digest proved are the rendered ones), and
+// its warnings. A pass that may write or prune renders: a revision not in force yet, a
+// rollout in flight (its end may prune), a retry request (it writes every service), a
+// failed prune to retry, a service changed by hand (OwnedServices).
+func (sc *stackScope) unchangedRevision(in *stack.Inputs, policy string) *compose.Stack {
+	s, st := sc.s, &sc.s.Status
+	if st.InputsDigest == "" || st.LastAppliedRevision == "" || st.LastAttemptedRevision != st.LastAppliedRevision ||
+		st.RolloutInFlight() != nil || meta.FindStatusCondition(st.Conditions, swarmv1.ConditionPruned) != nil {
+		return nil
+	}
+	if v := s.Annotations[swarmv1.AnnotationRetry]; v != "" && v != st.LastHandledRetry {
+		return nil
+	}
+	services, ok := stack.OwnedServices(sc.current, sc.owner)
+	if !ok || stack.RenderDigest(sc.r.NamingKey, in, policy, st.LastAppliedRevision, services) != st.InputsDigest {
+		return nil
+	}
+	rendered := &compose.Stack{Name: sc.stackName, Revision: st.LastAppliedRevision, Warnings: st.Warnings}
+	for _, svc := range services {
+		rendered.Services = append(rendered.Services, compose.Service{Name: svc.Name, Hash: svc.Hash})
+	}
+	return rendered
 }
 
 // noteWarnings keeps the revision's warnings in status and announces new ones once.
@@ -630,6 +683,18 @@ func (sc *stackScope) showRelease(ctx context.Context) {
 		return
 	}
 	st := &sc.s.Status
+	if sc.renderSkipped {
+		// The revision in force, not rendered again: its waves are those the last render
+		// found, and no release is in flight.
+		waves := map[string]*int32{}
+		for _, svc := range sc.servicesBefore {
+			waves[svc.Name] = svc.Wave
+		}
+		for i := range st.Services {
+			st.Services[i].Wave = waves[st.Services[i].Name]
+		}
+		return
+	}
 	cur := st.RolloutInFlight()
 	svcs := sc.current
 	if sc.after != nil {
@@ -789,6 +854,9 @@ func (sc *stackScope) logPass(took time.Duration, err error) {
 	kv := []any{"revision", stack.ShortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
 	if ready != nil {
 		kv = append(kv, "ready", string(ready.Status), "reason", ready.Reason)
+	}
+	if sc.renderSkipped {
+		kv = append(kv, "render", "skipped: inputs unchanged")
 	}
 	if sc.result.RequeueAfter > 0 {
 		kv = append(kv, "next", sc.result.RequeueAfter.Round(time.Millisecond).String())

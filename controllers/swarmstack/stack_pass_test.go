@@ -307,3 +307,40 @@ func TestCapWarningsBoundsCountAndLength(t *testing.T) {
 		t.Errorf("long warning: len %d, valid %v", len(got[0]), utf8.ValidString(got[0]))
 	}
 }
+
+// Seen on a loaded sandbox (TestStackReleaseRoutine, step 4): with a one-second monitor,
+// Swarm's updater can miss the failures of start-first tasks that failed their health
+// check before it watched them, and mark the update completed while every old task still
+// runs (a start-first slot drops its old task only once the new one runs). Later it runs
+// the update again and rolls back. Judged on Swarm's word, the release was recorded
+// Completed, and Swarm's own rollback was then "corrected" as drift by writing the bad
+// revision again.
+func TestUpdateSwarmCompletedWhileOldTasksRunIsNotACompletedRelease(t *testing.T) {
+	e := newStackEnv(t)
+	e.deployTwoServices()
+	for range 3 {
+		e.sw.AddTask("numbers_api", "worker1", swarmtypes.TaskStateRunning)
+	}
+	from := len(e.sw.Writes())
+	e.release(strings.ReplaceAll(twoServices, "numbers-api:v1", "numbers-api:v2"))
+	e.passes("numbers", 1)
+	e.sw.Converge("numbers_web")
+	// The updater's word without the tasks: completed, the v1 tasks still run.
+	e.sw.SetUpdateState("numbers_api", swarmtypes.UpdateStateCompleted, "update completed")
+	e.passes("numbers", 3)
+	if h := e.newest(); h.Outcome != swarmv1.OutcomeProgressing {
+		t.Fatalf("Swarm says completed, the old tasks run: history %s %q", h.Outcome, h.Message)
+	}
+	if r := e.ready("numbers"); !strings.Contains(r.Message, "numbers_api: ") || !strings.Contains(r.Message, "previous spec") {
+		t.Errorf("Ready while the old tasks run: %s", r.Message)
+	}
+
+	// Swarm runs the update again, sees the failures and rolls back by itself.
+	e.sw.FailUpdate("numbers_api", "update rolled back due to failure or early termination of task")
+	e.sw.Converge("numbers_api")
+	e.passes("numbers", 3)
+	e.wantOutcome(swarmv1.OutcomeRolledBack)
+	if n := e.writesOf(memswarm.OpUpdateService, "numbers_api", from); n != 1 {
+		t.Errorf("api written %d times by the release, want once: Swarm's rollback is no drift to correct", n)
+	}
+}

@@ -33,7 +33,7 @@ func TestJudgeRollout(t *testing.T) {
 		wantOutcome string
 		wantReason  string
 		wantCause   bool
-		awaiting    map[string]bool
+		stale       map[string]bool
 	}{
 		"a rollback Swarm completed is a failure, not a success": {
 			services: []swarmtypes.Service{svc("api", swarmtypes.UpdateStateRollbackCompleted, "rollback completed", started, 6, 6)},
@@ -72,7 +72,7 @@ func TestJudgeRollout(t *testing.T) {
 		},
 		"a service Swarm's updater has not started on is still progressing, whatever the time": {
 			services: []swarmtypes.Service{func() swarmtypes.Service { s := svc("api", "", "", time.Time{}, 6, 6); s.ID = "api-id"; return s }()},
-			awaiting: map[string]bool{"api-id": true},
+			stale:    map[string]bool{"api-id": true},
 			now:      later, wantOutcome: "", wantReason: swarmv1.ReasonProgressing,
 		},
 		"a new service completes when its tasks run": {
@@ -86,7 +86,7 @@ func TestJudgeRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := stack.JudgeRollout(tc.services, started, tc.now, tc.awaiting, nil)
+			v := stack.JudgeRollout(tc.services, started, tc.now, tc.stale, nil)
 			if v.Outcome != tc.wantOutcome || v.Reason != tc.wantReason || (v.RollbackCause != "") != tc.wantCause {
 				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
 			}
@@ -138,9 +138,9 @@ func names(svcs []compose.Service) string {
 	return strings.Join(out, ",")
 }
 
-// awaitingUpdater decides on the tasks, not on the clock, and reads them only where a
+// StillOnPreviousSpec decides on the tasks, not on the clock, and reads them only where a
 // service may be waiting for Swarm's updater.
-func TestAwaitingUpdaterAsksTheTasksNotTheClock(t *testing.T) {
+func TestStillOnPreviousSpecAsksTheTasksNotTheClock(t *testing.T) {
 	ctx := context.Background()
 	started := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	later := started.Add(time.Minute)
@@ -196,38 +196,63 @@ func TestAwaitingUpdaterAsksTheTasksNotTheClock(t *testing.T) {
 
 	t.Run("old tasks still run: waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); !got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api waiting after one", got, taskReads(sw))
 		}
 	})
 	t.Run("within the start grace nothing is read", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, started.Add(stack.StartGrace/2)); got != nil || taskReads(sw) != 0 {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, started.Add(stack.StartGrace/2)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("the tasks already run the spec written back: not waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"), image("v1"))
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); got[svcs[0].ID] || taskReads(sw) != 1 {
 			t.Errorf("got %v after %d task lists, want api not waiting", got, taskReads(sw))
 		}
 	})
 	t.Run("a failed task list counts as waiting", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
 		sw.Fail(memswarm.OpTasksOfServices, 1, errors.New("injected: no manager answered"))
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
 			t.Errorf("got %v, want api waiting", got)
 		}
 	})
 	t.Run("a write that replaces no task reads no task", func(t *testing.T) {
 		sw, svcs := world(t, labelled)
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
+			t.Errorf("got %v after %d task lists", got, taskReads(sw))
+		}
+	})
+	t.Run("Swarm says completed while the old tasks run: still on the previous spec", func(t *testing.T) {
+		sw, _ := world(t, image("v2"))
+		sw.SetUpdateState("api", swarmtypes.UpdateStateCompleted, "update completed")
+		svcs, _ := sw.AllServices(ctx)
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); !got[svcs[0].ID] {
+			t.Errorf("got %v, want api still on the previous spec", got)
+		}
+	})
+	t.Run("Swarm says completed and the tasks run the new spec: done", func(t *testing.T) {
+		sw, _ := world(t, image("v2"))
+		sw.Converge("api")
+		svcs, _ := sw.AllServices(ctx)
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); got[svcs[0].ID] {
+			t.Errorf("got %v, want api done", got)
+		}
+	})
+	t.Run("an update Swarm is running reads no task", func(t *testing.T) {
+		sw, _ := world(t, image("v2"))
+		sw.StartUpdates()
+		svcs, _ := sw.AllServices(ctx)
+		sw.ResetCalls()
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, started, later); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})
 	t.Run("a service the rollout did not write reads no task", func(t *testing.T) {
 		sw, svcs := world(t, image("v2"))
-		if got := stack.AwaitingUpdater(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
+		if got := stack.StillOnPreviousSpec(ctx, sw, svcs, later, later.Add(time.Minute)); got != nil || taskReads(sw) != 0 {
 			t.Errorf("got %v after %d task lists", got, taskReads(sw))
 		}
 	})

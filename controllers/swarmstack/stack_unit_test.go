@@ -61,7 +61,7 @@ func (m memSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 func (memSwarms) Forget(ktypes.NamespacedName) {}
 
 type stackEnv struct {
-	t   *testing.T
+	t   testing.TB
 	c   client.Client
 	sw  *memswarm.Swarm
 	clk *testenv.Clock
@@ -71,6 +71,9 @@ type stackEnv struct {
 	loseStatusPatches int
 	// tune completes each new reconciler (an env that adds sources sets them here).
 	tune func(*Reconciler)
+	// rc is the reconcilers' client: c, with every write logged in apiWrites.
+	rc        client.Client
+	apiWrites *testenv.WriteLog
 }
 
 // stackEnvExtras is what an env adds to the API server: more kinds and indexes.
@@ -80,9 +83,9 @@ type stackEnvExtras struct {
 	indexes     map[string]client.IndexerFunc
 }
 
-func newStackEnv(t *testing.T) *stackEnv { return newStackEnvWith(t, stackEnvExtras{}) }
+func newStackEnv(t testing.TB) *stackEnv { return newStackEnvWith(t, stackEnvExtras{}) }
 
-func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
+func newStackEnvWith(t testing.TB, extras stackEnvExtras) *stackEnv {
 	t.Helper()
 	clk := testenv.NewClock()
 	clk.Set(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // the stack tests' freeze windows count from here
@@ -117,13 +120,15 @@ func newStackEnvWith(t *testing.T, extras stackEnvExtras) *stackEnv {
 	for name, fn := range extras.indexes {
 		b = b.WithIndex(&swarmv1.SwarmStack{}, name, fn)
 	}
-	e.c = testenv.WithIndexes(b).Build()
+	built := testenv.WithIndexes(b).Build()
+	e.c = built
+	e.rc, e.apiWrites = testenv.CountWrites(built)
 	return e
 }
 
 // reconciler is a new reconciler each time: a restart keeps nothing but what the API holds.
 func (e *stackEnv) reconciler() *Reconciler {
-	r := &Reconciler{Client: e.c, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
+	r := &Reconciler{Client: e.rc, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
 		Renderer: compose.NewCache(16), NamingKey: []byte("unit-test-key"), Recorder: e.rec, Now: e.clk.Now}
 	if e.tune != nil {
 		e.tune(r)

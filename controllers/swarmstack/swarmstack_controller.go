@@ -29,6 +29,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/compose"
 	"github.com/swarmops/swarm-operator/internal/metrics"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
+	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 )
@@ -66,12 +67,17 @@ type Reconciler struct {
 	Now        func() time.Time
 	// Sources reads the Flux sources of spec.sourceRef (internal/stack/source.go).
 	Sources stack.Sources
+	// Security is the operator's security policy: the level every stack is held to at
+	// least (--stack-security-default) and the host paths and ports baseline allows
+	// (stack_security.go).
+	Security security.Policy
 }
 
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=swarm.swarmops.io,resources=swarmstacks/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile brings the stack's services on the swarm to the rendered compose files.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -374,6 +380,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *swarmv1.SwarmStack)
 		labels := prometheus.Labels{"namespace": s.Namespace, "stack": s.Name}
 		metrics.ServiceUpdateState.DeletePartialMatch(labels)
 		metrics.StackRevisionHeld.DeletePartialMatch(labels)
+		metrics.StackPolicyViolations.DeletePartialMatch(labels)
 	}
 	return result, done, err
 }
@@ -433,7 +440,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexSecrets)), builder.OnlyMetadata).
 		Watches(&swarmv1.SwarmCluster{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexClusterRef)),
 			builder.WithPredicates(clusterUsable)).
-		WatchesRawSource(source.Channel(swarmEvents, &handler.EnqueueRequestForObject{})).
+		// A namespace's security labels decide what its stacks may run (stack_security.go).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.stacksInNamespace), builder.OnlyMetadata,
+			builder.WithPredicates(securityLabelsChanged)).
+		WatchesRawSource(source.Channel(swarmEvents, swarmEventHandler)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrent, 1)})
 	// Flux sources (new artifacts) and dependencies (turning Ready): stack_watch.go.
 	return r.watchSources(mgr, b).

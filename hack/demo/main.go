@@ -30,6 +30,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
@@ -78,7 +79,9 @@ func runDemo() int {
 		}
 	}()
 	done(t0)
-	stop, err := bed.StartOperator(controllers.Options{})
+	// The release runs at the baseline security level (applySamples labels the
+	// namespace); web publishes port 80 in host mode, which the platform allows here.
+	stop, err := bed.StartOperator(controllers.Options{StackSecurity: security.Policy{AllowedHostPorts: []uint32{80}}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -99,7 +102,7 @@ func runDemo() int {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	step("Applying config/samples: the numbers compose files as a ConfigMap, a SwarmCluster with mutual TLS")
+	step("Applying config/samples: the numbers compose files as a ConfigMap, a SwarmCluster with mutual TLS; namespace " + ns + " enforces security level baseline (host port 80 allowed)")
 	if err := d.applySamples(ctx); err != nil {
 		return err
 	}
@@ -264,6 +267,17 @@ func (d *demo) applySamples(ctx context.Context) error {
 		cm.BinaryData[e.Name()] = data
 	}
 	if err := d.c.Create(ctx, cm); err != nil {
+		return err
+	}
+	var namespace corev1.Namespace
+	if err := d.c.Get(ctx, crclient.ObjectKey{Name: ns}, &namespace); err != nil {
+		return err
+	}
+	if namespace.Labels == nil {
+		namespace.Labels = map[string]string{}
+	}
+	namespace.Labels[security.LabelEnforce] = security.Baseline.String()
+	if err := d.c.Update(ctx, &namespace); err != nil {
 		return err
 	}
 	_, err = d.bed.CreateCluster(ctx, ns, "prod")

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/swarmops/swarm-operator/internal/compose"
+	"github.com/swarmops/swarm-operator/internal/security"
 )
 
 // multiFlag collects a repeated flag in order.
@@ -37,7 +38,15 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "yaml", "yaml or json")
 	nameKeyFile := fs.String("name-key-file", "", "file whose bytes are the operator's name key: secret and config names and the revision are then the operator's (without it they carry a plain sha256, which anyone can recompute)")
 	order := fs.String("update-order", "Parallel", "the SwarmStack's spec.updateOrder: Parallel, or DependsOn to check depends_on and print the waves of an ordered release")
+	level := fs.String("security-level", "privileged", "refuse (exit 1) compose content this security level forbids: privileged, baseline or restricted, as the operator enforces it")
+	hostPaths := fs.String("allowed-host-paths", "", "comma-separated host paths baseline allows to bind-mount (the operator's --stack-security-allowed-host-paths)")
+	hostPorts := fs.String("allowed-host-ports", "", "comma-separated ports baseline and restricted allow to publish in host mode (the operator's --stack-security-allowed-host-ports)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	policy, err := renderPolicy(*level, *hostPaths, *hostPorts)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 2
 	}
 	if len(files) == 0 {
@@ -98,6 +107,9 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 		}
 		in = append(in, compose.File{Name: f, Content: data})
 	}
+	if code := checkSecurity(in, opts, policy, stderr); code != 0 {
+		return code
+	}
 	var out any
 	switch *output {
 	case "compose":
@@ -141,7 +153,6 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var data []byte
-	var err error
 	switch *format {
 	case "json":
 		data, err = json.MarshalIndent(out, "", "  ")
@@ -160,9 +171,46 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func renderPolicy(level, paths, ports string) (security.Policy, error) {
+	var p security.Policy
+	var err error
+	if p.Level, err = security.ParseLevel(level); err != nil {
+		return p, fmt.Errorf("--security-level: %w", err)
+	}
+	if p.AllowedHostPaths, err = security.ParsePaths(paths); err != nil {
+		return p, fmt.Errorf("--allowed-host-paths: %w", err)
+	}
+	if p.AllowedHostPorts, err = security.ParsePorts(ports); err != nil {
+		return p, fmt.Errorf("--allowed-host-ports: %w", err)
+	}
+	return p, nil
+}
+
+// checkSecurity refuses what the level forbids, one violation a line, in the words of
+// the operator's PolicyViolation.
+func checkSecurity(in []compose.File, opts compose.Options, p security.Policy, stderr io.Writer) int {
+	if p.Level == security.Privileged {
+		return 0
+	}
+	st, err := compose.Render(in, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	vs := security.Check(st, in, p)
+	if len(vs) == 0 {
+		return 0
+	}
+	fmt.Fprintf(stderr, "render: Security level %s forbids:\n", p.Level)
+	for _, v := range vs {
+		fmt.Fprintf(stderr, "  %s\n", v)
+	}
+	return 1
+}
+
 func renderCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "render -f FILE... [--stack NAME] [--var K=V]... [--output compose|swarm] [--format yaml|json] [--name-key-file F] [--update-order DependsOn]",
+		Use:   "render -f FILE... [--stack NAME] [--var K=V]... [--output compose|swarm] [--format yaml|json] [--name-key-file F] [--security-level LEVEL] [--update-order DependsOn]",
 		Short: "Render compose files as the operator would deploy them (no cluster needed)",
 		// The flags are render's own (the same as swarm-operator render).
 		DisableFlagParsing: true,

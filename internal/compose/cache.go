@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 )
 
 // Cache memoises Render: a controller re-renders the same inputs on every
@@ -15,6 +16,7 @@ type Cache struct {
 	size    int
 	order   *list.List // of *cacheEntry, most recent first
 	entries map[[32]byte]*list.Element
+	renders atomic.Uint64
 }
 
 type cacheEntry struct {
@@ -46,6 +48,7 @@ func (c *Cache) Render(files []File, opts Options) (*Stack, error) {
 			return e.stack, nil
 		}
 	}
+	c.renders.Add(1)
 	st, reads, err := render(files, opts)
 	if err != nil {
 		return nil, err
@@ -64,6 +67,9 @@ func (c *Cache) Render(files []File, opts Options) (*Stack, error) {
 	return st, nil
 }
 
+// Renders counts the renders Render did, hits not included.
+func (c *Cache) Renders() uint64 { return c.renders.Load() }
+
 func fresh(reads map[string]fileRead, readFile func(string) ([]byte, error)) bool {
 	for p, r := range reads {
 		data, err := readFile(p)
@@ -73,6 +79,10 @@ func fresh(reads map[string]fileRead, readFile func(string) ([]byte, error)) boo
 	}
 	return true
 }
+
+// InputKey identifies the inputs of a render: the same key, the same files and
+// options (file: and env_file: contents read through ReadFile are not in it).
+func InputKey(files []File, opts Options) [32]byte { return inputKey(files, opts) }
 
 // inputKey hashes every input; each field is length-prefixed so that no two
 // different inputs share an encoding.

@@ -75,6 +75,38 @@ type Stack struct {
 	// with Options.OrderByDependsOn): a service's dependencies are in earlier waves.
 	// Each wave is sorted. Not part of Revision: the order changes no spec.
 	Waves [][]string `json:",omitempty"`
+
+	// project is what the stack was rendered from, for checks of the compose
+	// content (internal/security).
+	project *types.Project
+}
+
+// Project is the merged, interpolated compose project the stack was rendered
+// from. It is shared like the Stack: treat it as immutable.
+func (st *Stack) Project() *types.Project { return st.project }
+
+// Locator names the file and line of a key of the merged project, given as its path
+// (e.g. "services", "web", "volumes", "0"): the last file that writes the whole path,
+// else the last that writes a part of it. Line is 0 when unknown.
+type Locator func(path ...string) (file string, line int)
+
+// NewLocator reads the files a Stack was rendered from again, for messages that name a
+// file and line. Parsing them again when such a message is needed, which is rare, costs
+// less than keeping every file's YAML tree with each cached Stack.
+func NewLocator(files []File) Locator {
+	var srcs []*source
+	for i, f := range files {
+		if f.Name == "" {
+			f.Name = fmt.Sprintf("file #%d", i+1)
+		}
+		if src, err := newSource(f); err == nil {
+			srcs = append(srcs, src)
+		}
+	}
+	return func(path ...string) (string, int) {
+		e := locate(srcs, path...)
+		return e.File, e.Line
+	}
 }
 
 // Network is a network the stack uses. External networks are only
@@ -161,6 +193,7 @@ func render(files []File, opts Options) (st *Stack, reads map[string]fileRead, e
 		return nil, nil, err
 	}
 	st.Warnings = red.strings(st.Warnings)
+	st.project = ld.project
 	return st, c.reads, nil
 }
 

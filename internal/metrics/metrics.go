@@ -83,11 +83,26 @@ var (
 		Help: "1 while the SwarmNodeMaintenance waits for SwarmStack rollouts on its cluster, else 0.",
 	}, []string{"namespace", "maintenance"})
 
+	// StackPolicyViolations is how many violations of the security level of each mode
+	// (enforce, warn, audit) a stack's rendered revision has; audit reports only here and
+	// in an event.
+	StackPolicyViolations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "swarm_operator_stack_policy_violations",
+		Help: "Violations of the security level in force for each mode (enforce, warn, audit) by the SwarmStack's rendered revision.",
+	}, []string{"namespace", "stack", "mode", "level"})
+
 	// ServicesRebalanced counts services force-updated after a window to spread them.
 	ServicesRebalanced = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swarm_operator_services_rebalanced_total",
 		Help: "Services a SwarmNodeMaintenance force-updated after its window to spread their tasks again.",
 	}, []string{"namespace", "maintenance"})
+
+	// StackRenders counts stack passes that rendered the compose files and those that
+	// skipped it because the inputs were those of the revision in force.
+	StackRenders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "swarm_operator_stack_renders_total",
+		Help: "SwarmStack passes by render: rendered, or skipped (inputs unchanged since the revision in force).",
+	}, []string{"render"})
 )
 
 // vectors are every metric above, registered together and reset together.
@@ -97,7 +112,7 @@ var vectors = []interface {
 }{
 	DockerRequests, RolloutsStarted, RolloutsFinished, RolloutDuration,
 	ServiceUpdateState, ClusterReachable, ManagersReachable, ManagersQuorum, NodesInMaintenance, MaintenanceInWindow,
-	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced,
+	StackRevisionHeld, MaintenanceWaitingForRollouts, ServicesRebalanced, StackPolicyViolations, StackRenders,
 }
 
 func init() {

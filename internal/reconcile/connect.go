@@ -2,9 +2,11 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -182,8 +184,35 @@ func MarkFailed(conds *[]metav1.Condition, generation int64, reason, msg string,
 	}
 }
 
-// StatusChanged compares two status values semantically.
-func StatusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
+// StatusChanged tells whether writing status b over a would change what the API server
+// holds. Both are compared as the server stores them, after a JSON round trip: a time
+// keeps whole seconds there (Swarm's timestamps have nanoseconds, and a status that
+// carries one would otherwise look changed on every pass and be patched each time).
+func StatusChanged(a, b any) bool {
+	if equality.Semantic.DeepEqual(a, b) {
+		return false
+	}
+	ra, errA := asStored(a)
+	rb, errB := asStored(b)
+	if errA != nil || errB != nil {
+		return true // cannot tell: writing is always safe
+	}
+	return !equality.Semantic.DeepEqual(ra, rb)
+}
+
+// asStored returns v as the API server would return it: encoded to JSON and decoded
+// into a new value of the same type.
+func asStored(v any) (any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	out := reflect.New(reflect.TypeOf(v))
+	if err := json.Unmarshal(data, out.Interface()); err != nil {
+		return nil, err
+	}
+	return out.Elem().Interface(), nil
+}
 
 // Jitter spreads periodic resyncs so many objects do not hit the swarm at once.
 func Jitter(d time.Duration) time.Duration {

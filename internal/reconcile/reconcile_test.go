@@ -255,3 +255,26 @@ func TestJitterAddsAtMostATenthAndDurationOrFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusChangedComparesAsTheAPIServerStores: a time that differs only below the
+// second, which the API server does not keep, is no change; any stored difference is.
+func TestStatusChangedComparesAsTheAPIServerStores(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	status := func(tm time.Time, image string) swarmv1.SwarmStackStatus {
+		t := metav1.NewTime(tm)
+		return swarmv1.SwarmStackStatus{Services: []swarmv1.ServiceStatus{{Name: "numbers_api", Image: image, UpdateStartedAt: &t}}}
+	}
+	read := status(at, "numbers-api:v1")
+	if StatusChanged(read, status(at.Add(123456789*time.Nanosecond), "numbers-api:v1")) {
+		t.Error("a sub-second difference the API server drops counted as a change")
+	}
+	if !StatusChanged(read, status(at.Add(time.Second), "numbers-api:v1")) {
+		t.Error("a time one second later counted as no change")
+	}
+	if !StatusChanged(read, status(at, "numbers-api:v2")) {
+		t.Error("a new image counted as no change")
+	}
+	if StatusChanged(swarmv1.SwarmStackStatus{}, swarmv1.SwarmStackStatus{Services: []swarmv1.ServiceStatus{}}) {
+		t.Error("an empty list and no list counted as a change")
+	}
+}

@@ -31,6 +31,8 @@ type Inputs struct {
 	Sensitive []string
 	// SourceRevision is the revision of the spec.sourceRef artifact read, if any.
 	SourceRevision string
+	// SourceDigest is that artifact's content digest: what file: and env_file: read.
+	SourceDigest string
 }
 
 // GatherInputs reads the compose files, variables, secrets, configs and registry
@@ -50,7 +52,7 @@ func GatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swar
 		if art, err = src.openSource(ctx, c, s); err != nil {
 			return nil, err
 		}
-		in.SourceRevision = art.revision
+		in.SourceRevision, in.SourceDigest = art.revision, art.digest
 		// Relative paths of file: and env_file: are read from the directory of the first
 		// compose file of the artifact, as docker compose reads them from the first -f file.
 		base := "."

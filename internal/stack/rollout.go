@@ -157,15 +157,21 @@ func thisRolloutsUpdate(svc swarmtypes.Service, started time.Time) *swarmtypes.U
 	return u
 }
 
-// AwaitingUpdater finds the services of the rollout whose new task spec Swarm's updater
-// has not started on yet: written in the rollout with another task template, no update
-// status, and tasks that Swarm wants running still on an older spec. Their task counts
-// look converged (the old tasks run), and the updater of a loaded manager can take
-// longer than any grace to start: a clock cannot tell "not started" from "nothing to
-// roll", the tasks can, as Swarm's updater itself decides which tasks are dirty. It
-// lists tasks only past the start grace and only for such services; when the list
-// fails, they all count as waiting, and the next pass asks again.
-func AwaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, started, now time.Time) map[string]bool {
+// StillOnPreviousSpec finds the services of the rollout whose tasks have not taken its
+// new task spec although their counts look done: written in the rollout with another
+// task template, converged, and tasks that Swarm wants running still on an older spec.
+// Two of Swarm's states hide that:
+//   - no update status: the updater has not started yet; on a loaded manager it can take
+//     longer than any grace, and a clock cannot tell "not started" from "nothing to roll";
+//   - completed: a start-first slot keeps its old task until the new one runs, and the
+//     updater counts a new task's failure only if it sees it within the monitor period;
+//     with a short monitor on a loaded manager it marks the update completed while every
+//     old task still runs, and rolls back only when it runs the update again.
+//
+// The tasks decide, as Swarm's updater itself decides which tasks are dirty. It lists
+// tasks only past the start grace and only for such services; when the list fails, they
+// all count as still on the previous spec, and the next pass asks again.
+func StillOnPreviousSpec(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, started, now time.Time) map[string]bool {
 	if now.Sub(started) < StartGrace {
 		return nil
 	}
@@ -173,7 +179,10 @@ func AwaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Se
 	specs := map[string]swarmtypes.TaskSpec{}
 	for _, svc := range svcs {
 		prev := svc.PreviousSpec
-		if thisRolloutsUpdate(svc, started) != nil || prev == nil || svc.UpdatedAt.Before(started.Add(-ClockSkew)) ||
+		if u := thisRolloutsUpdate(svc, started); u != nil && u.State != swarmtypes.UpdateStateCompleted {
+			continue
+		}
+		if prev == nil || svc.UpdatedAt.Before(started.Add(-ClockSkew)) ||
 			!Converged(svc) || swarm.SameTaskSpec(prev.TaskTemplate, svc.Spec.TaskTemplate) {
 			continue
 		}
@@ -183,30 +192,30 @@ func AwaitingUpdater(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Se
 	if len(ids) == 0 {
 		return nil
 	}
-	waiting := map[string]bool{}
+	stale := map[string]bool{}
 	tasks, err := conn.TasksOfServices(ctx, ids)
 	if err != nil {
 		for _, id := range ids {
-			waiting[id] = true
+			stale[id] = true
 		}
-		return waiting
+		return stale
 	}
 	for _, t := range tasks {
 		if t.DesiredState == swarmtypes.TaskStateRunning && !swarm.TaskEnded(t.Status.State) && !swarm.SameTaskSpec(t.Spec, specs[t.ServiceID]) {
-			waiting[t.ServiceID] = true
+			stale[t.ServiceID] = true
 		}
 	}
-	return waiting
+	return stale
 }
 
 // JudgeRollout decides whether the rollout that started at `started` has ended and how.
 // A service whose update Swarm rolled back makes the whole rollout RolledBack, once no
 // service is still moving: a rollback is a failure, even though Swarm and the docker CLI
-// report it as a finished update. awaiting holds the IDs of the services whose new spec
-// Swarm's updater has yet to start on (awaitingUpdater), jobs the runs of the job
-// services by ID (JobRuns): a job's run moves until it completed, and one that failed
-// fails the rollout (outcome Failed), once no other service is still moving.
-func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting map[string]bool, jobs map[string]JobRun) Verdict {
+// report it as a finished update. stale holds the IDs of the services whose tasks still
+// run the previous spec (StillOnPreviousSpec), jobs the runs of the job services by ID
+// (JobRuns): a job's run moves until it completed, and one that failed fails the
+// rollout (outcome Failed), once no other service is still moving.
+func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, stale map[string]bool, jobs map[string]JobRun) Verdict {
 	var moving, rolledBack, paused, rollbackPaused, rollingBack, failed []string
 	for _, svc := range svcs {
 		name := svc.Spec.Name
@@ -225,7 +234,7 @@ func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 		u := thisRolloutsUpdate(svc, started)
 		if u == nil {
 			switch {
-			case awaiting[svc.ID]:
+			case stale[svc.ID]:
 				moving = append(moving, name+": waiting for Swarm's updater to start")
 			case now.Sub(started) < StartGrace || !Converged(svc):
 				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
@@ -246,7 +255,9 @@ func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, awaiting ma
 		case swarmtypes.UpdateStateRollbackCompleted:
 			rolledBack = append(rolledBack, msg)
 		case swarmtypes.UpdateStateCompleted:
-			if !Converged(svc) {
+			if stale[svc.ID] {
+				moving = append(moving, name+": Swarm reports the update completed, but tasks of the previous spec still run")
+			} else if !Converged(svc) {
 				moving = append(moving, fmt.Sprintf("%s: %s", name, taskProgress(svc)))
 			}
 		}
@@ -287,7 +298,7 @@ func JudgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Ser
 			others = append(others, svc.Spec.Name+": "+why)
 		}
 	}
-	v := JudgeRollout(written, started, now, AwaitingUpdater(ctx, conn, written, started, now), jobs)
+	v := JudgeRollout(written, started, now, StillOnPreviousSpec(ctx, conn, written, started, now), jobs)
 	if len(others) == 0 {
 		return v
 	}

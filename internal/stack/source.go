@@ -91,6 +91,7 @@ type artifactRoot struct {
 	dir      string // the unpacked artifact
 	source   string // "GitRepository ns/name", for messages
 	revision string // the artifact's revision, e.g. main@sha1:...
+	digest   string // the artifact's content digest, e.g. sha256:...
 }
 
 // openSource finds the stack's source and its unpacked artifact.
@@ -126,7 +127,7 @@ func (src Sources) openSource(ctx context.Context, c client.Reader, s *swarmv1.S
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s, artifact %s: %w", ErrSourceNotReady, name, art.Revision, err)
 	}
-	return &artifactRoot{dir: dir, source: name, revision: art.Revision}, nil
+	return &artifactRoot{dir: dir, source: name, revision: art.Revision, digest: art.Digest}, nil
 }
 
 // artifactPath checks a path given relative to base inside the artifact and returns it

@@ -404,7 +404,10 @@ type resyncFigures struct {
 	perReconcile time.Duration
 	requests     requestCount       // to Docker
 	api          map[string]float64 // to the API server, by HTTP method
-	cpu          cpuTimes           // used during the resync
+	// renders and skipped count the resync's passes that rendered the compose files
+	// and those that did not need to (swarm_operator_stack_renders_total).
+	renders, skipped float64
+	cpu              cpuTimes // used during the resync
 	// Go heap in use after GC and process RSS, with the operator stopped and running.
 	heapOff, heapOn, rssOff, rssOn uint64
 }
@@ -496,6 +499,8 @@ func measureResync(b *testing.B, run resyncRun) resyncFigures {
 	for method, n := range api0 {
 		r.api[method] -= n
 	}
+	r.renders = sum("swarm_operator_stack_renders_total", map[string]string{"render": "rendered"})
+	r.skipped = sum("swarm_operator_stack_renders_total", map[string]string{"render": "skipped"})
 	r.heapOn, r.rssOn = liveHeap(), rss()
 	return r
 }
@@ -506,6 +511,7 @@ func (r resyncFigures) report(b *testing.B) {
 	b.ReportMetric(float64(r.perReconcile)/float64(time.Millisecond), "ms/reconcile")
 	b.ReportMetric(r.requests.total()/float64(max(r.stacks, 1)), "resync-requests/stack")
 	b.ReportMetric(r.requests.writes, "resync-writes")
+	b.ReportMetric(r.renders/float64(max(r.stacks, 1)), "resync-renders/stack")
 	b.ReportMetric(float64(int64(r.heapOn)-int64(r.heapOff))/mib, "operator-heap-MiB")
 	b.ReportMetric(float64(r.rssOn)/mib, "process-rss-MiB")
 }

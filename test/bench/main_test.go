@@ -25,6 +25,7 @@ import (
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
@@ -215,7 +216,8 @@ func startOperator() error {
 	operatorMu.Lock()
 	defer operatorMu.Unlock()
 	// BENCH_CONCURRENT sets --concurrent (0: the operator's default).
-	stop, err := bed.StartOperator(controllers.Options{Concurrent: envInt("BENCH_CONCURRENT", 0)})
+	// The scale-out benchmark's Swarms are plain TCP: allowed explicitly.
+	stop, err := bed.StartOperator(controllers.Options{Concurrent: envInt("BENCH_CONCURRENT", 0), SwarmEndpoints: reconcile.EndpointPolicy{AllowInsecure: true}})
 	if err != nil {
 		return fmt.Errorf("starting the operator: %w", err)
 	}

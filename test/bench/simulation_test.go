@@ -21,6 +21,7 @@ import (
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/controllers"
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
 	"github.com/swarmops/swarm-operator/internal/swarm"
 	"github.com/swarmops/swarm-operator/test/testbed"
@@ -44,7 +45,7 @@ func BenchmarkSimulation(b *testing.B) {
 	clients := max(envInt("BENCH_SIM_CLIENTS", 4), 1)
 	logBoth(b, "%d in-memory swarms (3 managers, 2 workers), %s per call, --concurrent %d, stacks of %d services at replicas 0; steps %v",
 		len(sim.clusters), sim.latency, sim.concurrent, per, steps)
-	detailf("%s: | stacks | added | creates took | deploy | stacks/s | reconciles/stack | API POST, PUT, PATCH /stack | reconciles/s before the restart | resync | reconciles/s | ms/reconcile | swarm calls/stack | API GET, PATCH /stack | operator heap MiB | RSS MiB stopped → running | CPU s deploy; resync: bench process / kube-apiserver / etcd | load |", b.Name())
+	detailf("%s: | stacks | added | creates took | deploy | stacks/s | reconciles/stack | API POST, PUT, PATCH /stack | reconciles/s before the restart | resync | reconciles/s | ms/reconcile | swarm calls/stack | API GET, PATCH /stack | renders/stack (skipped) | operator heap MiB | RSS MiB stopped → running | CPU s deploy; resync: bench process / kube-apiserver / etcd | load |", b.Name())
 
 	b.ResetTimer()
 	for _, target := range steps {
@@ -58,11 +59,12 @@ func BenchmarkSimulation(b *testing.B) {
 		b.ReportMetric(heap, fmt.Sprintf("operator-heap-MiB@%d", target))
 		b.ReportMetric(float64(r.rssOn)/mib, fmt.Sprintf("process-rss-MiB@%d", target))
 		perAdded := func(method string) float64 { return d.api[method] / float64(added) }
-		detailf("%s: | %d | %d | %s | %s | %.1f | %.1f | %.1f, %.1f, %.1f | %.1f | %s | %.0f | %.1f | %.2f | %.2f, %.2f | %.1f | %.0f → %.0f | %s; %s | %.1f → %.1f |", b.Name(),
+		detailf("%s: | %d | %d | %s | %s | %.1f | %.1f | %.1f, %.1f, %.1f | %.1f | %s | %.0f | %.1f | %.2f | %.2f, %.2f | %.2f (%.2f) | %.1f | %.0f → %.0f | %s; %s | %.1f → %.1f |", b.Name(),
 			target, added, d.created.Round(100*time.Millisecond), d.took.Round(100*time.Millisecond), float64(added)/d.took.Seconds(), d.reconciles/float64(added),
 			perAdded("POST"), perAdded("PUT"), perAdded("PATCH"), before,
 			r.took.Round(100*time.Millisecond), r.reconciles/r.took.Seconds(), float64(r.perReconcile)/float64(time.Millisecond),
 			float64(calls)/float64(target), r.api["GET"]/float64(target), r.api["PATCH"]/float64(target),
+			r.renders/float64(target), r.skipped/float64(target),
 			heap, float64(r.rssOff)/mib, float64(r.rssOn)/mib, d.cpu, r.cpu, stepLoad, loadAvg())
 		b.Logf("%d stacks: deploy of %d in %s, resync %s, operator heap %.1f MiB, RSS %.0f MiB",
 			target, added, d.took.Round(100*time.Millisecond), r.took.Round(100*time.Millisecond), heap, float64(r.rssOn)/mib)
@@ -249,7 +251,9 @@ func startSimulation(b *testing.B) *simulation {
 func (s *simulation) startOperator() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent}, testbed.OperatorOptions{})
+	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent,
+		// The simulated clusters' endpoints are unix:// names.
+		SwarmEndpoints: reconcile.EndpointPolicy{AllowUnix: true}}, testbed.OperatorOptions{})
 	if err != nil {
 		return fmt.Errorf("starting the operator: %w", err)
 	}

@@ -8,6 +8,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/reconcile"
@@ -209,4 +211,75 @@ func (c *StackLists) List(ctx context.Context, list client.ObjectList, opts ...c
 	err := c.Client.List(ctx, list, opts...)
 	c.Read += len(l.Items)
 	return err
+}
+
+// WriteLog counts the writes made through a client that CountWrites wrapped: each
+// entry is "<verb> <kind>/<name>", status writes as "<verb> <kind>/<name>/status".
+type WriteLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+// Writes returns the writes so far, oldest first.
+func (l *WriteLog) Writes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+// Reset forgets the writes so far.
+func (l *WriteLog) Reset() {
+	l.mu.Lock()
+	l.writes = nil
+	l.mu.Unlock()
+}
+
+func (l *WriteLog) add(verb string, obj client.Object, sub string) {
+	name := fmt.Sprintf("%s %T/%s", verb, obj, obj.GetName())
+	if sub != "" {
+		name += "/" + sub
+	}
+	l.mu.Lock()
+	l.writes = append(l.writes, name)
+	l.mu.Unlock()
+}
+
+// CountWrites wraps c so that every write through it (create, update, patch, delete, and
+// their status forms) is logged in the WriteLog it returns; reads pass through.
+func CountWrites(c client.WithWatch) (client.WithWatch, *WriteLog) {
+	l := &WriteLog{}
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			l.add("create", obj, "")
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			l.add("update", obj, "")
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			l.add("patch", obj, "")
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			l.add("delete", obj, "")
+			return c.Delete(ctx, obj, opts...)
+		},
+		DeleteAllOf: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteAllOfOption) error {
+			l.add("deleteallof", obj, "")
+			return c.DeleteAllOf(ctx, obj, opts...)
+		},
+		SubResourceCreate: func(ctx context.Context, c client.Client, sub string, obj, subObj client.Object, opts ...client.SubResourceCreateOption) error {
+			l.add("create", obj, sub)
+			return c.SubResource(sub).Create(ctx, obj, subObj, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			l.add("update", obj, sub)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			l.add("patch", obj, sub)
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	}), l
 }
