@@ -94,12 +94,27 @@ const (
 	// EventAdopted: spec.adopt took over services deployed outside the operator; the
 	// message names the services that roll once because they use secrets.
 	EventAdopted = "Adopted"
+	// EventWaveWritten: an ordered release wrote its next wave.
+	EventWaveWritten = "WaveWritten"
 )
 
 // Rollback policies of a SwarmStack.
 const (
 	RollbackPolicyService = "Service"
 	RollbackPolicyStack   = "Stack"
+)
+
+// Update orders of a SwarmStack (spec.updateOrder).
+const (
+	UpdateOrderParallel  = "Parallel"
+	UpdateOrderDependsOn = "DependsOn"
+)
+
+// Release states of a service in an ordered release (status.services[].release).
+const (
+	ReleaseWaiting = "Waiting"
+	ReleaseWritten = "Written"
+	ReleaseDone    = "Done"
 )
 
 // Rollout outcomes recorded in SwarmStack history.
@@ -326,6 +341,21 @@ type SwarmStackSpec struct {
 	// +kubebuilder:default=Service
 	RollbackPolicy string `json:"rollbackPolicy,omitempty"`
 
+	// UpdateOrder: Parallel (default, as docker stack deploy) writes every changed service
+	// at once. DependsOn writes them in waves along the compose files' depends_on: a
+	// service is written once the conditions on its dependencies hold for this revision
+	// (service_started: their update started; service_healthy: their update completed
+	// with every task running; service_completed_successfully: the dependency is a job
+	// and its run of this revision completed). A wave that fails stops the release: later
+	// waves are not written (with rollbackPolicy Stack the written ones go back). The
+	// progress deadline covers the whole release. With DependsOn a cycle, a dependency on
+	// a service not in the stack (unless required: false), service_completed_successfully
+	// on a service that is not a job, and restart: true are refused as ComposeInvalid.
+	// +optional
+	// +kubebuilder:validation:Enum=Parallel;DependsOn
+	// +kubebuilder:default=Parallel
+	UpdateOrder string `json:"updateOrder,omitempty"`
+
 	// Freeze windows for releases: a new revision (or a retry) written inside one waits,
 	// reason Frozen, until the window ends, unless the annotation
 	// swarm.swarmops.io/override-freeze gets a new value. Rollback requests and drift
@@ -389,6 +419,23 @@ type ServiceStatus struct {
 	UpdateConfig *UpdateConfig `json:"updateConfig,omitempty"`
 	// +optional
 	RollbackConfig *UpdateConfig `json:"rollbackConfig,omitempty"`
+	// CompletedTasks counts the tasks of a job's current run that completed.
+	// +optional
+	CompletedTasks uint64 `json:"completedTasks,omitempty"`
+	// Wave is the service's place in an ordered release (updateOrder DependsOn): wave 0
+	// depends on nothing, wave n on services of earlier waves. Unset with Parallel.
+	// +optional
+	Wave *int32 `json:"wave,omitempty"`
+	// Release says where the service is in the ordered release in flight: Waiting (for
+	// the services named in WaitingFor), Written or Done. Unset when no ordered release
+	// runs or the release leaves the service as it is.
+	// +optional
+	// +kubebuilder:validation:Enum=Waiting;Written;Done
+	Release string `json:"release,omitempty"`
+	// WaitingFor says which dependencies, and which condition, a Waiting service waits
+	// for.
+	// +optional
+	WaitingFor string `json:"waitingFor,omitempty"`
 }
 
 // HistoryEntry records one rollout.
@@ -418,6 +465,16 @@ type HistoryEntry struct {
 	// spec they ran before this revision when this rollout failed.
 	// +optional
 	RolledBackServices []string `json:"rolledBackServices,omitempty"`
+	// UpdateOrder is the order the release was written in: DependsOn, or empty for
+	// Parallel.
+	// +optional
+	UpdateOrder string `json:"updateOrder,omitempty"`
+	// Waves lists the services of an ordered release wave by wave, as written, e.g.
+	// ["numbers_migrate", "numbers_api", "numbers_web"] with one entry per wave (the
+	// services of a wave comma-separated).
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	Waves []string `json:"waves,omitempty"`
 	// +optional
 	Message string `json:"message,omitempty"`
 }

@@ -146,6 +146,13 @@ type SwarmStackTemplateSpec struct {
 	// +optional
 	Decryption *Decryption `json:"decryption,omitempty"`
 
+	// UpdateOrder writes each cluster's release in waves along compose depends_on, as the
+	// SwarmStack's spec.updateOrder.
+	// +optional
+	// +kubebuilder:validation:Enum=Parallel;DependsOn
+	// +kubebuilder:default=Parallel
+	UpdateOrder string `json:"updateOrder,omitempty"`
+
 	// DependsOn lists SwarmStacks that must be Ready for their current generation before
 	// a new revision of this one is written (reason DependencyNotReady while waiting). A
 	// dependency that reads the same spec.sourceRef must also have applied the source

@@ -60,6 +60,15 @@ type stackScope struct {
 	retryRequest    string // a new value of the retry annotation
 	// rolledBack names the services this pass asked Swarm to roll back.
 	rolledBack map[string]bool
+	// jobs are the runs of the stack's job services (jobRuns), read once per pass.
+	jobs     map[string]stack.JobRun
+	jobsRead bool
+	// release says where each service stands in an ordered release (updateOrder
+	// DependsOn); after are the services as read after this pass's write.
+	release          map[string]stack.ReleaseStep
+	after            []swarmtypes.Service
+	waitingFirstWave bool
+	servicesBefore   []swarmv1.ServiceStatus // status.services as the pass found them
 	// renderSkipped: the inputs were those of the revision in force (unchangedRevision).
 	renderSkipped bool
 	// revisionInForce: this pass saw the rendered revision take effect (its rollout
@@ -115,6 +124,7 @@ func (sc *stackScope) pass(ctx context.Context) error {
 	if err == nil && sc.acted == nil {
 		err = sc.cleanUp(ctx)
 	}
+	sc.showRelease(ctx)
 	if err == nil {
 		err = sc.holdErr
 	}
@@ -172,6 +182,7 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		return nil
 	}
 	before := st.Services
+	sc.servicesBefore = before
 	st.Services = stack.ServiceStatuses(sc.current, stack.ExactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
@@ -371,16 +382,22 @@ func (sc *stackScope) judge(ctx context.Context) {
 		sc.finishRollout(cur, stack.Verdict{Outcome: swarmv1.OutcomeSuperseded, Reason: swarmv1.ReasonProgressing, Message: supersededBy(sc)})
 		return
 	}
+	ordered := cur.UpdateOrder == swarmv1.UpdateOrderDependsOn
 	if verdict.Outcome == swarmv1.OutcomeCompleted && sc.partial {
 		// Every service written so far converged, but the revision is not all written:
 		// act writes the rest.
-		verdict = stack.Verdict{Reason: swarmv1.ReasonProgressing, Message: "writing the services Swarm refused so far"}
+		msg := "writing the services Swarm refused so far"
+		if ordered {
+			msg = waveDoneMessage
+		}
+		verdict = stack.Verdict{Reason: swarmv1.ReasonProgressing, Message: msg}
 	}
 	deadline := defaultProgressDeadline
 	if sc.s.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*sc.s.Spec.ProgressDeadlineSeconds) * time.Second
 	}
-	if verdict.Outcome == "" && !sc.partial && sc.now.Sub(stack.DeadlineFrom(cur)) > deadline {
+	// An ordered release is partial until its last wave: its deadline covers it all.
+	if verdict.Outcome == "" && (!sc.partial || ordered) && sc.now.Sub(stack.DeadlineFrom(cur)) > deadline {
 		verdict = sc.onDeadline(ctx, cur.Revision, deadline)
 	}
 	if verdict.Outcome == "" {
@@ -425,19 +442,19 @@ func (sc *stackScope) writeIncomplete(cur *swarmv1.HistoryEntry) bool {
 	if sc.rendered.Revision != cur.Revision {
 		return false
 	}
-	return !sc.unwrittenPlan(cur).Empty()
+	return !sc.unwrittenPlan(cur, sc.current).Empty()
 }
 
 // unwrittenPlan is what the rendered revision still has to write. A service that Swarm
 // rolled back since the rollout started is not in it: writing it again would only fail
 // again, and the rollout is judged on that rollback.
-func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry) stack.ServicePlan {
-	plan := stack.PlanServices(sc.rendered, sc.current, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
+func (sc *stackScope) unwrittenPlan(cur *swarmv1.HistoryEntry, svcs []swarmtypes.Service) stack.ServicePlan {
+	plan := stack.PlanServices(sc.rendered, svcs, sc.owner, sc.prunesOnWrite(), sc.retryRequest != "")
 	if cur == nil {
 		return plan
 	}
 	rolledBack := map[string]bool{}
-	for _, svc := range sc.current {
+	for _, svc := range svcs {
 		if u := svc.UpdateStatus; u != nil && stack.RollingBackSince(u, cur.StartedAt.Time) {
 			rolledBack[svc.Spec.Name] = true
 		}
@@ -544,9 +561,18 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		return nil
 	}
 	cur := st.RolloutInFlight()
-	plan := sc.unwrittenPlan(cur)
+	plan := sc.unwrittenPlan(cur, sc.current)
 	if plan.Empty() {
 		return sc.nothingToWrite()
+	}
+	complete := true // this write completes the revision
+	if sc.ordered() {
+		all := len(plan.Create) + len(plan.Update)
+		plan, sc.release = stack.OrderRelease(rendered, plan, sc.current, cur, sc.jobRuns(ctx))
+		complete = len(plan.Create)+len(plan.Update) == all
+		if plan.Empty() {
+			return sc.waitForWave(cur)
+		}
 	}
 	for _, name := range plan.Drifted {
 		sc.event(corev1.EventTypeWarning, swarmv1.EventDriftCorrected, "Service %s was changed outside the operator; restoring revision %s", name, stack.ShortRev(rendered.Revision))
@@ -558,6 +584,7 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	after, readErr := sc.conn.StackServices(ctx, sc.stackName)
 	if readErr == nil {
 		st.Services = stack.ServiceStatuses(after, stack.ExactTaskCounts(ctx, sc.conn, after))
+		sc.after = after
 	}
 	if applyErr != nil {
 		sc.event(corev1.EventTypeWarning, swarmv1.ReasonApplyFailed, "%s", applyErr.Error())
@@ -567,14 +594,19 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		if readErr == nil && cur == nil {
 			if written, ok := stack.RevisionWrittenAt(after, rendered.Revision); ok {
 				sc.startRollout(plan, written, nil)
+				sc.noteWave(plan) // not all of it may have been taken; the next passes judge what was
 			}
 		}
 		return applyErr
 	}
 	now := metav1.NewTime(sc.now)
+	writtenAt := &now
+	if !complete {
+		writtenAt = nil // later waves are still to be written
+	}
 	switch {
 	case cur != nil:
-		cur.WrittenAt = &now // the rest of a partly written revision
+		cur.WrittenAt = writtenAt // the rest, or the next wave, of a partly written revision
 	case rendered.Revision == st.LastAttemptedRevision && !retry && len(plan.Create)+len(plan.Update) == 0:
 		// Only removals of the revision in force: no rollout to follow.
 	default:
@@ -585,8 +617,9 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 		if written, ok := stack.RevisionWrittenAt(sc.current, rendered.Revision); ok && written.Before(started) && !retry {
 			started = written
 		}
-		sc.startRollout(plan, started, &now)
+		sc.startRollout(plan, started, writtenAt)
 	}
+	sc.noteWave(plan)
 	if retry {
 		st.LastHandledRetry = sc.retryRequest
 	}
@@ -599,13 +632,104 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 func (sc *stackScope) startRollout(plan stack.ServicePlan, started time.Time, writtenAt *metav1.Time) {
 	s, st, rendered := sc.s, &sc.s.Status, sc.rendered
 	st.LastAttemptedRevision = rendered.Revision
-	st.History = stack.PushHistory(st.History, swarmv1.HistoryEntry{
+	e := swarmv1.HistoryEntry{
 		Revision: rendered.Revision, Version: s.Spec.Version, StartedAt: metav1.NewTime(started), WrittenAt: writtenAt,
 		Outcome: swarmv1.OutcomeProgressing, SourceRevision: sc.in.SourceRevision,
-	})
+	}
+	if sc.ordered() {
+		e.UpdateOrder = swarmv1.UpdateOrderDependsOn
+	}
+	st.History = stack.PushHistory(st.History, e)
 	metrics.RolloutsStarted.WithLabelValues(s.Namespace, s.Name).Inc()
 	sc.event(corev1.EventTypeNormal, swarmv1.EventRolloutStarted, "Rolling out revision %s%s: %d created, %d updated, %d removed",
 		stack.ShortRev(rendered.Revision), stack.VersionSuffix(s.Spec.Version), len(plan.Create), len(plan.Update), len(plan.Prune))
+}
+
+// waveDoneMessage: the waves of an ordered release written so far are done, and the
+// pass writes the next (or says what it waits for).
+const waveDoneMessage = "the waves written so far are done; writing the next"
+
+// noteWave records the services an ordered release wrote in this pass, as its next
+// wave, in the rollout's history entry.
+func (sc *stackScope) noteWave(plan stack.ServicePlan) {
+	cur := sc.s.Status.RolloutInFlight()
+	names := stack.WaveNames(plan)
+	if cur == nil || cur.UpdateOrder != swarmv1.UpdateOrderDependsOn || names == "" || len(cur.Waves) >= 100 {
+		return
+	}
+	cur.Waves = append(cur.Waves, names)
+	first := slices.Concat(plan.Create, plan.Update)[0].Name
+	sc.event(corev1.EventTypeNormal, swarmv1.EventWaveWritten, "Wave %d of revision %s written: %s", sc.release[first].Wave, stack.ShortRev(cur.Revision), names)
+}
+
+// waitForWave: an ordered release has services left to write, and none may be written
+// yet. Within a rollout judge follows it; before its first write (a dependency the
+// release leaves as it is does not hold) the stack says what it waits for.
+func (sc *stackScope) waitForWave(cur *swarmv1.HistoryEntry) error {
+	sc.requeue(rolloutPoll)
+	var waits []string
+	for name, step := range sc.release {
+		if step.State == swarmv1.ReleaseWaiting {
+			waits = append(waits, name+" waits for "+step.WaitingFor)
+		}
+	}
+	slices.Sort(waits)
+	if cur != nil {
+		if sc.running != nil && sc.running.Outcome == "" && len(waits) > 0 && sc.running.Message == waveDoneMessage {
+			sc.running.Message = "the waves written so far are done; " + strings.Join(waits, "; ")
+		}
+		return nil
+	}
+	sc.waitingFirstWave = true
+	sc.acted = &condFact{reason: swarmv1.ReasonProgressing, progressing: true,
+		msg: fmt.Sprintf("Revision %s waits before its first wave: %s", stack.ShortRev(sc.rendered.Revision), strings.Join(waits, "; "))}
+	return nil
+}
+
+// showRelease writes each service's wave and release state into status.services, from
+// the services as this pass last read them. Without an ordered release the fields stay
+// unset.
+func (sc *stackScope) showRelease(ctx context.Context) {
+	if !sc.ordered() || sc.s.Spec.Suspend {
+		return
+	}
+	st := &sc.s.Status
+	if sc.renderSkipped {
+		// The revision in force, not rendered again: its waves are those the last render
+		// found, and no release is in flight.
+		waves := map[string]*int32{}
+		for _, svc := range sc.servicesBefore {
+			waves[svc.Name] = svc.Wave
+		}
+		for i := range st.Services {
+			st.Services[i].Wave = waves[st.Services[i].Name]
+		}
+		return
+	}
+	cur := st.RolloutInFlight()
+	svcs := sc.current
+	if sc.after != nil {
+		svcs = sc.after
+	}
+	jobs := sc.jobRuns(ctx)
+	if sc.after != nil {
+		jobs = stack.JobRuns(ctx, sc.conn, sc.after) // a job written now started a new run
+	}
+	if sc.release == nil || sc.after != nil {
+		plan := sc.unwrittenPlan(cur, svcs)
+		_, sc.release = stack.OrderRelease(sc.rendered, plan, svcs, cur, jobs)
+	}
+	for i := range st.Services {
+		step, ok := sc.release[st.Services[i].Name]
+		if !ok {
+			continue
+		}
+		w := int32(step.Wave) //nolint:gosec // at most the stack's service count
+		st.Services[i].Wave = &w
+		if cur != nil || sc.waitingFirstWave {
+			st.Services[i].Release, st.Services[i].WaitingFor = step.State, step.WaitingFor
+		}
+	}
 }
 
 // nothingToWrite: the swarm runs the rendered revision already.

@@ -86,7 +86,7 @@ func TestJudgeRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			v := stack.JudgeRollout(tc.services, started, tc.now, tc.stale)
+			v := stack.JudgeRollout(tc.services, started, tc.now, tc.stale, nil)
 			if v.Outcome != tc.wantOutcome || v.Reason != tc.wantReason || (v.RollbackCause != "") != tc.wantCause {
 				t.Errorf("got %+v, want outcome %q reason %q cause %v", v, tc.wantOutcome, tc.wantReason, tc.wantCause)
 			}

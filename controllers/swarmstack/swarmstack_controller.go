@@ -97,7 +97,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // judgeRollout judges the rollout in flight on the services read in this pass.
 func (sc *stackScope) judgeRollout(ctx context.Context, cur *swarmv1.HistoryEntry) stack.Verdict {
-	return stack.JudgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now)
+	return stack.JudgeOnWritten(ctx, sc.conn, sc.current, cur, sc.now, sc.jobRuns(ctx))
+}
+
+// jobRuns reads the runs of the stack's job services once per pass, for the verdict and
+// the order alike.
+func (sc *stackScope) jobRuns(ctx context.Context) map[string]stack.JobRun {
+	if !sc.jobsRead {
+		sc.jobs, sc.jobsRead = stack.JobRuns(ctx, sc.conn, sc.current), true
+	}
+	return sc.jobs
+}
+
+// ordered: the stack is released in waves along depends_on.
+func (sc *stackScope) ordered() bool {
+	return sc.s.Spec.UpdateOrder == swarmv1.UpdateOrderDependsOn && sc.rendered != nil
 }
 
 // rollBackRevision puts every service that the failed revision wrote back to the spec it
@@ -119,6 +133,11 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 		}
 		if svc.Spec.Labels[swarmv1.LabelRevision] != cur.Revision {
 			continue // not changed by this revision
+		}
+		if stack.IsJob(svc) {
+			// A job's run cannot be undone, and its previous spec would run the previous
+			// job again (a migration the release had moved past).
+			continue
 		}
 		switch prev := svc.PreviousSpec; {
 		case prev == nil && last == "":
@@ -143,6 +162,11 @@ func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.History
 			}
 			back = append(back, name)
 		}
+	}
+	if len(back)+len(removed)+len(failed) == 0 {
+		// Nothing the revision wrote can go back (a failed job's run stays as it ran):
+		// the outcome stays what failed.
+		return
 	}
 	slices.Sort(back)
 	cur.RolledBackServices = slices.Concat(back, removed)

@@ -567,6 +567,56 @@ func TestRenderIsTheOperatorsRender(t *testing.T) {
 	}
 }
 
+func TestGetOneStackShowsWhereAnOrderedReleaseStands(t *testing.T) {
+	s := newStack("numbers")
+	wave := func(n int32) *int32 { return &n }
+	s.Status.Services = []swarmv1.ServiceStatus{
+		{Name: "numbers_web", Mode: "replicated", Image: "numbers-web:v3", DesiredTasks: 2, RunningTasks: 2, Wave: wave(2), Release: swarmv1.ReleaseWaiting, WaitingFor: "numbers_api (service_healthy: update updating, 1/2 tasks running)"},
+		{Name: "numbers_api", Mode: "replicated", Image: "numbers-api:v4", DesiredTasks: 2, RunningTasks: 1, UpdateState: "updating", Wave: wave(1), Release: swarmv1.ReleaseWritten},
+		{Name: "numbers_migrate", Mode: "replicated-job", Image: "numbers-migrate:v4", Wave: wave(0), Release: swarmv1.ReleaseDone},
+	}
+	s.Status.History[0].Waves = []string{"numbers_migrate", "numbers_api"}
+	w := newWorld(t, nil, s)
+	code, out, _ := w.run("get", "stack", "numbers")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var rows []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && (f[0] == "WAVE" || strings.HasPrefix(f[1], "numbers_")) {
+			rows = append(rows, f[0]+" "+f[1])
+		}
+	}
+	if strings.Join(rows, ", ") != "WAVE SERVICE, 0 numbers_migrate, 1 numbers_api, 2 numbers_web" ||
+		!strings.Contains(out, "Waiting") || !strings.Contains(out, "waits for numbers_api (service_healthy") {
+		t.Fatalf("want the services in wave order with where they stand:\n%s", out)
+	}
+	code, out, _ = w.run("history", "numbers")
+	if code != 0 || !strings.Contains(out, "waves numbers_migrate → numbers_api;") {
+		t.Fatalf("history does not show the order: exit %d\n%s", code, out)
+	}
+}
+
+func TestRenderPrintsTheWavesOfAnOrderedRelease(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/docker-compose.yml", `services:
+  migrate: {image: m, deploy: {mode: replicated-job}}
+  api: {image: a, depends_on: {migrate: {condition: service_completed_successfully}}}
+  web: {image: w, depends_on: {api: {condition: service_healthy}}}
+`)
+	w := newWorld(t, nil)
+	code, out, errOut := w.run("render", "-f", dir+"/docker-compose.yml", "--stack", "numbers", "--update-order", "DependsOn")
+	want := "wave 0: numbers_migrate\nwave 1: numbers_api\nwave 2: numbers_web\n"
+	if code != 0 || !strings.Contains(errOut, want) || !strings.Contains(out, "Waves:") || strings.Contains(errOut, "depends_on") {
+		t.Fatalf("exit %d, want %q on stderr and waves in the output\n%s%s", code, want, out, errOut)
+	}
+	writeFile(t, dir+"/docker-compose.yml", "services: {api: {image: a, depends_on: [db]}}\n")
+	code, _, errOut = w.run("render", "-f", dir+"/docker-compose.yml", "--stack", "numbers", "--update-order", "DependsOn")
+	if code != 1 || !strings.Contains(errOut, `service "api" depends on service "db", which is not in the stack`) {
+		t.Fatalf("a dependency not in the stack: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestHelpListsTheCommands(t *testing.T) {
 	w := newWorld(t, nil)
 	code, out, _ := w.run("--help")

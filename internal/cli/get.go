@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -161,13 +162,38 @@ func (e *env) get(ctx context.Context, kind, name, output string) error {
 	return nil
 }
 
-// printServices is the per-service table of one stack, as Swarm last reported it.
+// printServices is the per-service table of one stack, as Swarm last reported it. An
+// ordered release (updateOrder DependsOn) adds each service's wave and where it stands,
+// in wave order; a waiting service's message says what it waits for.
 func printServices(out io.Writer, s *swarmv1.SwarmStack) error {
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "SERVICE\tMODE\tIMAGE\tTASKS\tUPDATE STATE\tMESSAGE")
-	for _, svc := range s.Status.Services {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", svc.Name, svc.Mode, svc.Image, svc.RunningTasks, svc.DesiredTasks, orDash(svc.UpdateState), svc.UpdateMessage)
+	svcs := slices.Clone(s.Status.Services)
+	ordered := slices.ContainsFunc(svcs, func(svc swarmv1.ServiceStatus) bool { return svc.Wave != nil })
+	if !ordered {
+		fmt.Fprintln(w, "SERVICE\tMODE\tIMAGE\tTASKS\tUPDATE STATE\tMESSAGE")
+		for _, svc := range svcs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", svc.Name, svc.Mode, svc.Image, svc.RunningTasks, svc.DesiredTasks, orDash(svc.UpdateState), svc.UpdateMessage)
+		}
+		return w.Flush()
+	}
+	wave := func(svc swarmv1.ServiceStatus) int32 {
+		if svc.Wave == nil {
+			return -1
+		}
+		return *svc.Wave
+	}
+	slices.SortStableFunc(svcs, func(a, b swarmv1.ServiceStatus) int { return int(wave(a) - wave(b)) })
+	fmt.Fprintln(w, "WAVE\tSERVICE\tMODE\tIMAGE\tTASKS\tUPDATE STATE\tRELEASE\tMESSAGE")
+	for _, svc := range svcs {
+		n, msg := "-", svc.UpdateMessage
+		if svc.Wave != nil {
+			n = fmt.Sprint(*svc.Wave)
+		}
+		if svc.Release == swarmv1.ReleaseWaiting {
+			msg = "waits for " + svc.WaitingFor
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", n, svc.Name, svc.Mode, svc.Image, svc.RunningTasks, svc.DesiredTasks, orDash(svc.UpdateState), orDash(svc.Release), msg)
 	}
 	return w.Flush()
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,8 +35,13 @@ func (e *env) historyCommand(g *globalFlags) *cobra.Command {
 				if h.FinishedAt != nil {
 					finished = h.FinishedAt.UTC().Format(time.RFC3339)
 				}
+				msg := h.Message
+				if len(h.Waves) > 0 {
+					// The order an ordered release wrote its services in.
+					msg = "waves " + strings.Join(h.Waves, " → ") + "; " + msg
+				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", shortRevision(h.Revision), orDash(h.Version),
-					h.StartedAt.UTC().Format(time.RFC3339), finished, h.Outcome, h.Message)
+					h.StartedAt.UTC().Format(time.RFC3339), finished, h.Outcome, msg)
 			}
 			return w.Flush()
 		},

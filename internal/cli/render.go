@@ -37,6 +37,7 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 	output := fs.String("output", "swarm", "what to print: compose (the merged file) or swarm (the objects; secret data is left out)")
 	format := fs.String("format", "yaml", "yaml or json")
 	nameKeyFile := fs.String("name-key-file", "", "file whose bytes are the operator's name key: secret and config names and the revision are then the operator's (without it they carry a plain sha256, which anyone can recompute)")
+	order := fs.String("update-order", "Parallel", "the SwarmStack's spec.updateOrder: Parallel, or DependsOn to check depends_on and print the waves of an ordered release")
 	level := fs.String("security-level", "privileged", "refuse (exit 1) compose content this security level forbids: privileged, baseline or restricted, as the operator enforces it")
 	hostPaths := fs.String("allowed-host-paths", "", "comma-separated host paths baseline allows to bind-mount (the operator's --stack-security-allowed-host-paths)")
 	hostPorts := fs.String("allowed-host-ports", "", "comma-separated ports baseline and restricted allow to publish in host mode (the operator's --stack-security-allowed-host-ports)")
@@ -61,11 +62,15 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "render: --format must be yaml or json, not %q\n", *format)
 		return 2
 	}
+	if *order != "Parallel" && *order != "DependsOn" {
+		fmt.Fprintf(stderr, "render: --update-order must be Parallel or DependsOn, not %q\n", *order)
+		return 2
+	}
 	if *stack == "" {
 		abs, _ := filepath.Abs(files[0])
 		*stack = filepath.Base(filepath.Dir(abs))
 	}
-	opts := compose.Options{StackName: *stack, Variables: map[string]string{}}
+	opts := compose.Options{StackName: *stack, Variables: map[string]string{}, OrderByDependsOn: *order == "DependsOn"}
 	for _, kv := range vars {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -129,6 +134,10 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, w := range st.Warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+		// The waves also go into the output (Waves); this is the line a reader scans.
+		for i, wave := range st.Waves {
+			fmt.Fprintf(stderr, "wave %d: %s\n", i, strings.Join(wave, ", "))
 		}
 		// The output ends up in CI logs: never print secret data. A secret's
 		// name ends in a hash of its data (keyed with --name-key-file), which
@@ -201,7 +210,7 @@ func checkSecurity(in []compose.File, opts compose.Options, p security.Policy, s
 
 func renderCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "render -f FILE... [--stack NAME] [--var K=V]... [--output compose|swarm] [--format yaml|json] [--name-key-file F] [--security-level LEVEL]",
+		Use:   "render -f FILE... [--stack NAME] [--var K=V]... [--output compose|swarm] [--format yaml|json] [--name-key-file F] [--security-level LEVEL] [--update-order DependsOn]",
 		Short: "Render compose files as the operator would deploy them (no cluster needed)",
 		// The flags are render's own (the same as swarm-operator render).
 		DisableFlagParsing: true,

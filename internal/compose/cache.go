@@ -105,6 +105,11 @@ func inputKey(files []File, opts Options) [32]byte {
 	}
 	putMap(put, sensitive)
 	put(opts.NameKey)
+	if opts.OrderByDependsOn {
+		put([]byte{1}) // validation and waves only then
+	} else {
+		put([]byte{0})
+	}
 	if opts.ReadFile != nil {
 		put([]byte{1}) // with and without ReadFile, the same files can differ in outcome
 	} else {

@@ -54,6 +54,10 @@ type Options struct {
 	// plain SHA-256 of the data (what `swarm-operator render` prints unless
 	// given the key), which anyone can recompute.
 	NameKey []byte
+	// OrderByDependsOn validates the services' depends_on and computes Stack.Waves
+	// (updateOrder DependsOn). Without it depends_on is ignored, as docker stack deploy
+	// ignores it.
+	OrderByDependsOn bool
 }
 
 // Stack is the rendered stack. It is shared by Cache: treat it as immutable.
@@ -67,6 +71,10 @@ type Stack struct {
 	// any spec, or any secret or config data, changes.
 	Revision string
 	Warnings []string // sorted
+	// Waves are the service names in the order an ordered release writes them (only
+	// with Options.OrderByDependsOn): a service's dependencies are in earlier waves.
+	// Each wave is sorted. Not part of Revision: the order changes no spec.
+	Waves [][]string `json:",omitempty"`
 
 	// project is what the stack was rendered from, for checks of the compose
 	// content (internal/security).
@@ -134,6 +142,16 @@ type Service struct {
 	Name string // <stack>_<key>
 	Spec swarm.ServiceSpec
 	Hash string // "sha256:<hex>" of the spec's JSON
+	// DependsOn are the service's depends_on entries that an ordered release waits on
+	// (only with Options.OrderByDependsOn), sorted by service. Not part of Revision.
+	DependsOn []Dependency `json:"-"`
+}
+
+// Dependency is one depends_on entry: the service (<stack>_<key>) and the condition
+// its dependent waits for.
+type Dependency struct {
+	Service   string
+	Condition string // service_started, service_healthy or service_completed_successfully
 }
 
 // Render loads, merges and converts the files. On error it returns no Stack,
@@ -217,6 +235,7 @@ func load(files []File, opts Options) (*loaded, error) {
 		if err != nil {
 			return ld, err
 		}
+		src.ordered = opts.OrderByDependsOn
 		v, err := src.scan(warn)
 		if err != nil {
 			return ld, err

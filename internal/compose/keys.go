@@ -93,7 +93,7 @@ func (s *source) scanService(name string, svc *yaml.Node, warn func(string)) err
 	var err error
 	keys(svc, func(key string, k, v *yaml.Node) {
 		switch {
-		case err != nil || strings.HasPrefix(key, "x-") || convertedServiceKeys[key] && key != "deploy":
+		case err != nil || strings.HasPrefix(key, "x-") || convertedServiceKeys[key] && key != "deploy" || key == "depends_on" && s.ordered:
 		case forbiddenServiceKeys[key] != "":
 			err = &Error{File: s.name, Line: k.Line, Msg: fmt.Sprintf("service %q: key %q is not supported: %s", name, key, forbiddenServiceKeys[key])}
 		case key == "deploy":

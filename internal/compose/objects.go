@@ -55,6 +55,11 @@ func (c *converter) convert() (*Stack, error) {
 		st.Services = append(st.Services, svc)
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	if c.opts.OrderByDependsOn {
+		if st.Waves, err = c.order(st.Services); err != nil {
+			return nil, err
+		}
+	}
 	// The revision covers the secret data: keyed like the names.
 	st.Revision = keyedDigest(c.opts.NameKey, struct {
 		Name     string

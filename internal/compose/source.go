@@ -58,6 +58,9 @@ type source struct {
 	// nodes counts the YAML nodes of all documents with aliases expanded (at most
 	// maxNodes+1).
 	nodes int
+	// ordered: depends_on orders the release (Options.OrderByDependsOn), so it is no
+	// key Swarm ignores.
+	ordered bool
 }
 
 // Limits that keep a hostile or mistaken compose file from taking the operator down

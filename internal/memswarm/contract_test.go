@@ -333,6 +333,7 @@ var scenarios = []struct {
 	{"NodesAndTasks", scenarioNodesAndTasks},
 	{"Objects", scenarioObjects},
 	{"ImageReferences", scenarioImageReferences},
+	{"Jobs", scenarioJobs},
 }
 
 func TestContract(t *testing.T) {
@@ -766,4 +767,76 @@ func scenarioObjects(t *testing.T, b *backend) {
 	if ok, _ := b.sw.NetworkExists(ctx, "ct_net"); ok {
 		t.Fatal("the network is still there")
 	}
+}
+
+// jobSpec is a replicated job of one task running the numbers binary with args: "version"
+// exits 0, an unknown command exits 2. Swarm does not restart it (condition none).
+func jobSpec(name string, args ...string) swarmtypes.ServiceSpec {
+	one := uint64(1)
+	return swarmtypes.ServiceSpec{
+		Annotations: swarmtypes.Annotations{Name: name},
+		TaskTemplate: swarmtypes.TaskSpec{
+			ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1", Command: []string{"/app"}, Args: args,
+				Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}},
+			RestartPolicy: &swarmtypes.RestartPolicy{Condition: swarmtypes.RestartPolicyConditionNone},
+		},
+		Mode:         swarmtypes.ServiceMode{ReplicatedJob: &swarmtypes.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
+		EndpointSpec: &swarmtypes.EndpointSpec{Mode: swarmtypes.ResolutionModeDNSRR},
+	}
+}
+
+// scenarioJobs: every write of a job service starts a new run, whose iteration counts
+// the runs (0, then 1) and whose tasks carry it and want to complete; a run ends
+// complete or failed (a failed task is then no longer wanted); no update status
+// follows a job.
+func scenarioJobs(t *testing.T, b *backend) {
+	ctx := context.Background()
+	runOf := func(svc swarmtypes.Service, want swarmtypes.TaskState) []swarmtypes.Task {
+		t.Helper()
+		var run []swarmtypes.Task
+		b.poll(t, fmt.Sprintf("%s's run reaching %s", svc.Spec.Name, want), func() error {
+			tasks, err := b.sw.TasksOfServices(ctx, []string{svc.ID})
+			if err != nil {
+				return err
+			}
+			run = run[:0]
+			for _, tk := range tasks {
+				if tk.JobIteration != nil && tk.JobIteration.Index == svc.JobStatus.JobIteration.Index {
+					run = append(run, tk)
+				}
+			}
+			if len(run) != 1 || run[0].Status.State != want {
+				return fmt.Errorf("run %d tasks, first %+v", len(run), run)
+			}
+			return nil
+		})
+		return run
+	}
+	s0 := b.create(t, jobSpec("ct-job", "version"))
+	if s0.JobStatus == nil || s0.UpdateStatus != nil {
+		t.Fatalf("created job: job status %+v at version %v, update status %+v", s0.JobStatus, s0.Version, s0.UpdateStatus)
+	}
+	if !b.real() {
+		b.mem.CompleteJob("ct-job")
+	}
+	run0 := runOf(s0, swarmtypes.TaskStateComplete)
+	s0 = b.service(t, "ct-job")
+	if err := b.update(t, s0, s0.Version, func(s *swarmtypes.ServiceSpec) { s.TaskTemplate.ContainerSpec.Args = []string{"bogus"} }); err != nil {
+		t.Fatal(err)
+	}
+	s1 := b.service(t, "ct-job")
+	if s1.JobStatus == nil || s1.JobStatus.JobIteration.Index <= s0.JobStatus.JobIteration.Index {
+		t.Fatalf("updated job: job status %+v at version %v, before %+v", s1.JobStatus, s1.Version, s0.JobStatus)
+	}
+	if !b.real() {
+		b.mem.FailJob("ct-job", "task: non-zero exit (2)")
+	}
+	run1 := runOf(s1, swarmtypes.TaskStateFailed)
+	s1 = b.service(t, "ct-job")
+	// The iteration counts the runs; it is no version (the real one is far below).
+	b.observe("jobs/iterations", []uint64{s0.JobStatus.JobIteration.Index, s1.JobStatus.JobIteration.Index})
+	b.observe("jobs/desired", []swarmtypes.TaskState{run0[0].DesiredState, run1[0].DesiredState})
+	b.observe("jobs/failed-err", run1[0].Status.Err)
+	b.observe("jobs/update-status", s1.UpdateStatus == nil)
+	b.observe("jobs/completed-tasks", s0.ServiceStatus.CompletedTasks)
 }

@@ -289,7 +289,7 @@ func (m *Swarm) SetRunning(serviceName string, running uint64) {
 	m.mustService(serviceName).running = running
 }
 
-// Converge finishes the service's rollout: all desired tasks run, and an update in
+// Converge finishes the service's rollout: all desired tasks run, a job's run completes, and an update in
 // progress completes (updating → completed, rollback_started → rollback_completed).
 // A paused update stays paused.
 func (m *Swarm) Converge(serviceName string) {
@@ -309,6 +309,9 @@ func (m *Swarm) ConvergeAll() {
 
 func (m *Swarm) converge(s *service) {
 	s.running = m.desired(s)
+	if s.JobStatus != nil {
+		m.endJob(s, swarmtypes.TaskStateComplete, "")
+	}
 	if s.updatePending {
 		m.startUpdate(s)
 	}

@@ -22,7 +22,8 @@
 // (SetUpdateState, SetRunning, Converge, or AutoConverge), and a drained node keeps its
 // tasks until EvacuateDrained. Placement constraints, resources, ports, VIPs and registry
 // auth are not looked at; image references are written as Docker's client writes them
-// (:latest added, a digest pinned from Registry when the write resolves images). Job services count 0 desired tasks.
+// (:latest added, a digest pinned from Registry when the write resolves images). Job
+// services count 0 desired tasks; every write of one starts a new run (jobs.go).
 package memswarm
 
 import (

@@ -204,12 +204,15 @@ func (m *Swarm) serviceList(keep func(*service) bool) []swarmtypes.Service {
 func (m *Swarm) serviceView(s *service) swarmtypes.Service {
 	v := clone(s.Service)
 	v.ServiceStatus = &swarmtypes.ServiceStatus{RunningTasks: s.running, DesiredTasks: m.desired(s)}
+	if isJob(s.Spec) {
+		v.ServiceStatus.CompletedTasks = m.jobTasks(s, swarmtypes.TaskStateComplete)
+	}
 	return v
 }
 
 // desired is the number of tasks Swarm wants running: the replicas of a replicated
 // service, one per active ready node for a global one (placement constraints are not
-// looked at), 0 for jobs (not modelled).
+// looked at), 0 for jobs (their tasks want to complete, not to run).
 func (m *Swarm) desired(s *service) uint64 {
 	switch mode := s.Spec.Mode; {
 	case mode.Replicated != nil:
@@ -253,6 +256,7 @@ func (m *Swarm) CreateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		s.Version, s.CreatedAt = m.nextVersion()
 		s.UpdatedAt = s.CreatedAt
 		m.services[spec.Name] = s
+		m.runJob(s)
 		res.ID = s.ID
 		m.afterWrite()
 		return nil
@@ -352,6 +356,7 @@ func (m *Swarm) UpdateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		// change alone leaves no update status.
 		s.UpdateStatus = nil
 		s.updatePending = false
+		m.runJob(s)
 		if tasksChanged(prev, spec) && m.desired(s) > 0 {
 			if m.LaggingUpdater {
 				s.updatePending = true
@@ -423,6 +428,7 @@ func (m *Swarm) rollback(ctx context.Context, id string, at swarmtypes.Version) 
 		s.Version, s.UpdatedAt = m.nextVersion()
 		s.updatePending = false
 		s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateRollbackStarted, StartedAt: &s.UpdatedAt, Message: "manually requested rollback"}
+		m.runJob(s)
 		if !tasksChanged(cur, s.Spec) || m.desired(s) == 0 {
 			// Nothing to replace: the updater completes the rollback at once.
 			m.setUpdateState(s, swarmtypes.UpdateStateRollbackCompleted, "rollback completed")

@@ -69,7 +69,8 @@ func GatherInputs(ctx context.Context, c client.Reader, s *swarmv1.SwarmStack, s
 // GatherInputsFrom is gatherInputs with access to Flux sources: files[].path, and file:
 // and env_file: of the compose files, are read from the artifact of spec.sourceRef.
 func GatherInputsFrom(ctx context.Context, c client.Reader, src Sources, s *swarmv1.SwarmStack, stackName string) (*Inputs, error) {
-	in := &Inputs{Opts: compose.Options{StackName: stackName, Variables: map[string]string{}}}
+	in := &Inputs{Opts: compose.Options{StackName: stackName, Variables: map[string]string{},
+		OrderByDependsOn: s.Spec.UpdateOrder == swarmv1.UpdateOrderDependsOn}}
 	var art *artifactRoot
 	if s.Spec.SourceRef != nil {
 		var err error

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -88,6 +89,7 @@ func ServiceStatuses(svcs []swarmtypes.Service, counts map[string]taskCounts) []
 		if svc.ServiceStatus != nil {
 			st.DesiredTasks = svc.ServiceStatus.DesiredTasks
 			st.RunningTasks = svc.ServiceStatus.RunningTasks
+			st.CompletedTasks = svc.ServiceStatus.CompletedTasks
 		}
 		if u := svc.UpdateStatus; u != nil {
 			st.UpdateState = string(u.State)
@@ -210,11 +212,25 @@ func StillOnPreviousSpec(ctx context.Context, conn swarm.Swarm, svcs []swarmtype
 // A service whose update Swarm rolled back makes the whole rollout RolledBack, once no
 // service is still moving: a rollback is a failure, even though Swarm and the docker CLI
 // report it as a finished update. stale holds the IDs of the services whose tasks still
-// run the previous spec (StillOnPreviousSpec).
-func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, stale map[string]bool) Verdict {
-	var moving, rolledBack, paused, rollbackPaused, rollingBack []string
+// run the previous spec (StillOnPreviousSpec), jobs the runs of the job services by ID
+// (JobRuns): a job's run moves until it completed, and one that failed fails the
+// rollout (outcome Failed), once no other service is still moving.
+func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, stale map[string]bool, jobs map[string]JobRun) Verdict {
+	var moving, rolledBack, paused, rollbackPaused, rollingBack, failed []string
 	for _, svc := range svcs {
 		name := svc.Spec.Name
+		if IsJob(svc) {
+			run, ok := RunOf(jobs, svc)
+			switch {
+			case !ok:
+				moving = append(moving, name+": job run not read yet")
+			case run.Failed:
+				failed = append(failed, name+": "+run.Message)
+			case !run.Done:
+				moving = append(moving, name+": "+run.Message)
+			}
+			continue
+		}
 		u := thisRolloutsUpdate(svc, started)
 		if u == nil {
 			switch {
@@ -259,6 +275,8 @@ func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, stale map[s
 			reason = swarmv1.ReasonRollingBack
 		}
 		return Verdict{"", reason, strings.Join(moving, "; "), cause}
+	case len(failed) > 0:
+		return Verdict{swarmv1.OutcomeFailed, OutcomeReason(swarmv1.OutcomeFailed), strings.Join(slices.Concat(failed, rolledBack), "; "), cause}
 	case len(rolledBack) > 0:
 		return Verdict{swarmv1.OutcomeRolledBack, swarmv1.ReasonRolledBack, strings.Join(rolledBack, "; "), cause}
 	}
@@ -269,7 +287,7 @@ func JudgeRollout(svcs []swarmtypes.Service, started, now time.Time, stale map[s
 // service it did not write may be degraded for reasons of its own: blaming the release
 // would hold it Progressing until the deadline rolled back what works. Such services are
 // named in the verdict's message (and in status.services, as every service).
-func JudgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, cur *swarmv1.HistoryEntry, now time.Time) Verdict {
+func JudgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Service, cur *swarmv1.HistoryEntry, now time.Time, jobs map[string]JobRun) Verdict {
 	started := cur.StartedAt.Time
 	var written []swarmtypes.Service
 	var others []string
@@ -280,7 +298,7 @@ func JudgeOnWritten(ctx context.Context, conn swarm.Swarm, svcs []swarmtypes.Ser
 			others = append(others, svc.Spec.Name+": "+why)
 		}
 	}
-	v := JudgeRollout(written, started, now, StillOnPreviousSpec(ctx, conn, written, started, now))
+	v := JudgeRollout(written, started, now, StillOnPreviousSpec(ctx, conn, written, started, now), jobs)
 	if len(others) == 0 {
 		return v
 	}
@@ -378,7 +396,13 @@ func OutcomeReason(outcome string) string {
 // its revision. A first partial write (Swarm refusing the rest, retried) starts the
 // rollout but not the deadline, or the pass after the final write would roll back what
 // it had just written. Entries without WrittenAt count from StartedAt.
+//
+// An ordered release (updateOrder DependsOn) counts from StartedAt: the deadline covers
+// the whole release, every wave and the waits between them.
 func DeadlineFrom(e *swarmv1.HistoryEntry) time.Time {
+	if e.UpdateOrder == swarmv1.UpdateOrderDependsOn {
+		return e.StartedAt.Time
+	}
 	if e.WrittenAt != nil && e.WrittenAt.After(e.StartedAt.Time) {
 		return e.WrittenAt.Time
 	}
