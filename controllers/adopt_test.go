@@ -184,15 +184,17 @@ func TestAdoptCLIStackRestartsNoTask(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adopted"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			StackName:  stackName,
-			Version:    "cli",
-			Adopt:      true,
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", ConfigMapRef: &swarmv1.KeySelector{Name: "adopt-files", Key: "docker-compose.yml"}}}},
-			Configs: []swarmv1.StackConfig{
-				{Name: "config1", ConfigMapRef: swarmv1.KeySelector{Name: "adopt-files", Key: "app.conf"}},
-				{Name: "config2", ConfigMapRef: swarmv1.KeySelector{Name: "adopt-files", Key: "other.conf"}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				StackName: stackName,
+				Version:   "cli",
+				Adopt:     true,
+				Compose:   swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", ConfigMapRef: &swarmv1.KeySelector{Name: "adopt-files", Key: "docker-compose.yml"}}}},
+				Configs: []swarmv1.StackConfig{
+					{Name: "config1", ConfigMapRef: swarmv1.KeySelector{Name: "adopt-files", Key: "app.conf"}},
+					{Name: "config2", ConfigMapRef: swarmv1.KeySelector{Name: "adopt-files", Key: "other.conf"}},
+				},
+				Secrets: []swarmv1.StackSecret{{Name: "pw", SecretRef: swarmv1.KeySelector{Name: "adopt-pw", Key: "pw"}}},
 			},
-			Secrets: []swarmv1.StackSecret{{Name: "pw", SecretRef: swarmv1.KeySelector{Name: "adopt-pw", Key: "pw"}}},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

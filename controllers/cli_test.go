@@ -80,8 +80,10 @@ func TestCLIReconcileWaitDiffAndTree(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cli"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    "v1",
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &text}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: "v1",
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &text}}},
+			},
 		},
 	}
 	if err := bed.Client.Create(context.Background(), stack); err != nil {

@@ -172,8 +172,10 @@ func TestShippedImage(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers-img", Labels: map[string]string{imageTestShard: "image-test"}},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    "v1",
-			Compose:    swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml")},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: "v1",
+				Compose: swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml")},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

@@ -41,8 +41,11 @@ func TestHungSwarmDoesNotDelayStacksOnAnotherSwarm(t *testing.T) {
 		s := &swarmv1.SwarmStack{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: swarmv1.SwarmStackSpec{
-				ClusterRef: swarmv1.LocalObjectReference{Name: cluster}, DeletionPolicy: deletion,
-				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "a.yml", Inline: &svc}}},
+				ClusterRef: swarmv1.LocalObjectReference{Name: cluster},
+				SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+					DeletionPolicy: deletion,
+					Compose:        swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "a.yml", Inline: &svc}}},
+				},
 			},
 		}
 		if err := bed.Client.Create(ctx, s); err != nil {

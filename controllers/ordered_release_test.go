@@ -57,12 +57,14 @@ func TestOrderedReleaseMigrationThenAPIThenWeb(t *testing.T) {
 	stack := &swarmv1.SwarmStack{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
 		Spec: swarmv1.SwarmStackSpec{
-			ClusterRef:     swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:        "v1",
-			UpdateOrder:    swarmv1.UpdateOrderDependsOn,
-			RollbackPolicy: swarmv1.RollbackPolicyStack,
-			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &text}},
-				Variables: map[string]string{"TAG": "v1", "MIGRATE": "version"}},
+			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version:        "v1",
+				UpdateOrder:    swarmv1.UpdateOrderDependsOn,
+				RollbackPolicy: swarmv1.RollbackPolicyStack,
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &text}},
+					Variables: map[string]string{"TAG": "v1", "MIGRATE": "version"}},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

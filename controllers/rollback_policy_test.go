@@ -22,10 +22,12 @@ func TestStackRollbackPolicyStackLeavesThePreviousReleaseRunning(t *testing.T) {
 	stack := &swarmv1.SwarmStack{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
 		Spec: swarmv1.SwarmStackSpec{
-			ClusterRef:     swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:        "v3",
-			RollbackPolicy: swarmv1.RollbackPolicyStack,
-			Compose:        swarmv1.ComposeSource{Files: composeFiles(cm.Name, append(base, "v3.yml")...)},
+			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version:        "v3",
+				RollbackPolicy: swarmv1.RollbackPolicyStack,
+				Compose:        swarmv1.ComposeSource{Files: composeFiles(cm.Name, append(base, "v3.yml")...)},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

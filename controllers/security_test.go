@@ -28,7 +28,9 @@ func TestNamespaceSecurityLabelHoldsTheStackUntilLifted(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "privileged-api"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "compose.yml", Inline: &text}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "compose.yml", Inline: &text}}},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, s); err != nil {

@@ -100,8 +100,10 @@ func TestResyncOfASettledStackWritesNothing(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    "v1",
-			Compose:    swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml")},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: "v1",
+				Compose: swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml")},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

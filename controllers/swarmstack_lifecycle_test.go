@@ -22,8 +22,10 @@ func inlineStack(ns, name, stackName string, composeYAML string) *swarmv1.SwarmS
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: "sandbox"},
-			StackName:  stackName,
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &composeYAML}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				StackName: stackName,
+				Compose:   swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &composeYAML}}},
+			},
 		},
 	}
 }

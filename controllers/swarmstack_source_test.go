@@ -222,17 +222,19 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			StackName:  "gitops",
-			SourceRef:  &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: repoName},
-			Interval:   &metav1.Duration{Duration: time.Hour},
-			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
-				path("core", "stacks/numbers/docker-compose.yml"),
-				path("health", "stacks/numbers/prod-healthcheck.yml"),
-				path("update", "stacks/numbers/prod-update-config.yml"),
-				{Name: "replicas", Inline: &replicas},
-				path("release", "stacks/numbers/release.yml"),
-				path("speed", "stacks/numbers/test-speed.yml"),
-			}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				StackName: "gitops",
+				SourceRef: &swarmv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: repoName},
+				Interval:  &metav1.Duration{Duration: time.Hour},
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
+					path("core", "stacks/numbers/docker-compose.yml"),
+					path("health", "stacks/numbers/prod-healthcheck.yml"),
+					path("update", "stacks/numbers/prod-update-config.yml"),
+					{Name: "replicas", Inline: &replicas},
+					path("release", "stacks/numbers/release.yml"),
+					path("speed", "stacks/numbers/test-speed.yml"),
+				}},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

@@ -120,8 +120,10 @@ func TestStackReleaseRoutine(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    "v1",
-			Compose:    swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml", "prod.yml")},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: "v1",
+				Compose: swarmv1.ComposeSource{Files: composeFiles(cm.Name, "docker-compose.yml", "prod.yml")},
+			},
 		},
 	}
 	if err := bed.Client.Create(ctx, stack); err != nil {

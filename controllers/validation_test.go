@@ -22,8 +22,12 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 	goodStack := func() *swarmv1.SwarmStack {
 		return &swarmv1.SwarmStack{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "s-"},
-			Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "sandbox"},
-				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "a.yml", Inline: &inline}}}},
+			Spec: swarmv1.SwarmStackSpec{
+				ClusterRef: swarmv1.LocalObjectReference{Name: "sandbox"},
+				SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+					Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "a.yml", Inline: &inline}}},
+				},
+			},
 		}
 	}
 	goodMaintenance := func() *swarmv1.SwarmNodeMaintenance {

@@ -234,12 +234,18 @@ type RegistryAuth struct {
 
 // SwarmStackSpec is one compose stack on one Swarm.
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.stackName) ? (has(self.stackName) && self.stackName == oldSelf.stackName) : !has(self.stackName)",message="stackName is immutable: create a new SwarmStack instead"
-// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) > duration('0s')",message="interval must be a positive duration, for example 10m"
 // +kubebuilder:validation:XValidation:rule="self.clusterRef.name == oldSelf.clusterRef.name",message="clusterRef is immutable: create a new SwarmStack instead"
 type SwarmStackSpec struct {
 	// ClusterRef names the SwarmCluster to deploy onto.
 	ClusterRef LocalObjectReference `json:"clusterRef"`
 
+	SwarmStackTemplateSpec `json:",inline"`
+}
+
+// SwarmStackTemplateSpec is what a SwarmStack says of its stack, whichever Swarm it is
+// on: a SwarmStackSpec without clusterRef, and the template of a SwarmStackSet's stacks.
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) > duration('0s')",message="interval must be a positive duration, for example 10m"
+type SwarmStackTemplateSpec struct {
 	// StackName on the Swarm. Default metadata.name. Immutable.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`

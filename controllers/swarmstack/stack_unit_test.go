@@ -162,7 +162,9 @@ func (e *stackEnv) createStack(name, composeText string, mutate ...func(*swarmv1
 		ObjectMeta: metav1.ObjectMeta{Namespace: stackNS, Name: name, CreationTimestamp: metav1.NewTime(e.clk.Now()), Generation: 1},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: "prod"},
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &composeText}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &composeText}}},
+			},
 		},
 	}
 	for _, m := range mutate {

@@ -374,7 +374,7 @@ func TestProgressDeadlineHaltsAClusterThatNeverGetsReady(t *testing.T) {
 
 func TestStackOfTheSameNameNotOwnedIsLeftAlone(t *testing.T) {
 	w := newWorld(t, progressive("v4"))
-	foreign := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Name: "numbers-canary-1"}, Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "canary-1"}, Version: "mine"}}
+	foreign := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Name: "numbers-canary-1"}, Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "canary-1"}, SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{Version: "mine"}}}
 	w.Create(foreign)
 	_, err := w.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(w.set)})
 	if err == nil {

@@ -133,12 +133,9 @@ func (r *Reconciler) ownedStacks(ctx context.Context, set *swarmv1.SwarmStackSet
 // writeStack creates or updates the generated SwarmStack of one cluster. A SwarmStack of
 // that name the set does not own is left alone and reported.
 func (r *Reconciler) writeStack(ctx context.Context, set *swarmv1.SwarmStackSet, w Write) error {
-	spec, err := w.Template.Spec.StackSpec(w.Cluster)
-	if err != nil {
-		return crreconcile.TerminalError(err)
-	}
+	spec := w.Template.Spec.StackSpec(w.Cluster)
 	s := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.StackName(w.Cluster)}}
-	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, s, func() error {
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, s, func() error {
 		if !s.CreationTimestamp.IsZero() && !metav1.IsControlledBy(s, set) {
 			return fmt.Errorf("SwarmStack %s exists and is not owned by SwarmStackSet %s: it is left alone", s.Name, set.Name)
 		}

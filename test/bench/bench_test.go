@@ -285,8 +285,10 @@ func scaleStack(ns, cluster string, i, per int) *swarmv1.SwarmStack {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s%04d", i)},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster},
-			Version:    "v1",
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "stack.yml", Inline: &inline}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: "v1",
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "stack.yml", Inline: &inline}}},
+			},
 		},
 	}
 }

@@ -231,8 +231,10 @@ func newReactionProbe(b *testing.B) *reactionProbe {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    versionOf(0),
-			Compose:    swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "probe.yml", Inline: &inline}}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: versionOf(0),
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "probe.yml", Inline: &inline}}},
+			},
 		},
 	}}
 	var err error

@@ -89,11 +89,13 @@ func createNumbersStack(b *testing.B, ns string, cluster *swarmv1.SwarmCluster, 
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: swarmv1.SwarmStackSpec{
 			ClusterRef: swarmv1.LocalObjectReference{Name: cluster.Name},
-			Version:    versionOf(0),
-			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
-				{Name: "docker-compose.yml", ConfigMapRef: &swarmv1.KeySelector{Name: cm.Name, Key: "docker-compose.yml"}},
-				{Name: "bench.yml", Inline: &inline},
-			}},
+			SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+				Version: versionOf(0),
+				Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{
+					{Name: "docker-compose.yml", ConfigMapRef: &swarmv1.KeySelector{Name: cm.Name, Key: "docker-compose.yml"}},
+					{Name: "bench.yml", Inline: &inline},
+				}},
+			},
 		},
 	}
 	w, err := watchStack(ns, name)
