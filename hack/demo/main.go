@@ -121,24 +121,27 @@ func (d *demo) run(ctx context.Context) error {
 		title, version, outcome string
 		files                   []string
 		rollbackPolicy          string
+		updateOrder             string
 	}{
 		{"1. Release v1: core + prod (api x6 replicated, web global with a host-mode port)", "v1", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml"}, ""},
+			[]string{"docker-compose.yml", "prod.yml"}, "", ""},
 		{"2. v2 with health checks: the default rolling update, one task at a time", "v2", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "v2.yml"}, ""},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "v2.yml"}, "", ""},
 		{"3. v3 with update_config: parallelism 3, start-first, rollback on failure", "v3", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v3.yml"}, ""},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v3.yml"}, "", ""},
 		{"4. v5-bad with rollbackPolicy Stack: new api tasks fail their health check; the whole stack goes back to v3", "v5-bad", swarmv1.OutcomeRolledBack,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyStack},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyStack, ""},
 		{"5. v5-bad again, rollbackPolicy Service and the fast rollback config: Swarm rolls back api alone, web stays on v5", "v5-bad+fast-rollback", swarmv1.OutcomeRolledBack,
-			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyService},
+			[]string{"docker-compose.yml", "prod.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml", "v5-bad.yml"}, swarmv1.RollbackPolicyService, ""},
 		{"6. v5 from core + prod-full (UTF-16 with BOM) + v5", "v5", swarmv1.OutcomeCompleted,
-			[]string{"docker-compose.yml", "prod-full.yml", "v5.yml"}, ""},
+			[]string{"docker-compose.yml", "prod-full.yml", "v5.yml"}, "", ""},
+		{"7. v3 as an ordered release (updateOrder DependsOn, web depends on a healthy api): api first, web once api completed", "v3-ordered", swarmv1.OutcomeCompleted,
+			[]string{"docker-compose.yml", "prod-full.yml", "v3.yml", "ordered.yml"}, "", swarmv1.UpdateOrderDependsOn},
 	}
 	for _, r := range releases {
 		step(r.title)
 		t0 := time.Now()
-		if err := d.release(ctx, r.version, r.files, r.rollbackPolicy); err != nil {
+		if err := d.release(ctx, r.version, r.files, r.rollbackPolicy, r.updateOrder); err != nil {
 			return err
 		}
 		if err := d.waitOutcome(ctx, r.version, r.outcome); err != nil {
@@ -149,11 +152,16 @@ func (d *demo) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if r.updateOrder == swarmv1.UpdateOrderDependsOn {
+			if err := d.showOrder(ctx); err != nil {
+				return err
+			}
+		}
 		done(t0)
 		d.printStack(ctx)
 	}
 
-	step("7. Maintenance: drain worker node5 and manager node3 for a window starting now (10 minutes), rebalance after it")
+	step("8. Maintenance: drain worker node5 and manager node3 for a window starting now (10 minutes), rebalance after it")
 	t0 := time.Now()
 	d.printNodes(ctx)
 	start := metav1.NewTime(time.Now().Truncate(time.Second))
@@ -179,7 +187,7 @@ func (d *demo) run(ctx context.Context) error {
 	done(t0)
 	d.printMaintenance(m)
 	d.printNodes(ctx)
-	step("8. End of the window (ended early: its duration set to end now); each node returns to its previous availability, then the rebalance spreads the api tasks back")
+	step("9. End of the window (ended early: its duration set to end now); each node returns to its previous availability, then the rebalance spreads the api tasks back")
 	t0 = time.Now()
 	if err := d.c.Get(ctx, crclient.ObjectKeyFromObject(m), m); err != nil {
 		return err
@@ -205,7 +213,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
-	step("9. High availability: stop the manager the operator uses (node1); it goes on through another")
+	step("10. High availability: stop the manager the operator uses (node1); it goes on through another")
 	t0 = time.Now()
 	node1 := d.bed.Swarm.Node("node1")
 	if err := node1.Stop(ctx); err != nil {
@@ -284,7 +292,7 @@ func (d *demo) applySamples(ctx context.Context) error {
 	return err
 }
 
-func (d *demo) release(ctx context.Context, version string, files []string, rollbackPolicy string) error {
+func (d *demo) release(ctx context.Context, version string, files []string, rollbackPolicy, updateOrder string) error {
 	var s swarmv1.SwarmStack
 	err := d.c.Get(ctx, key("numbers"), &s)
 	create := err != nil
@@ -294,6 +302,7 @@ func (d *demo) release(ctx context.Context, version string, files []string, roll
 	}
 	s.Spec.Version = version
 	s.Spec.RollbackPolicy = rollbackPolicy
+	s.Spec.UpdateOrder = updateOrder
 	s.Spec.Compose.Files = nil
 	for _, f := range files {
 		s.Spec.Compose.Files = append(s.Spec.Compose.Files, swarmv1.ComposeFile{Name: f, ConfigMapRef: &swarmv1.KeySelector{Name: "numbers-compose", Key: f}})
@@ -348,6 +357,39 @@ func (d *demo) waitImages(ctx context.Context, tag string) error {
 		}
 		return len(s.Status.Services) > 0, strings.Join(on, ", ")
 	})
+}
+
+// showOrder shows that the ordered release went wave by wave, on Swarm's own clock: the
+// web's update started only after the api's had completed.
+func (d *demo) showOrder(ctx context.Context) error {
+	var s swarmv1.SwarmStack
+	if err := d.c.Get(ctx, key("numbers"), &s); err != nil {
+		return err
+	}
+	fmt.Printf("  waves written: %s\n", strings.Join(s.Status.History[0].Waves, " -> "))
+	cli, err := d.anyManager(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	update := map[string]*swarmtypes.UpdateStatus{}
+	for _, name := range []string{"numbers_numbers-api", "numbers_numbers-web"} {
+		svc, _, err := cli.ServiceInspectWithRaw(ctx, name, swarmtypes.ServiceInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if svc.UpdateStatus == nil || svc.UpdateStatus.StartedAt == nil || svc.UpdateStatus.CompletedAt == nil {
+			return fmt.Errorf("%s has no finished update", name)
+		}
+		update[name] = svc.UpdateStatus
+	}
+	api, web := update["numbers_numbers-api"], update["numbers_numbers-web"]
+	fmt.Printf("  Swarm: api updated %s to %s, web %s to %s\n", api.StartedAt.Format(time.TimeOnly), api.CompletedAt.Format(time.TimeOnly),
+		web.StartedAt.Format(time.TimeOnly), web.CompletedAt.Format(time.TimeOnly))
+	if web.StartedAt.Before(*api.CompletedAt) {
+		return errors.New("the web's update started before the api's completed")
+	}
+	return nil
 }
 
 // wait polls cond and shows what it waits for and for how long, never a silent pause.
