@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,9 @@ import (
 // BENCH_SIM_CLIENTS (4) clients and waits until every stack is Ready (deploy), then
 // restarts the operator and measures the resync and the operator's memory, as
 // BenchmarkScale does. It needs envtest only (no sandbox, no root), started for this
-// benchmark alone and stopped after it.
+// benchmark alone and stopped after it. At the end it draws the resync and the heap
+// against stacks, beside the curve recorded before issue 25, into BENCH_SIM_PLOT
+// (docs/img/simulation.svg, which docs/benchmarks.md shows).
 func BenchmarkSimulation(b *testing.B) {
 	sim := startSimulation(b)
 	load := loadAvg()
@@ -47,6 +50,7 @@ func BenchmarkSimulation(b *testing.B) {
 		len(sim.clusters), sim.latency, sim.concurrent, per, steps)
 	detailf("%s: | stacks | added | creates took | deploy | stacks/s | reconciles/stack | API POST, PUT, PATCH /stack | reconciles/s before the restart | resync | reconciles/s | ms/reconcile | swarm calls/stack | API GET, PATCH /stack | renders/stack (skipped) | operator heap MiB | RSS MiB stopped → running | CPU s deploy; resync: bench process / kube-apiserver / etcd | load |", b.Name())
 
+	var curve []scalePoint
 	b.ResetTimer()
 	for _, target := range steps {
 		stepLoad := loadAvg()
@@ -66,11 +70,28 @@ func BenchmarkSimulation(b *testing.B) {
 			float64(calls)/float64(target), r.api["GET"]/float64(target), r.api["PATCH"]/float64(target),
 			r.renders/float64(target), r.skipped/float64(target),
 			heap, float64(r.rssOff)/mib, float64(r.rssOn)/mib, d.cpu, r.cpu, stepLoad, loadAvg())
+		curve = append(curve, scalePoint{stacks: target, resyncS: r.took.Seconds(), heapMiB: heap})
 		b.Logf("%d stacks: deploy of %d in %s, resync %s, operator heap %.1f MiB, RSS %.0f MiB",
 			target, added, d.took.Round(100*time.Millisecond), r.took.Round(100*time.Millisecond), heap, float64(r.rssOn)/mib)
 	}
 	b.StopTimer()
 	reportLoad(b, load)
+	plot := envOr("BENCH_SIM_PLOT", "../../docs/img/simulation.svg")
+	caption := fmt.Sprintf("commit %s, %s, %d swarms, load %.1f → %.1f", gitCommit(), time.Now().UTC().Format("2 Jan 2006 15:04 MST"), len(sim.clusters), load, loadAvg())
+	if err := writeScalePlot(plot, caption, simulationBefore, curve); err != nil {
+		b.Errorf("plot %s: %v", plot, err)
+	} else {
+		logBoth(b, "plot of resync and heap against stacks: %s", plot)
+	}
+}
+
+// gitCommit names the checkout's commit for the plot's caption.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // simulation is BenchmarkSimulation's world: its own control plane, the in-memory
