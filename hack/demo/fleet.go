@@ -204,17 +204,23 @@ func checkFleetOrder(set *swarmv1.SwarmStackSet) error {
 	if soaked.IsZero() {
 		return errors.New("the canary step has no soakedAt")
 	}
-	var prod []swarmv1.StackSetClusterStatus
 	for _, c := range set.Status.Clusters {
 		if c.WrittenAt == nil || c.ReadyAt == nil {
 			return fmt.Errorf("cluster %s: no writtenAt or readyAt", c.Name)
 		}
+	}
+	clusters := slices.Clone(set.Status.Clusters)
+	slices.SortFunc(clusters, func(a, b swarmv1.StackSetClusterStatus) int { return a.WrittenAt.Compare(b.WrittenAt.Time) })
+	var prod []swarmv1.StackSetClusterStatus
+	for _, c := range clusters {
 		fmt.Printf("  %-9s step %-6s written %s, Ready %s\n", c.Name, c.Step, c.WrittenAt.Format(time.TimeOnly), c.ReadyAt.Format(time.TimeOnly))
+		if c.Step == "canary" {
+			fmt.Printf("  %-9s soaked until %s\n", "", soaked.Format(time.TimeOnly))
+		}
 		if c.Step == "prod" {
 			prod = append(prod, c)
 		}
 	}
-	fmt.Printf("  canary soaked until %s\n", soaked.Format(time.TimeOnly))
 	if len(prod) != 2 {
 		return fmt.Errorf("%d prod clusters, want 2", len(prod))
 	}
@@ -236,6 +242,9 @@ func checkFleetOrder(set *swarmv1.SwarmStackSet) error {
 }
 
 func setPhases(s *swarmv1.SwarmStackSet) string {
+	if len(s.Status.Steps) == 0 {
+		return "no status yet"
+	}
 	var out []string
 	for _, st := range s.Status.Steps {
 		out = append(out, st.Name+"="+st.Phase)
