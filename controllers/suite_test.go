@@ -32,7 +32,8 @@ import (
 )
 
 // One control plane, one 3-manager + 2-worker swarm and one operator serve every test of
-// this package; tests run one after another and each works in its own namespace.
+// this package (the fleet test adds two Swarms of its own); tests run one after another
+// and each works in its own namespace.
 var (
 	bed        *testbed.Bed
 	clock      = &testClock{}

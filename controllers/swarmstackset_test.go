@@ -4,41 +4,52 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
+	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
+	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
 // TestStackSetReleasesCanaryFirstAndHaltsABadRelease runs a SwarmStackSet against the
-// real control plane and the sandbox Swarm, reached through three SwarmClusters (one
-// canary, two prod) and a fourth (lab) that no step selects. The generated stacks keep
-// their default stack names (<set>-<cluster>), so the three releases live side by side
-// on the one Swarm without touching each other. A good release walks canary, soak,
+// real control plane and three real Swarms: the canary cluster on the package's shared
+// sandbox Swarm and the two prod clusters each on a Swarm of its own (one manager), plus a
+// fourth cluster (lab) that no step selects. Every stack is named "fleet" on its Swarm,
+// so each check reads one Swarm's own services. A good release walks canary, soak,
 // approval and prod; a bad one (v5-bad: the api fails its health check) halts at the
-// canary, the prod stacks never see it, and RollbackAll writes v3 back to the canary.
+// canary, the prod Swarms' services are never written, and RollbackAll puts v3 back on
+// the canary's Swarm.
 func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 	ctx := context.Background()
 	ns, canary := newNamespace(t, "fleet")
+	prodSwarms := startFleetSwarms(t, ns, "prod1-", "prod2-")
 	cm := numbersConfigMap(t, ns)
 	label(t, canary, "canary")
-	for _, name := range []string{"prod-1", "prod-2", "lab"} {
-		c, err := bed.CreateCluster(ctx, ns, name)
+	prod := map[string]*client.Client{}
+	for i, name := range []string{"prod-1", "prod-2"} {
+		c, err := bed.CreateClusterOn(ctx, prodSwarms[i], ns, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		env := "prod"
-		if name == "lab" {
-			env = "lab"
-		}
-		label(t, c, env)
+		label(t, c, "prod")
+		prod[name] = swarmClient(t, prodSwarms[i])
 	}
+	lab, err := bed.CreateCluster(ctx, ns, "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	label(t, lab, "lab")
 	base := []string{"docker-compose.yml", "prod-healthcheck.yml", "prod-update-config.yml", "prod-rollback-config.yml"}
 	one := intstr.FromInt32(1)
 	set := &swarmv1.SwarmStackSet{
@@ -46,7 +57,7 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 		Spec: swarmv1.SwarmStackSetSpec{
 			ClusterSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "numbers"}},
 			Template: swarmv1.SwarmStackTemplate{Spec: swarmv1.SwarmStackTemplateSpec{
-				Version: "v3", RollbackPolicy: swarmv1.RollbackPolicyStack,
+				StackName: "fleet", Version: "v3", RollbackPolicy: swarmv1.RollbackPolicyStack,
 				Compose: swarmv1.ComposeSource{Files: composeFiles(cm.Name, append(base, "v3.yml")...)},
 			}},
 			Strategy: swarmv1.StackSetStrategy{
@@ -82,12 +93,12 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 		raw, _ := json.Marshal(set)
 		t.Fatalf("unmatched %v; SwarmClusters %v; set %s", set.Status.Unmatched, labels, raw)
 	}
-	if got := swarmImage(t, "numbers-sandbox_numbers-api"); got != "numbers-api:v3" {
-		t.Fatalf("canary api runs %s", got)
+	if got := fleetServices(t, dockerClient(t)); got["fleet_numbers-api"].image != "numbers-api:v3" {
+		t.Fatalf("the canary Swarm runs %+v", got)
 	}
-	for _, name := range []string{"numbers-prod-1", "numbers-prod-2", "numbers-lab"} {
-		if err := bed.Client.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: name}, &swarmv1.SwarmStack{}); err == nil {
-			t.Fatalf("%s exists before prod was approved", name)
+	for name, cli := range prod {
+		if got := fleetServices(t, cli); len(got) > 0 {
+			t.Fatalf("the %s Swarm runs %+v before prod was approved", name, got)
 		}
 	}
 	update(t, set, func(s *swarmv1.SwarmStackSet) {
@@ -99,9 +110,13 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 		}
 		return ""
 	})
-	for _, stack := range []string{"numbers-sandbox", "numbers-prod-1", "numbers-prod-2"} {
-		if got := swarmImage(t, stack+"_numbers-api"); got != "numbers-api:v3" {
-			t.Fatalf("%s api runs %s", stack, got)
+	// Each prod Swarm runs its own v3; what it runs now is compared at the end: a
+	// service Swarm updated (or rolled back) since would have a new version.
+	v3 := map[string]map[string]swarmService{}
+	for name, cli := range prod {
+		v3[name] = fleetServices(t, cli)
+		if api, web := v3[name]["fleet_numbers-api"], v3[name]["fleet_numbers-web"]; api.image != "numbers-api:v3" || web.image != "numbers-web:v3" {
+			t.Fatalf("the %s Swarm runs %+v", name, v3[name])
 		}
 	}
 
@@ -116,7 +131,7 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 		}
 		return ""
 	})
-	// RollbackAll: the canary's stack gets the v3 template back, and the Swarm runs v3.
+	// RollbackAll: the canary's stack gets the v3 template back, and its Swarm runs v3.
 	// (The SwarmStack itself goes on reporting its rolled back v5 as long as the revision
 	// its spec renders is the one already running: that is the stack's summary, not the
 	// set's, so it is not asserted here.)
@@ -126,8 +141,8 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 		if canaryStack.Spec.Version != "v3" || canaryStack.Status.ObservedGeneration != canaryStack.Generation {
 			return canaryStack.Spec.Version + "; " + describeConditions(canaryStack.Status.Conditions)
 		}
-		if got := swarmImage(t, "numbers-sandbox_numbers-api"); got != "numbers-api:v3" {
-			return "canary api runs " + got
+		if got := fleetServices(t, dockerClient(t))["fleet_numbers-api"].image; got != "numbers-api:v3" {
+			return "the canary Swarm's api runs " + got
 		}
 		return ""
 	})
@@ -136,20 +151,76 @@ func TestStackSetReleasesCanaryFirstAndHaltsABadRelease(t *testing.T) {
 	}) {
 		t.Errorf("the canary's history has no rolled back v5: %+v", canaryStack.Status.History)
 	}
-	for _, name := range []string{"numbers-prod-1", "numbers-prod-2"} {
-		s := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	for name, cli := range prod {
+		s := &swarmv1.SwarmStack{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "numbers-" + name}}
 		get(t, s)
 		if s.Spec.Version != "v3" || slices.ContainsFunc(s.Status.History, func(h swarmv1.HistoryEntry) bool { return h.Version == "v5" }) {
 			t.Errorf("%s saw v5: spec %s, history %+v", name, s.Spec.Version, s.Status.History)
 		}
-		if got := swarmImage(t, name+"_numbers-api"); got != "numbers-api:v3" {
-			t.Errorf("%s api runs %s", name, got)
+		if got := fleetServices(t, cli); !maps.Equal(got, v3[name]) {
+			t.Errorf("the %s Swarm's services were written after v3: %+v, then %+v", name, v3[name], got)
 		}
 	}
 	get(t, set)
 	if set.Status.History[0].Outcome != "RolledBack" || set.Status.History[1].Outcome != swarmv1.OutcomeCompleted {
 		t.Errorf("set history %+v", set.Status.History)
 	}
+}
+
+// startFleetSwarms starts a single-manager sandbox Swarm per name for this test and
+// removes it when the test ends, failed or not; the namespace's SwarmClusters go first,
+// so that the operator does not keep dialling Swarms that are gone.
+func startFleetSwarms(t *testing.T, ns string, names ...string) []*sandbox.Swarm {
+	t.Helper()
+	swarms, err := testbed.StartSwarms(context.Background(), t.Logf, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bed.Client.DeleteAllOf(context.Background(), &swarmv1.SwarmCluster{}, crclient.InNamespace(ns)); err != nil {
+			t.Error(err)
+		}
+		for _, sw := range swarms {
+			if err := sw.Close(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return swarms
+}
+
+// swarmClient talks to the single manager of a fleet Swarm.
+func swarmClient(t *testing.T, sw *sandbox.Swarm) *client.Client {
+	t.Helper()
+	cli, err := sw.Client(sw.Managers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// swarmService is what a check needs of one Swarm service: its image, and its version,
+// which every write to the service (an update, a rollback) moves on.
+type swarmService struct {
+	image   string
+	version uint64
+}
+
+// fleetServices lists the services of the stack "fleet" on one Swarm, by name.
+func fleetServices(t *testing.T, cli *client.Client) map[string]swarmService {
+	t.Helper()
+	list, err := cli.ServiceList(context.Background(), swarmtypes.ServiceListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", "com.docker.stack.namespace=fleet")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]swarmService{}
+	for _, s := range list {
+		out[s.Spec.Name] = swarmService{image: s.Spec.TaskTemplate.ContainerSpec.Image, version: s.Version.Index}
+	}
+	return out
 }
 
 func label(t *testing.T, c *swarmv1.SwarmCluster, env string) {

@@ -57,13 +57,22 @@ func newCLI(bed *testbed.Bed) (*cli, error) {
 
 func (c *cli) close() { _ = os.RemoveAll(c.dir) }
 
-// kubectl prints the command as typed, then its output.
+// kubectl prints the command as typed, then its output; a failure is shown, not
+// returned (the command only shows state).
 func (c *cli) kubectl(args ...string) {
+	if err := c.run(args...); err != nil {
+		fmt.Printf("(%v)\n", err)
+	}
+}
+
+// run is kubectl for a command the demo depends on: its failure is returned.
+func (c *cli) run(args ...string) error {
 	fmt.Printf("\n$ kubectl %s\n", strings.Join(args, " "))
 	cmd := exec.Command("kubectl", args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "PATH="+c.dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 	if err := cmd.Run(); err != nil {
-		fmt.Printf("(kubectl: %v)\n", err)
+		return fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
 	}
+	return nil
 }

@@ -1,5 +1,5 @@
 // Command demo runs the seed scenario's release routine on a local control plane and a
-// sandbox swarm: `make demo`. It leaves the machine as it found it, on success, on error
+// sandbox swarm, then a release over a fleet of three more Swarms: `make demo`. It leaves the machine as it found it, on success, on error
 // and on Ctrl-C.
 package main
 
@@ -247,6 +247,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.printClusters(ctx)
+	if err := d.runFleet(ctx); err != nil {
+		return err
+	}
 	fmt.Printf("\nDemo finished in %s.\n", time.Since(d.start).Round(time.Second))
 	return nil
 }

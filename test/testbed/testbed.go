@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -263,20 +264,26 @@ func (o *Operator) Elected() <-chan struct{} { return o.mgr.Elected() }
 // certificate and a SwarmCluster listing the managers' endpoints, exactly as a user would
 // for a remote swarm.
 func (b *Bed) CreateCluster(ctx context.Context, ns, name string) (*swarmv1.SwarmCluster, error) {
+	return b.CreateClusterOn(ctx, b.Swarm, ns, name)
+}
+
+// CreateClusterOn is CreateCluster for another sandbox Swarm than the bed's own (one of
+// StartSwarms').
+func (b *Bed) CreateClusterOn(ctx context.Context, sw *sandbox.Swarm, ns, name string) (*swarmv1.SwarmCluster, error) {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-tls"},
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
-			"ca.crt":  b.Swarm.CACertPEM,
-			"tls.crt": b.Swarm.ClientCertPEM,
-			"tls.key": b.Swarm.ClientKeyPEM,
+			"ca.crt":  sw.CACertPEM,
+			"tls.crt": sw.ClientCertPEM,
+			"tls.key": sw.ClientKeyPEM,
 		},
 	}
 	if err := b.Client.Create(ctx, secret); err != nil {
 		return nil, err
 	}
 	var endpoints []string
-	for _, m := range b.Swarm.Managers() {
+	for _, m := range sw.Managers() {
 		endpoints = append(endpoints, m.Endpoint)
 	}
 	cluster := &swarmv1.SwarmCluster{
@@ -297,4 +304,35 @@ func (b *Bed) Namespace(ctx context.Context, prefix string) (string, error) {
 		return "", err
 	}
 	return ns.Name, nil
+}
+
+// StartSwarms starts one more sandbox Swarm per name, each a single manager with the
+// numbers images loaded, all at once: the other Swarms of a fleet, where one manager is
+// enough and each costs one dockerd. Names are sandbox.Options.Name. On error none is
+// left running; otherwise the caller closes each.
+func StartSwarms(ctx context.Context, logf func(format string, args ...any), names ...string) ([]*sandbox.Swarm, error) {
+	images, err := sandbox.NumbersImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	swarms := make([]*sandbox.Swarm, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			swarms[i], errs[i] = sandbox.Start(ctx, sandbox.Options{Name: name, Managers: 1, ImagesTar: images, Logf: logf})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, sw := range swarms {
+			if sw != nil {
+				err = errors.Join(err, sw.Close())
+			}
+		}
+		return nil, err
+	}
+	return swarms, nil
 }
