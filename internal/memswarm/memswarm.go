@@ -86,6 +86,9 @@ type Swarm struct {
 	calls  []Call
 	counts map[Op]int
 	faults map[Op][]fault
+	// The event streams open (events.go) and what a test did to them.
+	subs   []*subscriber
+	events eventFaults
 }
 
 type service struct {
@@ -213,6 +216,14 @@ func (m *Swarm) do(ctx context.Context, op Op, apply func() error) error {
 	case faultLoseAnswer:
 		_ = apply()
 		return fmt.Errorf("%w: memswarm: the call was applied but its answer was lost", swarm.ErrUnreachable)
+	case faultDelay:
+		err := apply()
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return err
 	case faultRetryElsewhere:
 		// Conn's fail-over: the first manager applied the call and did not answer; the
 		// same call then goes to the next manager, against the new state.
