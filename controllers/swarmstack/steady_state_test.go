@@ -162,12 +162,15 @@ func TestPassThatChangesStatusStillWritesIt(t *testing.T) {
 // status.inputsDigest before each pass (untimed), so the pass renders as every pass did
 // before the digest, and writes the digest back. Per pass it reports the Docker
 // requests, API writes and renders; ns/op is the operator's CPU for the pass with no
-// network in between.
+// network in between. "cached" is "skipped" with the Swarm's service cache synced.
 func BenchmarkSteadyStatePass(b *testing.B) {
-	for _, mode := range []string{"skipped", "forced"} {
+	for _, mode := range []string{"skipped", "forced", "cached"} {
 		b.Run(mode, func(b *testing.B) {
 			e := newStackEnv(b)
 			e.deployAllInputs()
+			if mode == "cached" {
+				e.useServiceCache(time.Hour) // the Swarm's service cache, synced
+			}
 			renders := e.renderCounter()
 			e.sw.ResetCalls()
 			e.apiWrites.Reset()
