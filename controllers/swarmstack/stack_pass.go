@@ -175,8 +175,13 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		return nil                   //nolint:nilerr // reported in status; the cluster watch or the timer retries
 	}
 	// Observed from the Swarm's service cache when it is synced (no Docker request);
-	// a write reads them again first (fresh).
-	if sc.current, sc.cached, err = swarm.ObserveStackServices(ctx, sc.conn, sc.stackName); err != nil {
+	// a write reads them again first (fresh). A rollout in flight reads a manager: its
+	// judgement waits on task counts, which change without events.
+	read := swarm.ObserveStackServices
+	if st.RolloutInFlight() != nil {
+		read = directRead
+	}
+	if sc.current, sc.cached, err = read(ctx, sc.conn, sc.stackName); err != nil {
 		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: "Reading the stack's services: " + err.Error()}
 		sc.requeue(10 * time.Second)
 		return nil //nolint:nilerr // reported in status; retried on a timer
@@ -191,6 +196,11 @@ func (sc *stackScope) observe(ctx context.Context) error {
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
 	return nil
+}
+
+func directRead(ctx context.Context, sw swarm.Swarm, stack string) ([]swarmtypes.Service, bool, error) {
+	svcs, err := sw.StackServices(ctx, stack)
+	return svcs, false, err
 }
 
 // fresh reads the stack's services again from a manager when the pass observed them
