@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"os"
+	"time"
 
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,7 @@ import (
 	"github.com/swarmops/swarm-operator/internal/reconcile"
 	"github.com/swarmops/swarm-operator/internal/security"
 	"github.com/swarmops/swarm-operator/internal/stack"
+	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
 func main() {
@@ -46,6 +48,8 @@ func runManager() int {
 	flag.StringVar(&artifactDir, "artifact-dir", "", "Directory that keeps unpacked Flux source artifacts (default a new temporary directory).")
 	flag.StringVar(&eventsAddr, "events-addr", "", "Address of Flux's notification-controller (e.g. http://notification-controller.flux-system.svc.cluster.local./): each rollout's start and outcome is posted there.")
 	var concurrent int
+	var serviceRelist time.Duration
+	flag.DurationVar(&serviceRelist, "swarm-service-relist", swarm.DefaultServiceRelist, "How often each Swarm's service cache lists every service again: the most the task counts a stack pass observes can lag, and how long an event stream that stopped sending can hide a change.")
 	var watchLabelSelector string
 	flag.IntVar(&concurrent, "concurrent", controllers.DefaultConcurrent, "How many SwarmStacks and SwarmClusters are reconciled at once (maintenances: one at a time).")
 	flag.StringVar(&watchLabelSelector, "watch-label-selector", "", "Only SwarmStacks, SwarmClusters and SwarmNodeMaintenances with these labels (sharding, e.g. sharding.fluxcd.io/key=shard1); leader election is then per shard.")
@@ -111,6 +115,7 @@ func runManager() int {
 		StackSecurity:        stackSecurity,
 		SwarmEndpoints:       endpoints,
 		EventsAddr:           eventsAddr,
+		ServiceRelist:        serviceRelist,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1

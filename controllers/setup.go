@@ -63,6 +63,11 @@ type Options struct {
 	// (--swarm-endpoints-allowed, --allow-insecure-swarm-endpoints,
 	// --allow-unix-swarm-endpoints). It applies to Swarms too.
 	SwarmEndpoints reconcile.EndpointPolicy
+	// ServiceRelist is how often each Swarm's service cache lists every service again
+	// (--swarm-service-relist; default swarm.DefaultServiceRelist): how old the task
+	// counts a pass observes may be, and how long a stream that went silent may hide a
+	// change.
+	ServiceRelist time.Duration
 }
 
 // Setup registers every controller with the manager, sharing one swarm connection pool.
@@ -106,6 +111,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
+	hub.ServiceRelist = opts.ServiceRelist
 	var swarms reconcile.Swarms = reconcile.NewHubSwarms(hub, mgr.GetCache())
 	if opts.Swarms != nil {
 		swarms = opts.Swarms

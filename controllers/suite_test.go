@@ -136,7 +136,8 @@ func missingPrerequisites() string {
 // unix sockets (faults_test) and an insecure hung endpoint (isolation_test) allowed
 // explicitly, as production refuses both by default.
 func operatorOptions() controllers.Options {
-	return controllers.Options{Now: clock.Now, SwarmEndpoints: reconcile.EndpointPolicy{AllowInsecure: true, AllowUnix: true}}
+	// A short relist: the suite's swarms change under the operator (drift, failures).
+	return controllers.Options{Now: clock.Now, SwarmEndpoints: reconcile.EndpointPolicy{AllowInsecure: true, AllowUnix: true}, ServiceRelist: 2 * time.Second}
 }
 
 func startOperator() {

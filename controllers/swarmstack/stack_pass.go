@@ -69,6 +69,8 @@ type stackScope struct {
 	after            []swarmtypes.Service
 	waitingFirstWave bool
 	servicesBefore   []swarmv1.ServiceStatus // status.services as the pass found them
+	// cached: current came from the Swarm's service cache, not from a manager.
+	cached bool
 	// renderSkipped: the inputs were those of the revision in force (unchangedRevision).
 	renderSkipped bool
 	// revisionInForce: this pass saw the rendered revision take effect (its rollout
@@ -172,7 +174,14 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		sc.requeue(30 * time.Second) // the cluster watch usually brings us back first
 		return nil                   //nolint:nilerr // reported in status; the cluster watch or the timer retries
 	}
-	if sc.current, err = sc.conn.StackServices(ctx, sc.stackName); err != nil {
+	// Observed from the Swarm's service cache when it is synced (no Docker request);
+	// a write reads them again first (fresh). A rollout in flight reads a manager: its
+	// judgement waits on task counts, which change without events.
+	read := swarm.ObserveStackServices
+	if st.RolloutInFlight() != nil {
+		read = directRead
+	}
+	if sc.current, sc.cached, err = read(ctx, sc.conn, sc.stackName); err != nil {
 		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: "Reading the stack's services: " + err.Error()}
 		sc.requeue(10 * time.Second)
 		return nil //nolint:nilerr // reported in status; retried on a timer
@@ -186,6 +195,26 @@ func (sc *stackScope) observe(ctx context.Context) error {
 	st.Services = stack.ServiceStatuses(sc.current, stack.ExactTaskCounts(ctx, sc.conn, sc.current))
 	recordServiceStates(s, before, st.Services)
 	sc.readInputs(ctx)
+	return nil
+}
+
+func directRead(ctx context.Context, sw swarm.Swarm, stack string) ([]swarmtypes.Service, bool, error) {
+	svcs, err := sw.StackServices(ctx, stack)
+	return svcs, false, err
+}
+
+// fresh reads the stack's services again from a manager when the pass observed them
+// from the cache: what decides a write is read at the version it writes, and a cache
+// that missed a change can then cost a pass a read, never a wrong write.
+func (sc *stackScope) fresh(ctx context.Context) error {
+	if !sc.cached {
+		return nil
+	}
+	svcs, err := sc.conn.StackServices(ctx, sc.stackName)
+	if err != nil {
+		return fmt.Errorf("reading the stack's services: %w", err)
+	}
+	sc.current, sc.cached = svcs, false
 	return nil
 }
 
@@ -505,6 +534,9 @@ func (sc *stackScope) act(ctx context.Context) error {
 // failed rollback never lets the next pass write the new spec back.
 func (sc *stackScope) rollBackOnRequest(ctx context.Context) error {
 	s, st := sc.s, &sc.s.Status
+	if err := sc.fresh(ctx); err != nil {
+		return err
+	}
 	var rolled []string
 	var errs []error
 	for _, svc := range sc.current {
@@ -562,6 +594,12 @@ func (sc *stackScope) applyRevision(ctx context.Context) error {
 	}
 	cur := st.RolloutInFlight()
 	plan := sc.unwrittenPlan(cur, sc.current)
+	if !plan.Empty() && sc.cached {
+		if err := sc.fresh(ctx); err != nil {
+			return err
+		}
+		plan = sc.unwrittenPlan(cur, sc.current)
+	}
 	if plan.Empty() {
 		return sc.nothingToWrite()
 	}

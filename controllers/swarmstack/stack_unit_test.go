@@ -9,6 +9,7 @@ import (
 	"time"
 
 	swarmtypes "github.com/docker/docker/api/types/swarm"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -43,6 +44,8 @@ const stackNS = "apps"
 type memSwarms struct {
 	c  client.Reader
 	sw *memswarm.Swarm
+	// view, when set, is what Open returns: sw seen through a hub's service cache.
+	view swarm.Swarm
 }
 
 func (m memSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error) {
@@ -54,6 +57,9 @@ func (m memSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 			}
 			return nil, err
 		}
+	}
+	if m.view != nil {
+		return m.view, nil
 	}
 	return m.sw, nil
 }
@@ -72,6 +78,8 @@ type stackEnv struct {
 	// conflictStatusPatches answers that many status patches with a conflict, as the API
 	// server does when the object changed since the pass read it.
 	conflictStatusPatches int
+	// view is the Swarm through a hub's service cache (useServiceCache).
+	view *swarm.Cached
 	// tune completes each new reconciler (an env that adds sources sets them here).
 	tune func(*Reconciler)
 	// rc is the reconcilers' client: c, with every write logged in apiWrites.
@@ -135,12 +143,36 @@ func newStackEnvWith(t testing.TB, extras stackEnvExtras) *stackEnv {
 
 // reconciler is a new reconciler each time: a restart keeps nothing but what the API holds.
 func (e *stackEnv) reconciler() *Reconciler {
-	r := &Reconciler{Client: e.rc, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw},
+	r := &Reconciler{Client: e.rc, APIReader: e.c, Swarms: memSwarms{c: e.c, sw: e.sw, view: e.viewOrNil()},
 		Renderer: compose.NewCache(16), NamingKey: []byte("unit-test-key"), Recorder: e.rec, Now: e.clk.Now}
 	if e.tune != nil {
 		e.tune(r)
 	}
 	return r
+}
+
+func (e *stackEnv) viewOrNil() swarm.Swarm {
+	if e.view == nil {
+		return nil
+	}
+	return e.view
+}
+
+// useServiceCache makes the reconcilers see the Swarm through a hub, as in production:
+// the passes observe the stacks' services from its cache once it listed them.
+func (e *stackEnv) useServiceCache(relist time.Duration) {
+	e.t.Helper()
+	hub := swarm.NewHub(logr.Discard())
+	hub.ServiceRelist = relist
+	e.t.Cleanup(hub.Close)
+	e.view = hub.Attach(ktypes.NamespacedName{Namespace: stackNS, Name: "prod"}, e.sw)
+	deadline := time.Now().Add(20 * time.Second) // against a hang only
+	for !e.view.Cache.Synced() {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the service cache did not list the swarm in 20s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 const twoServices = `

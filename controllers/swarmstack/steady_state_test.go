@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/swarmops/swarm-operator/internal/memswarm"
+	"github.com/swarmops/swarm-operator/internal/stack"
+	"github.com/swarmops/swarm-operator/internal/swarm"
 )
 
 // settle releases v2 of the numbers stack on a clock with sub-second digits, as a real
@@ -64,6 +66,81 @@ func TestSteadyStatePassMakesNoAPIWrite(t *testing.T) {
 	}
 }
 
+// TestSteadyStatePassAsksDockerNothingWithTheServiceCache: with the Swarm's service
+// cache synced, a settled stack's pass observes its services from the cache and makes
+// no Docker request at all (the cache's periodic list is per Swarm, not per stack).
+func TestSteadyStatePassAsksDockerNothingWithTheServiceCache(t *testing.T) {
+	e := newStackEnv(t)
+	e.settleOnSubSecondClock(t)
+	e.useServiceCache(time.Hour)
+	e.apiWrites.Reset()
+	e.sw.ResetCalls()
+	for range 3 {
+		e.clk.Advance(11 * time.Minute)
+		if _, err := e.pass("numbers"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls := e.sw.Calls(); len(calls) > 0 {
+		t.Fatalf("steady-state passes with a synced cache asked Docker %v", calls)
+	}
+	if w := e.apiWrites.Writes(); len(w) > 0 {
+		t.Fatalf("steady-state passes wrote to the API server: %v", w)
+	}
+	if r := e.ready("numbers"); r.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
+	}
+}
+
+// TestStaleServiceCacheNeverCausesAWrongReadyNorALostUpdate: with the event stream
+// silent (open, sending nothing) and no periodic list in the test's time, the cache
+// misses another client's write and the updater's moves. The release of v2 still
+// writes at the versions on the Swarm (no version conflict, nothing written over
+// unseen), and the stack is not Ready until Swarm completed it.
+func TestStaleServiceCacheNeverCausesAWrongReadyNorALostUpdate(t *testing.T) {
+	e := newStackEnv(t)
+	e.settleOnSubSecondClock(t)
+	e.useServiceCache(time.Hour)
+	e.sw.AutoConverge = false
+	e.sw.SilenceEvents()
+	// Another client writes a label: the cache still holds the version before it.
+	api, _ := e.sw.Service("numbers_api")
+	spec := api.Spec
+	spec.Labels["team"] = "numbers"
+	if _, err := e.sw.UpdateService(context.Background(), swarm.ServiceWrite{ID: api.ID, Version: api.Version, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	e.sw.ResetCalls()
+	e.release(strings.ReplaceAll(twoServices, ":v1", ":v3"))
+	e.passes("numbers", 3)
+	var updates int
+	for _, c := range e.sw.Calls() {
+		if c.Op == memswarm.OpUpdateService {
+			updates++
+			if c.Err != nil {
+				t.Fatalf("the release's write of %s failed: %v", c.Target, c.Err)
+			}
+		}
+	}
+	if updates == 0 {
+		t.Fatal("the release wrote no service")
+	}
+	if r := e.ready("numbers"); r.Status == metav1.ConditionTrue {
+		t.Fatalf("Ready=True while Swarm's update runs: %s: %s", r.Reason, r.Message)
+	}
+	e.sw.ConvergeAll()
+	e.passes("numbers", 2)
+	if r := e.ready("numbers"); r.Status != metav1.ConditionTrue || !strings.Contains(r.Message, stack.ShortRev(e.stack("numbers").Status.LastAppliedRevision)) {
+		t.Fatalf("after Swarm completed v3: Ready=%s %s: %s", r.Status, r.Reason, r.Message)
+	}
+	for _, name := range []string{"numbers_api", "numbers_web"} {
+		svc, _ := e.sw.Service(name)
+		if img := svc.Spec.TaskTemplate.ContainerSpec.Image; !strings.HasSuffix(img, ":v3") {
+			t.Fatalf("%s runs %s", name, img)
+		}
+	}
+}
+
 // TestPassThatChangesStatusStillWritesIt: the comparison that skips the write of an
 // unchanged status still sees a real change (a service's update message here).
 func TestPassThatChangesStatusStillWritesIt(t *testing.T) {
@@ -85,12 +162,15 @@ func TestPassThatChangesStatusStillWritesIt(t *testing.T) {
 // status.inputsDigest before each pass (untimed), so the pass renders as every pass did
 // before the digest, and writes the digest back. Per pass it reports the Docker
 // requests, API writes and renders; ns/op is the operator's CPU for the pass with no
-// network in between.
+// network in between. "cached" is "skipped" with the Swarm's service cache synced.
 func BenchmarkSteadyStatePass(b *testing.B) {
-	for _, mode := range []string{"skipped", "forced"} {
+	for _, mode := range []string{"skipped", "forced", "cached"} {
 		b.Run(mode, func(b *testing.B) {
 			e := newStackEnv(b)
 			e.deployAllInputs()
+			if mode == "cached" {
+				e.useServiceCache(time.Hour) // the Swarm's service cache, synced
+			}
 			renders := e.renderCounter()
 			e.sw.ResetCalls()
 			e.apiWrites.Reset()

@@ -121,6 +121,10 @@ func (sc *stackScope) ordered() bool {
 // back to, they stay.
 func (sc *stackScope) rollBackRevision(ctx context.Context, cur *swarmv1.HistoryEntry, v *stack.Verdict) {
 	last := sc.s.Status.LastAppliedRevision
+	if err := sc.fresh(ctx); err != nil {
+		v.Message += "; not rolled back yet: " + err.Error()
+		return
+	}
 	var back, removed, failed []string
 	for _, svc := range sc.current {
 		name := svc.Spec.Name
@@ -209,6 +213,10 @@ func cleanUpStack(ctx context.Context, sc *stackScope) error {
 	}
 	if !sc.revisionInForce && !retry || st.LastAppliedRevision != sc.rendered.Revision || st.RolloutInFlight() != nil {
 		return nil
+	}
+	// What is unused is decided on the services as a manager shows them.
+	if err := sc.fresh(ctx); err != nil {
+		return err
 	}
 	var errs []error
 	if sc.s.Spec.RollbackPolicy == swarmv1.RollbackPolicyStack {

@@ -28,6 +28,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 
@@ -334,6 +335,7 @@ var scenarios = []struct {
 	{"Objects", scenarioObjects},
 	{"ImageReferences", scenarioImageReferences},
 	{"Jobs", scenarioJobs},
+	{"ServiceEvents", scenarioServiceEvents},
 }
 
 func TestContract(t *testing.T) {
@@ -839,4 +841,75 @@ func scenarioJobs(t *testing.T, b *backend) {
 	b.observe("jobs/failed-err", run1[0].Status.Err)
 	b.observe("jobs/update-status", s1.UpdateStatus == nil)
 	b.observe("jobs/completed-tasks", s0.ServiceStatus.CompletedTasks)
+}
+
+// scenarioServiceEvents: which changes send which service events, as the service cache
+// relies on them: a create, each write (the client's and the updater's own moves) and a
+// removal, each naming the service by ID and name. Repeated actions are counted once:
+// the real updater writes as often as its progress needs.
+func scenarioServiceEvents(t *testing.T, b *backend) {
+	es, ok := b.sw.(swarm.EventStream)
+	if !ok {
+		t.Fatalf("%s has no event stream", b.name)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []events.Message
+	subscribed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- es.Events(ctx, []events.Type{events.ServiceEventType}, func() { close(subscribed) }, func(m events.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, m)
+		})
+	}()
+	select {
+	case <-subscribed:
+	case err := <-done:
+		t.Fatalf("event stream: %v", err)
+	}
+	svc := b.create(t, testSpec("ct-events", "numbers-api:v1", 1, nil))
+	b.awaitRunning(t, "ct-events")
+	if err := b.update(t, svc, b.service(t, "ct-events").Version, setImage("numbers-api:v2")); err != nil {
+		t.Fatal(err)
+	}
+	b.awaitUpdate(t, "ct-events", swarmtypes.UpdateStateCompleted)
+	if err := b.sw.RemoveService(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	// Delivered by the stream's goroutine, on memswarm too: waited for on both.
+	deadline := time.Now().Add(90 * time.Second)
+	for err := errors.New("not read yet"); err != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removal's event: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		err = func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			actions = nil
+			for _, m := range got {
+				if m.Actor.ID != svc.ID {
+					continue
+				}
+				if m.Actor.Attributes["name"] != "ct-events" {
+					t.Fatalf("event %s of %s names %q", m.Action, svc.ID, m.Actor.Attributes["name"])
+				}
+				if a := string(m.Action); len(actions) == 0 || actions[len(actions)-1] != a {
+					actions = append(actions, a)
+				}
+			}
+			if len(actions) == 0 || actions[len(actions)-1] != "remove" {
+				return fmt.Errorf("events so far: %v", actions)
+			}
+			return nil
+		}()
+	}
+	if want := []string{"create", "update", "remove"}; !slices.Equal(actions, want) {
+		t.Fatalf("service events %v, want %v", actions, want)
+	}
+	b.observe("events/service", actions)
 }

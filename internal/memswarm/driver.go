@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/docker/docker/api/types/events"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarmops/swarm-operator/internal/swarm"
@@ -228,6 +229,7 @@ func (m *Swarm) SetUpdateState(serviceName string, state swarmtypes.UpdateState,
 func (m *Swarm) setUpdateState(s *service, state swarmtypes.UpdateState, message string) {
 	s.updatePending = false
 	s.Version, s.UpdatedAt = m.nextVersion()
+	defer m.emit(events.ActionUpdate, s) // the updater's write, with the state it wrote
 	now := s.UpdatedAt
 	st := s.UpdateStatus
 	if st == nil {

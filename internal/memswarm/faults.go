@@ -2,6 +2,7 @@ package memswarm
 
 import (
 	"slices"
+	"sync"
 )
 
 // Op names one method of swarm.Swarm, for the call log and fault injection.
@@ -16,6 +17,7 @@ const (
 	OpTasksOfServices      Op = "TasksOfServices"
 	OpStackServices        Op = "StackServices"
 	OpAllServices          Op = "AllServices"
+	OpServiceByID          Op = "ServiceByID"
 	OpCreateService        Op = "CreateService"
 	OpUpdateService        Op = "UpdateService"
 	OpRollbackService      Op = "RollbackService"
@@ -86,6 +88,7 @@ const (
 	faultLoseAnswer
 	faultHang
 	faultRetryElsewhere
+	faultDelay
 )
 
 // fault hits call number `at` of its operation (counted since the fake was made), or
@@ -95,6 +98,8 @@ type fault struct {
 	at     int
 	always bool
 	err    error
+	// release ends a delay.
+	release chan struct{}
 }
 
 func (m *Swarm) plan(op Op, nth int, f fault) {
@@ -133,6 +138,16 @@ func (m *Swarm) Hang(op Op, nth int) { m.plan(op, nth, fault{kind: faultHang}) }
 // its own, ...).
 func (m *Swarm) RetryElsewhere(op Op, nth int) {
 	m.plan(op, nth, fault{kind: faultRetryElsewhere})
+}
+
+// Delay makes the nth call of op from now on apply at once and answer only when the
+// returned release is called (or its context ends): a read that reflects the swarm as
+// it was when it arrived, answered after later changes.
+func (m *Swarm) Delay(op Op, nth int) (release func()) {
+	ch := make(chan struct{})
+	m.plan(op, nth, fault{kind: faultDelay, release: ch})
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
 }
 
 // Heal removes every planned fault.

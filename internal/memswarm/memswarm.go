@@ -12,8 +12,13 @@
 //     compare-and-swap as Conn does;
 //   - tasks, networks, secrets and configs, with Docker's conflict, not-found and in-use
 //     errors (typed as Docker's client types them: errdefs Conflict, NotFound, ...);
+//   - service events, as Swarm sends them (events.go): a create, each write to a service
+//     (its updater's included), a removal; none for tasks. A test can end the streams,
+//     silence them (open, sending nothing), or hold events back and release them
+//     reordered or repeated;
 //   - a log of every port call, and faults a test injects per operation: a failure, a
-//     lost answer, a hang, and a fail-over retry on another manager as Conn performs it.
+//     lost answer, a hang, an answer delayed until released, and a fail-over retry on
+//     another manager as Conn performs it.
 //   - the round trip to a remote manager, as a latency per exchange (Latency), for
 //     simulations of many swarms.
 //
@@ -86,6 +91,9 @@ type Swarm struct {
 	calls  []Call
 	counts map[Op]int
 	faults map[Op][]fault
+	// The event streams open (events.go) and what a test did to them.
+	subs   []*subscriber
+	events eventFaults
 }
 
 type service struct {
@@ -213,6 +221,14 @@ func (m *Swarm) do(ctx context.Context, op Op, apply func() error) error {
 	case faultLoseAnswer:
 		_ = apply()
 		return fmt.Errorf("%w: memswarm: the call was applied but its answer was lost", swarm.ErrUnreachable)
+	case faultDelay:
+		err := apply()
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return err
 	case faultRetryElsewhere:
 		// Conn's fail-over: the first manager applied the call and did not answer; the
 		// same call then goes to the next manager, against the new state.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	swarmtypes "github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
@@ -257,6 +258,7 @@ func (m *Swarm) CreateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		s.UpdatedAt = s.CreatedAt
 		m.services[spec.Name] = s
 		m.runJob(s)
+		m.emit(events.ActionCreate, s)
 		res.ID = s.ID
 		m.afterWrite()
 		return nil
@@ -352,6 +354,7 @@ func (m *Swarm) UpdateService(ctx context.Context, w swarm.ServiceWrite) (swarm.
 		s.PreviousSpec = &prev
 		s.setSpec(spec)
 		s.Version, s.UpdatedAt = m.nextVersion()
+		m.emit(events.ActionUpdate, s)
 		// Swarm's updater starts only when the tasks' spec changed: a scale or a label
 		// change alone leaves no update status.
 		s.UpdateStatus = nil
@@ -426,6 +429,7 @@ func (m *Swarm) rollback(ctx context.Context, id string, at swarmtypes.Version) 
 		s.setSpec(*s.PreviousSpec)
 		s.PreviousSpec = &cur
 		s.Version, s.UpdatedAt = m.nextVersion()
+		m.emit(events.ActionUpdate, s)
 		s.updatePending = false
 		s.UpdateStatus = &swarmtypes.UpdateStatus{State: swarmtypes.UpdateStateRollbackStarted, StartedAt: &s.UpdatedAt, Message: "manually requested rollback"}
 		m.runJob(s)
@@ -480,6 +484,7 @@ func (m *Swarm) RemoveService(ctx context.Context, id string) error {
 			return nil
 		}
 		delete(m.services, s.Spec.Name)
+		m.emit(events.ActionRemove, s)
 		m.tasks = deleteWhere(m.tasks, func(t *swarmtypes.Task) bool { return t.ServiceID == s.ID })
 		m.index++
 		m.afterWrite()

@@ -71,7 +71,7 @@ func NewHubSwarms(hub *swarm.Hub, metadata client.Reader) HubSwarms {
 	return HubSwarms{Hub: hub, Metadata: metadata, pooled: &sync.Map{}}
 }
 
-// Open returns the pooled connection to the cluster's swarm, reading the TLS Secret it
+// Open returns the pooled connection to the cluster's swarm, with its service cache, reading the TLS Secret it
 // names when it changed. Every controller goes through here, so all share one
 // connection.
 func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.SwarmCluster) (swarm.Swarm, error) {
@@ -79,7 +79,7 @@ func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 	version := h.tlsVersion(ctx, cluster)
 	if version != "" {
 		if p, ok := h.pooled.Load(key); ok && p.(pooledConn).version == version && h.Hub.Holds(key, p.(pooledConn).conn) {
-			return p.(pooledConn).conn, nil
+			return h.Hub.View(key, p.(pooledConn).conn), nil
 		}
 	}
 	conn, err := ConnectCluster(ctx, c, h.Hub, cluster)
@@ -89,7 +89,8 @@ func (h HubSwarms) Open(ctx context.Context, c client.Reader, cluster *swarmv1.S
 	if version != "" {
 		h.pooled.Store(key, pooledConn{version: version, conn: conn})
 	}
-	return conn, nil
+	// The cached view: a pass observes the stack's services from the Swarm's cache.
+	return h.Hub.View(key, conn), nil
 }
 
 // tlsVersion names what the connection of a cluster with a TLS Secret is made of, or is

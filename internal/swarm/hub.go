@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
 	ktypes "k8s.io/apimachinery/pkg/types"
 )
@@ -28,10 +28,14 @@ type Event struct {
 	Disconnected bool
 }
 
-// Hub holds one Conn per SwarmCluster, shared by all controllers, and one event stream
-// per Conn fanned out to every subscriber.
+// Hub holds one Conn per SwarmCluster, shared by all controllers, one event stream per
+// Conn fanned out to every subscriber, and one ServiceCache per Conn kept current from
+// that stream.
 type Hub struct {
 	log logr.Logger
+	// ServiceRelist is how often each cache lists every service again (default
+	// DefaultServiceRelist). Set it before the first Connect.
+	ServiceRelist time.Duration
 
 	mu          sync.Mutex
 	entries     map[ktypes.NamespacedName]*hubEntry
@@ -40,8 +44,15 @@ type Hub struct {
 
 type hubEntry struct {
 	fingerprint string
-	conn        *Conn
+	conn        *Conn // nil for an attached Swarm
+	view        *Cached
 	stop        context.CancelFunc
+}
+
+// watched is what the hub follows: a Swarm with an event stream.
+type watched interface {
+	Swarm
+	EventStream
 }
 
 // NewHub returns an empty hub.
@@ -78,21 +89,63 @@ func (h *Hub) Connect(key ktypes.NamespacedName, t Target) (*Conn, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e, ok := h.entries[key]; ok {
-		if e.fingerprint == fp {
+		if e.fingerprint == fp && e.conn != nil {
 			return e.conn, nil
 		}
 		e.stop()
-		e.conn.Close()
+		if e.conn != nil {
+			e.conn.Close()
+		}
 		delete(h.entries, key)
 	}
 	conn, err := NewConn(t)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.entries[key] = &hubEntry{fingerprint: fp, conn: conn, stop: cancel}
-	go h.watch(ctx, key, conn)
+	e := h.start(key, conn)
+	e.fingerprint, e.conn = fp, conn
 	return conn, nil
+}
+
+// start makes the entry of a cluster and starts following its swarm. h.mu is held.
+func (h *Hub) start(key ktypes.NamespacedName, sw watched) *hubEntry {
+	ctx, cancel := context.WithCancel(context.Background())
+	cache := NewServiceCache(sw, h.ServiceRelist)
+	cache.changed = func(id, name string) {
+		// A list found what no event said (a gap, or task counts): wake its stack.
+		h.publish(Event{Cluster: key, Type: events.ServiceEventType, Action: events.ActionUpdate, ActorID: id, Attributes: map[string]string{"name": name}})
+	}
+	e := &hubEntry{view: &Cached{Swarm: sw, Cache: cache}, stop: cancel}
+	h.entries[key] = e
+	go cache.Run(ctx, func(m events.Message) { h.publish(eventOf(key, m)) })
+	go h.watch(ctx, key, sw, cache)
+	return e
+}
+
+// Attach follows a Swarm that is not reached through a Conn (the in-memory one, in
+// tests) as Connect does a Conn: events to subscribers, and a service cache, whose
+// cached view it returns.
+func (h *Hub) Attach(key ktypes.NamespacedName, sw watched) *Cached {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.entries[key]; ok {
+		e.stop()
+		if e.conn != nil {
+			e.conn.Close()
+		}
+	}
+	return h.start(key, sw).view
+}
+
+// View is the cached view of conn, while conn is the cluster's pooled connection; conn
+// itself otherwise.
+func (h *Hub) View(key ktypes.NamespacedName, conn *Conn) Swarm {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.entries[key]; ok && e.conn == conn {
+		return e.view
+	}
+	return conn
 }
 
 // Holds says whether conn is still the cluster's pooled connection (not forgotten, not
@@ -110,7 +163,9 @@ func (h *Hub) Forget(key ktypes.NamespacedName) {
 	defer h.mu.Unlock()
 	if e, ok := h.entries[key]; ok {
 		e.stop()
-		e.conn.Close()
+		if e.conn != nil {
+			e.conn.Close()
+		}
 		delete(h.entries, key)
 	}
 }
@@ -138,22 +193,20 @@ func (h *Hub) publish(ev Event) {
 }
 
 // watch follows the swarm's events through whichever manager answers, reconnecting after
-// fail-over, so that status follows the swarm without polling.
-func (h *Hub) watch(ctx context.Context, key ktypes.NamespacedName, conn *Conn) {
+// fail-over, so that status follows the swarm without polling. Service events go to the
+// cache first, which passes them on once it holds the change.
+func (h *Hub) watch(ctx context.Context, key ktypes.NamespacedName, sw watched, cache *ServiceCache) {
 	log := h.log.WithValues("cluster", key.String())
-	f := filters.NewArgs(
-		filters.Arg("type", string(events.ServiceEventType)),
-		filters.Arg("type", string(events.NodeEventType)),
-		filters.Arg("type", string(events.SecretEventType)),
-		filters.Arg("type", string(events.ConfigEventType)),
-		filters.Arg("type", string(events.NetworkEventType)),
-	)
+	types := []events.Type{events.ServiceEventType, events.NodeEventType, events.SecretEventType, events.ConfigEventType, events.NetworkEventType}
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := conn.stream(ctx, f, func(m events.Message) {
-			h.publish(Event{Cluster: key, Type: m.Type, Action: m.Action, ActorID: m.Actor.ID, Attributes: m.Actor.Attributes})
+		err := sw.Events(ctx, types, cache.Connected, func(m events.Message) {
+			if !cache.Event(m) {
+				h.publish(eventOf(key, m))
+			}
 		})
+		cache.Disconnected()
 		if ctx.Err() != nil {
 			return
 		}
@@ -173,21 +226,38 @@ func (h *Hub) watch(ctx context.Context, key ktypes.NamespacedName, conn *Conn) 
 	}
 }
 
-// stream subscribes to events on the first endpoint that is a reachable manager and
-// delivers them until the stream breaks.
-func (c *Conn) stream(ctx context.Context, f filters.Args, deliver func(events.Message)) error {
-	var cli *client.Client
+func eventOf(key ktypes.NamespacedName, m events.Message) Event {
+	return Event{Cluster: key, Type: m.Type, Action: m.Action, ActorID: m.Actor.ID, Attributes: m.Actor.Attributes}
+}
+
+// Events follows the swarm's events of the given types through a manager until the
+// stream breaks. The stream starts at the manager's clock as read just before it (since),
+// so what changes between that read and the subscription is replayed from the
+// manager's event log: subscribed may be called before the request reaches it.
+func (c *Conn) Events(ctx context.Context, types []events.Type, subscribed func(), deliver func(events.Message)) error {
+	f := filters.NewArgs()
+	for _, t := range types {
+		f.Add("type", string(t))
+	}
 	// Info picks (and fails over to) a manager; the stream then goes to the same one.
-	if _, err := c.Info(ctx); err != nil {
+	info, err := c.Info(ctx)
+	if err != nil {
 		return err
+	}
+	opts := events.ListOptions{Filters: f}
+	if t, err := time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
+		opts.Since = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 	}
 	c.mu.Lock()
 	idx := c.current
-	cli = c.clients[idx]
+	cli := c.clients[idx]
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: f})
+	msgs, errs := cli.Events(ctx, opts)
+	if subscribed != nil {
+		subscribed()
+	}
 	// A hung daemon keeps its connection open and sends nothing: when the calls have
 	// failed over to another manager, follow them.
 	check := time.NewTicker(streamCheck)

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 )
 
 // Health is the state of the swarm as one manager sees it.
@@ -96,6 +97,27 @@ func (c *Conn) AllServices(ctx context.Context) ([]swarm.Service, error) {
 		return err
 	})
 	return svcs, err
+}
+
+// ServiceByID reads one service with its task counts: a list by ID, as an inspect has
+// no counts. Swarm finds the ID through an index, not by scanning every service.
+func (c *Conn) ServiceByID(ctx context.Context, id string) (swarm.Service, error) {
+	var svcs []swarm.Service
+	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
+		var err error
+		svcs, err = cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("id", id)), Status: true})
+		return err
+	})
+	if err != nil {
+		return swarm.Service{}, err
+	}
+	// The id filter matches prefixes.
+	for _, svc := range svcs {
+		if svc.ID == id {
+			return svc, nil
+		}
+	}
+	return swarm.Service{}, errdefs.NotFound(fmt.Errorf("service %s not found", id))
 }
 
 func (c *Conn) inspectService(ctx context.Context, id string) (swarm.Service, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -31,6 +32,9 @@ type Swarm interface {
 	StackServices(ctx context.Context, stack string) ([]swarm.Service, error)
 	// AllServices lists every service of the swarm, with task counts.
 	AllServices(ctx context.Context) ([]swarm.Service, error)
+	// ServiceByID reads one service by ID, with its task counts (as a list shows them,
+	// which an inspect does not); a service that is gone is Docker's NotFound.
+	ServiceByID(ctx context.Context, id string) (swarm.Service, error)
 	// CreateService creates a service; Docker's warnings come back with its ID.
 	CreateService(ctx context.Context, w ServiceWrite) (WriteResult, error)
 	// UpdateService writes a new spec at the version the service was read at: a write
@@ -60,6 +64,14 @@ type Swarm interface {
 	// ConfigData reads a config's data (by ID or name): configs, unlike secrets, can be
 	// read back, so an existing config with the same data can be reused.
 	ConfigData(ctx context.Context, id string) ([]byte, error)
+}
+
+// EventStream is a Swarm whose changes can be followed.
+type EventStream interface {
+	// Events delivers the swarm's events of the given types until ctx ends or the stream
+	// breaks, and returns why. subscribed is called once the stream is set up: every
+	// change made after that call is delivered (or the stream ends).
+	Events(ctx context.Context, types []events.Type, subscribed func(), deliver func(events.Message)) error
 }
 
 // ServiceWrite is one service spec to create or update.
