@@ -32,10 +32,13 @@ import (
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
-// The release file of the stack in Git; %s is the ImagePolicy's namespace.
+// The release file of the stack in Git; %s is the ImagePolicy's namespace. The api's v5
+// is healthy only with Broken=false, which v3 ignores.
 const markedRelease = `services:
   numbers-api:
     image: numbers-api:v3 # {"$imagepolicy": "%s:numbers-api"}
+    environment:
+      - Broken=false
   numbers-web:
     image: numbers-web:v3
 `
