@@ -313,6 +313,25 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 // server (gittestserver) that the test pushes commits to with git.
 func TestStackFromFluxSourceController(t *testing.T) {
 	ns, cluster := newNamespace(t, "flux")
+	git := startFluxGit(t)
+	repo := git.gitRepository(t, ns, "platform")
+	gitStory(t, ns, cluster, repo.Name, git.push)
+}
+
+// fluxGit is a repository on a Git server (gittestserver) that a real source-controller
+// polls, and the test's checkout of it.
+type fluxGit struct {
+	t      *testing.T
+	bin    string // the git command
+	remote string
+	work   string // the checkout push writes
+}
+
+// startFluxGit runs source-controller (hack/source-controller-assets.sh builds it) and a
+// Git server until the test ends, with Flux's CRDs installed. A missing prerequisite
+// skips the test, or fails it under CI.
+func startFluxGit(t *testing.T) *fluxGit {
+	t.Helper()
 	dir := os.Getenv("SOURCE_CONTROLLER_ASSETS")
 	if dir == "" {
 		const why = "SOURCE_CONTROLLER_ASSETS is not set (make test sets it from hack/source-controller-assets.sh)"
@@ -340,54 +359,69 @@ func TestStackFromFluxSourceController(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.StopHTTP)
-	remote := srv.HTTPAddress() + "/platform.git"
+	g := &fluxGit{t: t, bin: gitBin, remote: srv.HTTPAddress() + "/platform.git", work: t.TempDir()}
+	g.run(g.work, "init", "-q", "-b", "main")
+	return g
+}
 
-	work := t.TempDir()
-	gitRun := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(gitBin, args...)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.invalid",
-			"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.invalid", "GIT_CONFIG_NOSYSTEM=1", "HOME="+work)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
+// run runs git in dir and returns its output; an error fails the test.
+func (g *fluxGit) run(dir string, args ...string) string {
+	g.t.Helper()
+	cmd := exec.Command(g.bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.invalid", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	gitRun("init", "-q", "-b", "main")
-	push := func(files map[string][]byte) string {
-		t.Helper()
-		entries, _ := os.ReadDir(work)
-		for _, e := range entries {
-			if e.Name() != ".git" {
-				_ = os.RemoveAll(filepath.Join(work, e.Name()))
-			}
-		}
-		for name, data := range files {
-			p := filepath.Join(work, name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		gitRun("add", "-A")
-		gitRun("commit", "-q", "-m", "release")
-		gitRun("push", "-q", remote, "main")
-		return "main@sha1:" + gitRun("rev-parse", "HEAD")
-	}
+	return strings.TrimSpace(string(out))
+}
 
+// push makes files the whole tree of the checkout, commits and pushes it to main, and
+// returns the revision source-controller will publish for it.
+func (g *fluxGit) push(files map[string][]byte) string {
+	g.t.Helper()
+	entries, _ := os.ReadDir(g.work)
+	for _, e := range entries {
+		if e.Name() != ".git" {
+			_ = os.RemoveAll(filepath.Join(g.work, e.Name()))
+		}
+	}
+	for name, data := range files {
+		p := filepath.Join(g.work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			g.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	return g.commitAndPush(g.work, "release")
+}
+
+// commitAndPush commits everything changed in the checkout dir and pushes it to main.
+func (g *fluxGit) commitAndPush(dir, message string) string {
+	g.t.Helper()
+	g.run(dir, "add", "-A")
+	g.run(dir, "commit", "-q", "-m", message)
+	g.run(dir, "push", "-q", g.remote, "HEAD:main")
+	return "main@sha1:" + g.run(dir, "rev-parse", "HEAD")
+}
+
+// gitRepository creates the GitRepository of main that source-controller fetches every
+// second.
+func (g *fluxGit) gitRepository(t *testing.T, ns, name string) *sourcev1.GitRepository {
+	t.Helper()
 	repo := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform"},
-		Spec: sourcev1.GitRepositorySpec{URL: remote, Interval: metav1.Duration{Duration: time.Second},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: sourcev1.GitRepositorySpec{URL: g.remote, Interval: metav1.Duration{Duration: time.Second},
 			Reference: &sourcev1.GitRepositoryRef{Branch: "main"}},
 	}
 	if err := bed.Client.Create(context.Background(), repo); err != nil {
 		t.Fatal(err)
 	}
-	gitStory(t, ns, cluster, repo.Name, push)
+	return repo
 }
 
 // startSourceController runs source-controller against the test control plane until the
