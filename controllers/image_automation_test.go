@@ -95,7 +95,7 @@ func TestImageAutomationCommitRollsOutOnceWithTheNewTag(t *testing.T) {
 		t.Fatalf("after the first commit the api runs %s", img)
 	}
 	rollouts := len(stack.Status.History)
-	webBefore := swarmService(t, web)
+	webBefore := inspectSwarmService(t, web)
 
 	// The automation's own checkout, updated as its Setters strategy does (update.path
 	// ./stacks) for an ImagePolicy whose latest image is numbers-api:v5.
@@ -126,13 +126,13 @@ func TestImageAutomationCommitRollsOutOnceWithTheNewTag(t *testing.T) {
 	if img := swarmImage(t, api); img != "numbers-api:v5" || stack.Status.LastAppliedSourceRevision != rev2 {
 		t.Fatalf("after the image update: api runs %s, lastAppliedSourceRevision %q", img, stack.Status.LastAppliedSourceRevision)
 	}
-	if w := swarmService(t, web); w.Version.Index != webBefore.Version.Index {
+	if w := inspectSwarmService(t, web); w.Version.Index != webBefore.Version.Index {
 		t.Fatalf("the web was written (version %d -> %d), only the api's tag changed", webBefore.Version.Index, w.Version.Index)
 	}
 
 	// Settled: source-controller fetches the commit again and the stack passes again,
 	// three times; none of it is a change.
-	apiAfter := swarmService(t, api)
+	apiAfter := inspectSwarmService(t, api)
 	for i := range 3 {
 		token := fmt.Sprintf("settled-%d-%d", i, time.Now().UnixNano())
 		annotate(t, repo, meta.ReconcileRequestAnnotation, token)
@@ -159,7 +159,7 @@ func TestImageAutomationCommitRollsOutOnceWithTheNewTag(t *testing.T) {
 		t.Fatalf("settled: Ready %+v", c)
 	}
 	for name, before := range map[string]swarmtypes.Service{api: apiAfter, web: webBefore} {
-		if now := swarmService(t, name); now.Version.Index != before.Version.Index {
+		if now := inspectSwarmService(t, name); now.Version.Index != before.Version.Index {
 			t.Fatalf("%s was written again after the rollout (version %d -> %d, image %s)", name, before.Version.Index, now.Version.Index, now.Spec.TaskTemplate.ContainerSpec.Image)
 		}
 	}
@@ -182,7 +182,7 @@ func waitSourceOutcome(t *testing.T, stack *swarmv1.SwarmStack, rev, outcome str
 	})
 }
 
-func swarmService(t *testing.T, name string) swarmtypes.Service {
+func inspectSwarmService(t *testing.T, name string) swarmtypes.Service {
 	t.Helper()
 	svc, ok := inspectService(t, name)
 	if !ok {
