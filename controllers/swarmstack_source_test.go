@@ -15,13 +15,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +35,8 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/gittestserver"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,9 +44,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
+	"github.com/swarmops/swarm-operator/internal/testkit"
 	"github.com/swarmops/swarm-operator/test/testbed"
 )
 
@@ -184,10 +191,13 @@ func TestStackFromGitSource(t *testing.T) {
 	})
 }
 
-// gitStory: push a commit → Completed; push a bad release → RolledBack and not applied
-// again; push the fix → Completed; delete the file path → a clear error and nothing
-// removed from the swarm. push publishes a tree and returns the source revision it gets.
-// Every rollout is started by the source watch: the stack's interval is an hour.
+// gitStory: push a commit, with a SOPS-encrypted env_file and secret file → Completed,
+// the decrypted values on the Swarm only; push a bad release → RolledBack and not applied
+// again, not even by a later commit of files the stack does not read; push the fix →
+// Completed, and a commit to another stack writes and records nothing; delete the file
+// path → a clear error and nothing removed from the swarm. push publishes a tree and
+// returns the source revision it gets. Every rollout is started by the source watch: the
+// stack's interval is an hour.
 func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName string, push func(map[string][]byte) string) {
 	t.Helper()
 	ctx := context.Background()
@@ -202,6 +212,21 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 		}
 		return data
 	}
+	// SOPS through the source: the api's env_file and a secret's file: are encrypted with
+	// age in the repository, and read relative to the first path file's directory.
+	// Encrypted once: encrypting again is new ciphertext, a change to the stack's files.
+	ageIdentity, ageRecipient := testkit.AgeKey(t)
+	envValue, fileValue := planted("sops-env"), planted("sops-file")
+	encryptedEnv := testkit.SopsEncrypt(t, "app.env", []byte("DB_PASSWORD="+envValue+"\n"), ageRecipient)
+	encryptedSecret := testkit.SopsEncrypt(t, "db_password.txt", []byte(fileValue), ageRecipient)
+	const sopsCompose = `services:
+  numbers-api:
+    env_file: [./app.env]
+    secrets: [db_password]
+secrets:
+  db_password:
+    file: ./secrets/db_password.txt
+`
 	tree := func(release string) map[string][]byte {
 		return map[string][]byte{
 			"stacks/numbers/docker-compose.yml":       sample("docker-compose.yml"),
@@ -209,11 +234,28 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 			"stacks/numbers/prod-update-config.yml":   sample("prod-update-config.yml"),
 			"stacks/numbers/release.yml":              sample(release),
 			"stacks/numbers/test-speed.yml":           []byte(testbed.FastRolloutOverride),
+			"stacks/numbers/sops.yml":                 []byte(sopsCompose),
+			"stacks/numbers/app.env":                  encryptedEnv,
+			"stacks/numbers/secrets/db_password.txt":  encryptedSecret,
 			"stacks/numbers/README.md":                []byte("numbers, deployed by swarm-operator\n"),
 			"stacks/other/docker-compose.yml":         []byte("services: {other: {image: other:v1}}\n"),
 			"stacks/numbers/config/ignored-here.json": []byte("{}"),
 		}
 	}
+
+	// An operator whose logs, at every verbosity, go to a buffer the story searches for
+	// the decrypted values.
+	stopOperator()
+	t.Cleanup(startOperator)
+	logs := &syncBuffer{}
+	op, err := bed.StartOperatorWith(operatorOptions(), testbed.OperatorOptions{
+		Logger: zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-10))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sops-keys"}, Data: map[string][]byte{"platform.agekey": []byte(ageIdentity)}})
 	rev1 := push(tree("v2.yml"))
 
 	path := func(name, p string) swarmv1.ComposeFile { return swarmv1.ComposeFile{Name: name, Path: &p} }
@@ -233,7 +275,9 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 					{Name: "replicas", Inline: &replicas},
 					path("release", "stacks/numbers/release.yml"),
 					path("speed", "stacks/numbers/test-speed.yml"),
+					path("sops", "stacks/numbers/sops.yml"),
 				}},
+				Decryption: &swarmv1.Decryption{Provider: "sops", SecretRef: &swarmv1.LocalObjectReference{Name: "sops-keys"}},
 			},
 		},
 	}
@@ -259,10 +303,124 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 		})
 	}
 
+	// settledVersions are the stack's service versions on the Swarm once no update or
+	// rollback runs (Swarm bumps a version when an update's state changes too).
+	settledVersions := func() map[string]uint64 {
+		t.Helper()
+		out := map[string]uint64{}
+		eventually(t, 30*time.Second, "the stack's services settled", func() string {
+			svcs, err := dockerClient(t).ServiceList(ctx, swarmtypes.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", swarmv1.LabelStackNamespace+"=gitops"))})
+			if err != nil {
+				return err.Error()
+			}
+			clear(out)
+			for _, svc := range svcs {
+				if u := svc.UpdateStatus; u != nil && (u.State == swarmtypes.UpdateStateUpdating || u.State == swarmtypes.UpdateStateRollbackStarted) {
+					return svc.Spec.Name + " " + string(u.State)
+				}
+				out[svc.Spec.Name] = svc.Version.Index
+			}
+			return ""
+		})
+		return out
+	}
+	// stackEvents counts the stack's Kubernetes events by reason and message (the
+	// recorder counts repeats on one Event).
+	stackEvents := func() map[string]int32 {
+		t.Helper()
+		var evs corev1.EventList
+		if err := bed.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int32{}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Kind == "SwarmStack" && e.InvolvedObject.Name == stack.Name {
+				out[e.Reason+": "+e.Message] += max(e.Count, 1)
+			}
+		}
+		return out
+	}
+	// untouchedCommit pushes a commit that changes only files the stack does not read,
+	// waits until the operator has seen it (seen), and checks that nothing was written
+	// to the Swarm and nothing recorded: history, revisions, Ready and events as before.
+	untouchedCommit := func(files map[string][]byte, seen func(rev string) string) string {
+		t.Helper()
+		versions, events := settledVersions(), stackEvents()
+		get(t, stack)
+		before := stack.Status.DeepCopy()
+		beforeReady := readyCondition(t, stack)
+		rev := push(files)
+		eventually(t, time.Minute, "the operator sees "+rev, func() string {
+			get(t, stack)
+			return seen(rev)
+		})
+		time.Sleep(2 * time.Second) // for an event or a write that would follow the pass
+		get(t, stack)
+		st := stack.Status
+		if st.LastAttemptedRevision != before.LastAttemptedRevision || st.LastAppliedRevision != before.LastAppliedRevision ||
+			len(st.History) != len(before.History) || st.History[0].SourceRevision != before.History[0].SourceRevision ||
+			st.History[0].Outcome != before.History[0].Outcome {
+			t.Fatalf("commit %s touching no file of the stack was recorded: lastAttempted %s -> %s, lastApplied %s -> %s, history %d -> %d entries, newest %s %s",
+				rev, before.LastAttemptedRevision, st.LastAttemptedRevision, before.LastAppliedRevision, st.LastAppliedRevision,
+				len(before.History), len(st.History), st.History[0].SourceRevision, st.History[0].Outcome)
+		}
+		if c := readyCondition(t, stack); c.Status != beforeReady.Status || c.Reason != beforeReady.Reason {
+			t.Fatalf("commit %s touching no file of the stack changed Ready: %s %s -> %s %s", rev, beforeReady.Status, beforeReady.Reason, c.Status, c.Reason)
+		}
+		if now := settledVersions(); !maps.Equal(now, versions) {
+			t.Fatalf("commit %s touching no file of the stack wrote to the Swarm: service versions %v -> %v", rev, versions, now)
+		}
+		for ev, n := range stackEvents() {
+			if n > events[ev] {
+				t.Fatalf("commit %s touching no file of the stack: event %q", rev, ev)
+			}
+		}
+		return rev
+	}
+	// noPlaintext searches the stack's status, the namespace's events and the operator's
+	// logs for the decrypted values and the age key.
+	noPlaintext := func() {
+		t.Helper()
+		get(t, stack)
+		status, _ := json.Marshal(stack.Status)
+		var evs corev1.EventList
+		if err := bed.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		events, _ := json.Marshal(evs.Items)
+		if !strings.Contains(logs.String(), ns) {
+			t.Fatal("no log line of the stack's namespace was captured")
+		}
+		for channel, text := range map[string]string{"status": string(status), "events": string(events), "logs": logs.String()} {
+			for _, v := range []string{envValue, fileValue, strings.TrimSpace(ageIdentity)} {
+				if strings.Contains(text, v) {
+					t.Fatalf("a decrypted value or the key reached the %s", channel)
+				}
+			}
+		}
+	}
+
 	waitSource(rev1, swarmv1.OutcomeCompleted, 3*time.Minute)
 	if stack.Status.LastAppliedSourceRevision != rev1 || swarmImage(t, api) != "numbers-api:v2" {
 		t.Fatalf("after the first commit: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
+	// The api runs with the decrypted env_file and the secret made of the decrypted file
+	// (Docker does not return a secret's data: its existence is what can be seen).
+	spec := inspectSwarmService(t, api).Spec.TaskTemplate.ContainerSpec
+	if !slices.Contains(spec.Env, "DB_PASSWORD="+envValue) {
+		t.Fatalf("the api's env has no decrypted DB_PASSWORD: %d variables", len(spec.Env))
+	}
+	if len(spec.Secrets) != 1 || spec.Secrets[0].File == nil || filepath.Base(spec.Secrets[0].File.Name) != "db_password" {
+		var refs []string
+		for _, r := range spec.Secrets {
+			refs = append(refs, fmt.Sprintf("%s %+v", r.SecretName, r.File))
+		}
+		t.Fatalf("the api's secrets: %v", refs)
+	}
+	if _, _, err := dockerClient(t).SecretInspectWithRaw(ctx, spec.Secrets[0].SecretID); err != nil {
+		t.Fatalf("the api's secret %s: %v", spec.Secrets[0].SecretName, err)
+	}
+	noPlaintext()
 
 	// A bad release: Swarm rolls it back, the operator says so and does not write it again.
 	rev2 := push(tree("v5-bad.yml"))
@@ -277,6 +435,21 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 	if stack.Status.LastAttemptedRevision != attempted || len(stack.Status.History) != entries || swarmImage(t, api) != "numbers-api:v2" {
 		t.Fatalf("the rolled back release was written again: history %d -> %d, image %s", entries, len(stack.Status.History), swarmImage(t, api))
 	}
+	// A commit that changes only files the stack does not read, the release still rolled
+	// back: the rendered revision is the rolled-back one, so nothing is written or
+	// recorded. The pass that saw it renders, and its inputs digest names the artifact.
+	digest := stack.Status.InputsDigest
+	readme := tree("v5-bad.yml")
+	readme["stacks/numbers/README.md"] = []byte("numbers, deployed by swarm-operator; v5 rolled back\n")
+	untouchedCommit(readme, func(string) string {
+		if stack.Status.InputsDigest == digest {
+			return "status.inputsDigest unchanged"
+		}
+		return ""
+	})
+	if stack.Status.LastAppliedSourceRevision != rev1 || readyCondition(t, stack).Reason != swarmv1.ReasonRolledBack || swarmImage(t, api) != "numbers-api:v2" {
+		t.Fatalf("after a commit of other files: lastAppliedSourceRevision %q, Ready %+v, image %s", stack.Status.LastAppliedSourceRevision, readyCondition(t, stack), swarmImage(t, api))
+	}
 
 	// The fix.
 	rev3 := push(tree("v5.yml"))
@@ -285,27 +458,42 @@ func gitStory(t *testing.T, ns string, cluster *swarmv1.SwarmCluster, repoName s
 		t.Fatalf("after the fix: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
 
+	// A commit to another stack's files: no rollout, no record; only the source revision
+	// in force moves on.
+	other := tree("v5.yml")
+	other["stacks/other/docker-compose.yml"] = []byte("services: {other: {image: other:v2}}\n")
+	rev4 := untouchedCommit(other, func(rev string) string {
+		if stack.Status.LastAppliedSourceRevision != rev {
+			return "lastAppliedSourceRevision " + stack.Status.LastAppliedSourceRevision
+		}
+		return ""
+	})
+	if swarmImage(t, api) != "numbers-api:v5" || readyCondition(t, stack).Reason != swarmv1.ReasonSucceeded {
+		t.Fatalf("after a commit of another stack: image %s, Ready %+v", swarmImage(t, api), readyCondition(t, stack))
+	}
+
 	// The file path deleted by a commit: a clear error, nothing removed from the swarm.
 	files := tree("v5.yml")
 	delete(files, "stacks/numbers/release.yml")
-	rev4 := push(files)
+	rev5 := push(files)
 	eventually(t, 30*time.Second, "the missing file is reported", func() string {
 		get(t, stack)
 		c := readyCondition(t, stack)
 		if c.Reason != swarmv1.ReasonSourceNotFound || !strings.Contains(c.Message, "spec.compose.files[4] (release): ") ||
 			!strings.Contains(c.Message, `"stacks/numbers/release.yml" is not in the artifact of GitRepository `+ns+"/"+repoName) ||
-			!strings.Contains(c.Message, rev4) {
+			!strings.Contains(c.Message, rev5) {
 			return describeConditions(stack.Status.Conditions)
 		}
 		return ""
 	})
-	if swarmImage(t, api) != "numbers-api:v5" || stack.Status.LastAppliedSourceRevision != rev3 {
+	if swarmImage(t, api) != "numbers-api:v5" || stack.Status.LastAppliedSourceRevision != rev4 {
 		t.Fatalf("the swarm or status changed after the path went: image %s, lastAppliedSourceRevision %q", swarmImage(t, api), stack.Status.LastAppliedSourceRevision)
 	}
 	svcs, err := dockerClient(t).ServiceList(ctx, swarmtypes.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", swarmv1.LabelStackNamespace+"=gitops"))})
 	if err != nil || len(svcs) != 2 {
 		t.Fatalf("services of the stack: %d, %v", len(svcs), err)
 	}
+	noPlaintext()
 }
 
 // TestStackFromFluxSourceController runs the Git story against a real Flux
