@@ -297,11 +297,14 @@ func TestFleetUnreachableProdSwarmWaitsWithinTheProgressDeadline(t *testing.T) {
 	f.wantImages(map[string]string{"prod-1": "numbers-api:v5", "prod-2": "numbers-api:v5"})
 }
 
+// A halted release reaches no Swarm afterwards: the Swarm that did not answer in time
+// does not get it when it answers again (its stack was written before the halt).
 func TestFleetProdSwarmUnreachablePastTheProgressDeadlineHaltsTheSet(t *testing.T) {
 	f := newFleet(t, progressive("v4"))
 	f.releaseV4()
 	f.resetCalls()
-	f.swarms["prod-1"].SetReachability("manager1", swarmtypes.ReachabilityUnreachable)
+	prod1 := f.swarms["prod-1"]
+	prod1.SetReachability("manager1", swarmtypes.ReachabilityUnreachable)
 	f.toProd()
 	f.settle()
 	f.Clock.Advance(30 * time.Minute)
@@ -311,7 +314,23 @@ func TestFleetProdSwarmUnreachablePastTheProgressDeadlineHaltsTheSet(t *testing.
 		t.Fatalf("prod-1 %+v", c)
 	}
 	f.wantNoWrite("prod-2", "halted on prod-1")
-	f.wantImages(map[string]string{"prod-2": "numbers-api:v4"})
+
+	prod1.SetReachability("manager1", swarmtypes.ReachabilityReachable)
+	f.settle()
+	f.wantNoWrite("prod-1", "answering again after the halt")
+	f.wantImages(map[string]string{"prod-1": "numbers-api:v4", "prod-2": "numbers-api:v4"})
+	if c := f.cluster("prod-1"); c.Outcome != swarmv1.OutcomeDeadlineExceeded || !f.set.Status.Halted {
+		t.Fatalf("prod-1 %+v, halted %v", c, f.set.Status.Halted)
+	}
+
+	// The next release writes prod-1's stack as its template says, suspended no more.
+	f.release("v6")
+	f.settle()
+	f.Clock.Advance(10 * time.Minute)
+	f.approve("prod@v6")
+	f.settle()
+	f.wantPhases("canary=Completed prod=Completed")
+	f.wantImages(map[string]string{"prod-1": "numbers-api:v6", "prod-2": "numbers-api:v6"})
 }
 
 // A fault on prod-1's first service write of v5: refused, its answer lost (applied), or
