@@ -333,6 +333,34 @@ func TestFleetProdSwarmUnreachablePastTheProgressDeadlineHaltsTheSet(t *testing.
 	f.wantImages(map[string]string{"prod-1": "numbers-api:v6", "prod-2": "numbers-api:v6"})
 }
 
+// A halt stops what has not started, not a rollout under way: prod-2 fails while
+// prod-1 rolls out; prod-1's stack goes on judging its rollout, and completes it.
+func TestFleetHaltLetsARolloutUnderWayFinish(t *testing.T) {
+	spec := progressive("v4")
+	all := intstr.FromString("100%")
+	spec.Strategy.Steps[1].MaxConcurrent = &all
+	f := newFleet(t, spec)
+	f.releaseV4()
+	prod1, prod2 := f.swarms["prod-1"], f.swarms["prod-2"]
+	prod1.AutoConverge, prod2.AutoConverge = false, false
+	f.toProd()
+	f.settle()
+	f.wantImages(map[string]string{"prod-1": "numbers-api:v5", "prod-2": "numbers-api:v5"})
+	prod2.FailUpdate("numbers_api", "update rolled back due to failure: task exited")
+	prod2.ConvergeAll()
+	f.settle()
+	f.wantPhases("canary=Completed prod=Halted")
+	if s := f.stack("prod-1"); s.Spec.Suspend {
+		t.Fatal("the halt suspended a stack whose rollout was under way")
+	}
+	prod1.ConvergeAll()
+	f.settle()
+	if c := f.cluster("prod-1"); c.Outcome != swarmv1.OutcomeCompleted || !f.set.Status.Halted {
+		t.Fatalf("prod-1 %+v, halted %v", c, f.set.Status.Halted)
+	}
+	f.wantImages(map[string]string{"prod-1": "numbers-api:v5", "prod-2": "numbers-api:v4"})
+}
+
 // A fault on prod-1's first service write of v5: refused, its answer lost (applied), or
 // hung (not applied). The stack retries on its next pass; one rollout reaches the
 // Swarm, and the set goes on to prod-2.

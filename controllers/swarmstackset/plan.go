@@ -53,6 +53,9 @@ type Observed struct {
 	Message string
 	// Suspended: the stack's spec.suspend is set.
 	Suspended bool
+	// RolloutStartedAt is when the stack started the rollout it has in flight for its
+	// current generation; zero when none.
+	RolloutStartedAt time.Time
 }
 
 // ObserveStack reads a generated SwarmStack's status as the planner needs it.
@@ -60,6 +63,9 @@ func ObserveStack(s *swarmv1.SwarmStack) Observed {
 	o := Observed{Revision: s.Annotations[swarmv1.AnnotationSetRevision], Suspended: s.Spec.Suspend}
 	st := &s.Status
 	o.Current = st.ObservedGeneration == s.Generation
+	if r := st.RolloutInFlight(); r != nil && o.Current {
+		o.RolloutStartedAt = r.StartedAt.Time
+	}
 	ready := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionReady)
 	if ready == nil || !o.Current {
 		o.Message = "waiting for the stack controller to see the new spec"
@@ -466,10 +472,15 @@ func (p *planner) holdHalted() {
 }
 
 // suspendHalted suspends the stack of a cluster on the halted revision that its stack
-// has neither completed nor failed.
+// has neither completed nor failed, nor started rolling out: a rollout already writing
+// to the Swarm is left to finish, so that the stack still judges it and rolls it back.
 func (p *planner) suspendHalted(cs *swarmv1.StackSetClusterStatus) {
 	o := p.in.Stacks[cs.Name]
 	if o.Ready || o.Failed != "" || o.Revision != p.rev {
+		return
+	}
+	if !o.Suspended && !o.RolloutStartedAt.IsZero() && cs.WrittenAt != nil && !o.RolloutStartedAt.Before(cs.WrittenAt.Time) {
+		cs.Message = fmt.Sprintf("release of revision %s halted; the rollout this cluster started goes on: %s", stack.ShortRev(p.rev), cs.Message)
 		return
 	}
 	cs.Message = fmt.Sprintf("release of revision %s halted before this cluster completed it: its SwarmStack is suspended; %s", stack.ShortRev(p.rev), cs.Message)
