@@ -476,3 +476,33 @@ func TestFleetGateOnOneClusterHoldsOnlyThatCluster(t *testing.T) {
 		})
 	}
 }
+
+// The template's dependsOn holds each generated stack until the dependency is Ready: the
+// canary waits, the set reports it in progress, and goes on once the dependency is up.
+func TestFleetTemplateDependsOnHoldsTheCanaryUntilTheDependencyIsReady(t *testing.T) {
+	f := newFleet(t, progressive("v4"))
+	f.releaseV4()
+	f.resetCalls()
+	f.Mutate(f.set, func() { f.set.Spec.Template.Spec.DependsOn = []swarmv1.DependencyReference{{Name: "db"}} })
+	f.release("v5")
+	f.settle()
+	f.wantPhases("canary=Progressing prod=Pending")
+	if r := meta.FindStatusCondition(f.stack("canary-1").Status.Conditions, swarmv1.ConditionReady); r == nil || r.Reason != swarmv1.ReasonDependencyNotReady {
+		t.Fatalf("canary's stack %+v", r)
+	}
+	if c := f.cluster("canary-1"); c.Outcome != swarmv1.OutcomeProgressing || f.set.Status.Halted {
+		t.Fatalf("canary %+v, halted %v", c, f.set.Status.Halted)
+	}
+	f.wantNoWrite("canary-1", "waiting for db")
+
+	db := "services: {db: {image: postgres:17}}"
+	f.Create(&swarmv1.SwarmStack{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: swarmv1.SwarmStackSpec{ClusterRef: swarmv1.LocalObjectReference{Name: "lab-1"}, SwarmStackTemplateSpec: swarmv1.SwarmStackTemplateSpec{
+			Compose: swarmv1.ComposeSource{Files: []swarmv1.ComposeFile{{Name: "docker-compose.yml", Inline: &db}}},
+		}},
+	})
+	f.settle()
+	f.wantPhases("canary=Soaking prod=Pending")
+	f.wantImages(map[string]string{"canary-1": "numbers-api:v5"})
+}
