@@ -361,6 +361,37 @@ func TestFleetHaltLetsARolloutUnderWayFinish(t *testing.T) {
 	f.wantImages(map[string]string{"prod-1": "numbers-api:v5", "prod-2": "numbers-api:v4"})
 }
 
+// A cluster a freeze holds when the release halts on another does not get the halted
+// revision when the freeze ends.
+func TestFleetHaltKeepsTheReleaseFromAClusterAFreezeHeld(t *testing.T) {
+	spec := progressive("v4")
+	all := intstr.FromString("100%")
+	spec.Strategy.Steps[1].MaxConcurrent = &all
+	f := newFleet(t, spec)
+	f.releaseV4()
+	f.resetCalls()
+	start := metav1.NewTime(f.Clock.Now())
+	cl := &swarmv1.SwarmCluster{ObjectMeta: metav1.ObjectMeta{Namespace: testenv.Namespace, Name: "prod-1"}}
+	f.Mutate(cl, func() {
+		cl.Spec.Freeze = []swarmv1.TimeWindow{{Start: &start, Duration: metav1.Duration{Duration: 20 * time.Minute}}}
+	})
+	prod2 := f.swarms["prod-2"]
+	prod2.AutoConverge = false
+	f.toProd()
+	f.settle()
+	prod2.FailUpdate("numbers_api", "update rolled back due to failure: task exited")
+	prod2.ConvergeAll()
+	f.settle()
+	f.wantPhases("canary=Completed prod=Halted")
+	if s := f.stack("prod-1"); !s.Spec.Suspend || !testenv.HasEvent(f.Events(), swarmv1.EventStackSuspended) {
+		t.Fatalf("prod-1's stack suspend=%v", s.Spec.Suspend)
+	}
+	f.Clock.Advance(20 * time.Minute)
+	f.settle()
+	f.wantNoWrite("prod-1", "the freeze ended after the halt")
+	f.wantImages(map[string]string{"prod-1": "numbers-api:v4", "prod-2": "numbers-api:v4"})
+}
+
 // A fault on prod-1's first service write of v5: refused, its answer lost (applied), or
 // hung (not applied). The stack retries on its next pass; one rollout reaches the
 // Swarm, and the set goes on to prod-2.
