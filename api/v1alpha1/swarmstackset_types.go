@@ -89,6 +89,9 @@ const (
 	EventReleaseCompleted = "ReleaseCompleted"
 	EventReleaseHalted    = "ReleaseHalted"
 	EventRollbackAll      = "RollbackAll"
+	// EventStackSuspended: a halted release suspended a generated stack that had not
+	// completed it, so that its Swarm never gets it.
+	EventStackSuspended   = "StackSuspended"
 	EventClusterUnmatched = "ClusterUnmatched"
 	EventSetStackOrphaned = "StackOrphaned"
 	EventSetStackDeleted  = "StackDeleted"

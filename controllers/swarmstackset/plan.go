@@ -51,13 +51,21 @@ type Observed struct {
 	// Failed is the failed outcome of the current generation's release, "" when none.
 	Failed  string
 	Message string
+	// Suspended: the stack's spec.suspend is set.
+	Suspended bool
+	// RolloutStartedAt is when the stack started the rollout it has in flight for its
+	// current generation; zero when none.
+	RolloutStartedAt time.Time
 }
 
 // ObserveStack reads a generated SwarmStack's status as the planner needs it.
 func ObserveStack(s *swarmv1.SwarmStack) Observed {
-	o := Observed{Revision: s.Annotations[swarmv1.AnnotationSetRevision]}
+	o := Observed{Revision: s.Annotations[swarmv1.AnnotationSetRevision], Suspended: s.Spec.Suspend}
 	st := &s.Status
 	o.Current = st.ObservedGeneration == s.Generation
+	if r := st.RolloutInFlight(); r != nil && o.Current {
+		o.RolloutStartedAt = r.StartedAt.Time
+	}
 	ready := meta.FindStatusCondition(st.Conditions, swarmv1.ConditionReady)
 	if ready == nil || !o.Current {
 		o.Message = "waiting for the stack controller to see the new spec"
@@ -106,6 +114,8 @@ type Write struct {
 	Cluster  string
 	Revision string
 	Template *swarmv1.SwarmStackTemplate
+	// Suspend writes the stack suspended whatever the template says.
+	Suspend bool
 }
 
 // Event is one event the pass should record.
@@ -428,8 +438,10 @@ func (p *planner) halt() {
 }
 
 // holdHalted writes nothing of the halted revision; with RollbackAll every stack still
-// on it gets the last completed template back. A step is Completed when all its
-// clusters run the revision, Ready, and nothing goes back; Halted otherwise.
+// on it gets the last completed template back. Without, every stack on it that neither
+// completed nor failed is suspended: its Swarm would otherwise get the halted revision
+// later (when it answers again, a freeze ends, a drain ends). A step is Completed when
+// all its clusters run the revision, Ready, and nothing goes back; Halted otherwise.
 func (p *planner) holdHalted() {
 	st := &p.plan.Status
 	rollback := p.in.Spec.Strategy.OnFailure == swarmv1.OnFailureRollbackAll && st.LastCompletedTemplate != nil && st.LastCompletedRevision != ""
@@ -448,6 +460,7 @@ func (p *planner) holdHalted() {
 				p.write(name, st.LastCompletedRevision, st.LastCompletedTemplate)
 				p.event(corev1.EventTypeNormal, swarmv1.EventRollbackAll, "SwarmStack %s goes back to revision %s", cs.Stack, stack.ShortRev(st.LastCompletedRevision))
 			case onRev:
+				p.suspendHalted(cs)
 			case cs.Revision == "":
 				cs.Outcome = outcomeHalted
 				cs.Message = fmt.Sprintf("release of revision %s halted before this cluster", stack.ShortRev(p.rev))
@@ -456,6 +469,26 @@ func (p *planner) holdHalted() {
 			}
 		}
 	}
+}
+
+// suspendHalted suspends the stack of a cluster on the halted revision that its stack
+// has neither completed nor failed, nor started rolling out: a rollout already writing
+// to the Swarm is left to finish, so that the stack still judges it and rolls it back.
+func (p *planner) suspendHalted(cs *swarmv1.StackSetClusterStatus) {
+	o := p.in.Stacks[cs.Name]
+	if o.Ready || o.Failed != "" || o.Revision != p.rev {
+		return
+	}
+	if !o.Suspended && !o.RolloutStartedAt.IsZero() && cs.WrittenAt != nil && !o.RolloutStartedAt.Before(cs.WrittenAt.Time) {
+		cs.Message = fmt.Sprintf("release of revision %s halted; the rollout this cluster started goes on: %s", stack.ShortRev(p.rev), cs.Message)
+		return
+	}
+	cs.Message = fmt.Sprintf("release of revision %s halted before this cluster completed it: its SwarmStack is suspended; %s", stack.ShortRev(p.rev), cs.Message)
+	if o.Suspended || p.in.Spec.Suspend {
+		return
+	}
+	p.plan.Writes = append(p.plan.Writes, Write{Cluster: cs.Name, Revision: p.rev, Template: &p.in.Spec.Template, Suspend: true})
+	p.event(corev1.EventTypeWarning, swarmv1.EventStackSuspended, "SwarmStack %s suspended: the release of revision %s halted before it completed there", cs.Stack, stack.ShortRev(p.rev))
 }
 
 // walk goes through the steps in order: a step starts when every earlier one completed

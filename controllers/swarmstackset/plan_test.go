@@ -98,9 +98,19 @@ func writes(p Plan) string {
 		if Revision(w.Template) != w.Revision {
 			v += "(template does not match)"
 		}
+		if w.Suspend {
+			v += "(suspended)"
+		}
 		out = append(out, w.Cluster+":"+v)
 	}
 	return strings.Join(out, " ")
+}
+
+// haltedV5 is released(t0) after the halt of v5.
+func haltedV5() swarmv1.SwarmStackSetStatus {
+	st := released(t0)
+	st.Halted = true
+	return st
 }
 
 func TestMake(t *testing.T) {
@@ -185,10 +195,21 @@ func TestMake(t *testing.T) {
 				Stacks: map[string]Observed{"canary-1": ready(rev5, t0), "prod-1": rolling}},
 			writes: "", phases: "canary=Completed prod=Progressing", ready: metav1.ConditionFalse, reason: swarmv1.ReasonReleaseProgressing, requeue: 30 * time.Minute,
 		},
-		"a cluster not Ready past the progress deadline fails the release": {
+		"a cluster not Ready past the progress deadline fails the release; its stack is suspended": {
 			in:     Input{Spec: v5, Clusters: fleet, Now: t0.Add(30 * time.Minute), Status: released(t0), Stacks: map[string]Observed{"canary-1": rolling}},
+			writes: "canary-1:v5(suspended)", phases: "canary=Halted prod=Halted", halted: true, ready: metav1.ConditionFalse, reason: swarmv1.ReasonReleaseHalted,
+			events: []string{swarmv1.EventReleaseHalted, swarmv1.EventStackSuspended}, clusterWant: map[string]string{"canary-1": swarmv1.OutcomeDeadlineExceeded},
+		},
+		"a halted release suspends a stack once": {
+			in: Input{Spec: v5, Clusters: fleet, Now: t0.Add(31 * time.Minute), Status: haltedV5(),
+				Stacks: map[string]Observed{"canary-1": {Revision: rev5, Current: true, Suspended: true, Message: "Rolling out"}}},
 			writes: "", phases: "canary=Halted prod=Halted", halted: true, ready: metav1.ConditionFalse, reason: swarmv1.ReasonReleaseHalted,
-			events: []string{swarmv1.EventReleaseHalted}, clusterWant: map[string]string{"canary-1": swarmv1.OutcomeDeadlineExceeded},
+			events: []string{}, clusterWant: map[string]string{"canary-1": swarmv1.OutcomeDeadlineExceeded},
+		},
+		"RollbackAll writes the release in force, not a suspension": {
+			in: Input{Spec: withSpec(v5, func(s *swarmv1.SwarmStackSetSpec) { s.Strategy.OnFailure = swarmv1.OnFailureRollbackAll }), Clusters: fleet,
+				Now: t0.Add(30 * time.Minute), Status: released(t0), Stacks: map[string]Observed{"canary-1": rolling}},
+			writes: "canary-1:v4", phases: "canary=Halted prod=Halted", halted: true, ready: metav1.ConditionFalse, reason: swarmv1.ReasonReleaseHalted,
 		},
 		"before the progress deadline the pass comes back when it ends": {
 			in:     Input{Spec: v5, Clusters: fleet, Now: t0.Add(20 * time.Minute), Status: released(t0), Stacks: map[string]Observed{"canary-1": rolling}},

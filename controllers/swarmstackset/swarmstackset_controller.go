@@ -157,6 +157,7 @@ func (r *Reconciler) writeStack(ctx context.Context, set *swarmv1.SwarmStackSet,
 		annotations[swarmv1.AnnotationSetRevision] = w.Revision
 		s.Annotations = annotations
 		s.Spec = spec
+		s.Spec.Suspend = s.Spec.Suspend || w.Suspend
 		return controllerutil.SetControllerReference(set, s, r.Scheme())
 	})
 	if err != nil {

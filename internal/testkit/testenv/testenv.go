@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	ktypes "k8s.io/apimachinery/pkg/types"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -39,7 +43,51 @@ var Epoch = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 // API server does), and the controllers' indexes of stacks and maintenances.
 func IndexedClient(t testing.TB, objs ...client.Object) client.WithWatch {
 	t.Helper()
-	return WithIndexes(testkit.ClientBuilder(t, objs...)).Build()
+	scheme := testkit.Scheme(t)
+	// A plain tracker: the default one tracks managed fields by reflection, which knows
+	// no uint64 (the task counts a stack's status holds once the stack controller ran);
+	// the API server handles them as JSON.
+	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
+	return WithIndexes(testkit.ClientBuilder(t, objs...).WithScheme(scheme).WithObjectTracker(tracker)).
+		WithInterceptorFuncs(generations).Build()
+}
+
+// generations keeps metadata.generation as the API server does, which the fake client
+// does not: 1 at creation, one more on each write that changes the spec. A controller
+// that judges another by observedGeneration (a SwarmStackSet its generated stacks) would
+// otherwise take the status of the old spec for the new one's. A caller that sets a
+// generation itself keeps it unless the spec changed and it is not past the stored one.
+var generations = interceptor.Funcs{
+	Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		if obj.GetGeneration() == 0 {
+			obj.SetGeneration(1)
+		}
+		return c.Create(ctx, obj, opts...)
+	},
+	Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+		stored, ok := obj.DeepCopyObject().(client.Object)
+		if ok && c.Get(ctx, client.ObjectKeyFromObject(obj), stored) == nil && specChanged(stored, obj) {
+			obj.SetGeneration(max(obj.GetGeneration(), stored.GetGeneration()+1))
+		}
+		return c.Update(ctx, obj, opts...)
+	},
+	Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		before, ok := obj.DeepCopyObject().(client.Object)
+		if !ok || c.Get(ctx, client.ObjectKeyFromObject(obj), before) != nil {
+			return c.Patch(ctx, obj, patch, opts...)
+		}
+		if err := c.Patch(ctx, obj, patch, opts...); err != nil || !specChanged(before, obj) {
+			return err
+		}
+		obj.SetGeneration(before.GetGeneration() + 1)
+		return c.Update(ctx, obj)
+	},
+}
+
+func specChanged(a, b client.Object) bool {
+	ua, errA := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
+	ub, errB := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
+	return errA == nil && errB == nil && !equality.Semantic.DeepEqual(ua["spec"], ub["spec"])
 }
 
 // WithIndexes adds the field indexes that the stack and maintenance
@@ -102,6 +150,19 @@ func (s StaticSwarms) Open(context.Context, client.Reader, *swarmv1.SwarmCluster
 }
 
 func (StaticSwarms) Forget(ktypes.NamespacedName) {}
+
+// ClusterSwarms opens each SwarmCluster's own Swarm, by the cluster's name, as a fleet
+// of Swarms behind one operator; a cluster without an entry fails to open.
+type ClusterSwarms map[string]swarm.Swarm
+
+func (m ClusterSwarms) Open(_ context.Context, _ client.Reader, c *swarmv1.SwarmCluster) (swarm.Swarm, error) {
+	if sw, ok := m[c.Name]; ok {
+		return sw, nil
+	}
+	return nil, fmt.Errorf("testenv: no Swarm for SwarmCluster %s", c.Name)
+}
+
+func (ClusterSwarms) Forget(ktypes.NamespacedName) {}
 
 // Env is one unit test's world: a fake API server with a Ready SwarmCluster "prod"
 // in namespace "unit", a clock, an event recorder and the Swarm the controllers open.
