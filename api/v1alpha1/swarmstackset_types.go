@@ -15,7 +15,8 @@ const (
 
 // Failure policies of a SwarmStackSet.
 const (
-	// OnFailureHalt stops the release: no further cluster receives the revision.
+	// OnFailureHalt stops the release: no further cluster receives the revision, and a
+	// stack written it that had not started its rollout is suspended.
 	OnFailureHalt = "Halt"
 	// OnFailureRollbackAll halts and writes the previous completed template back to every
 	// cluster that received the failed revision.
@@ -168,8 +169,11 @@ type StackSetStrategy struct {
 	MaxFailures int32 `json:"maxFailures,omitempty"`
 	// OnFailure: Halt (default; no further cluster receives the revision, those that
 	// have it keep it) or RollbackAll (halt, and write the last completed template back
-	// to every cluster that received the revision). A halted release stays halted until
-	// the template changes.
+	// to every cluster that received the revision). A stack that was written the
+	// revision but had not started rolling it out (held by a gate or an unreachable
+	// Swarm) is suspended on a halt (event StackSuspended), unless RollbackAll writes it
+	// the previous template; a rollout under way finishes. A halted release stays halted
+	// until the template changes, which lifts the suspension.
 	// +optional
 	// +kubebuilder:validation:Enum=Halt;RollbackAll
 	// +kubebuilder:default=Halt
