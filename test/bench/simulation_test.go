@@ -136,7 +136,8 @@ func newSimSwarms() *simSwarms {
 	return &simSwarms{swarms: map[ktypes.NamespacedName]*memswarm.Swarm{}}
 }
 
-// use makes hub the one the swarms are attached to, from their next Open on.
+// use makes hub the one the swarms are attached to, from their next Open on (nil: none,
+// the operator is stopped).
 func (s *simSwarms) use(hub *swarm.Hub) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,6 +153,9 @@ func (s *simSwarms) Open(_ context.Context, _ client.Reader, c *swarmv1.SwarmClu
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hub == nil {
+		return nil, fmt.Errorf("%w: the operator is stopped", swarm.ErrUnreachable)
+	}
 	v, ok := s.views[key]
 	if !ok {
 		v = s.hub.Attach(key, sw)
@@ -331,6 +335,9 @@ func (s *simulation) stopOperator() {
 		s.op.Stop()
 		s.op = nil
 	}
+	// The stopped operator's caches go with it: the heap measured stopped must not
+	// hold them.
+	s.swarms.use(nil)
 }
 
 // stopSimulation stops the running simulation's operator and control plane, if any.
