@@ -26,7 +26,8 @@ import (
 //     BENCH_HUNG_STACKS (100) stacks;
 //  3. deploy from nothing: BENCH_SCALEOUT_STACKS (2000) stacks of BENCH_SCALE_SERVICES
 //     (5) services (replicas 0, no containers) spread over BENCH_SCALEOUT_SWARMS (4)
-//     sandbox swarms of one manager each;
+//     sandbox swarms of one manager each, with changes to the reaction stack made
+//     while it runs;
 //  4. an operator restart: the resync of those stacks, with changes to the reaction
 //     stack made while it runs.
 //
@@ -71,6 +72,17 @@ func BenchmarkScaleOut(b *testing.B) {
 	}
 	// Orphan: the swarms go with the benchmark, so their services need no removal.
 	b.Cleanup(func() { deleteStacks(b, ns, 10*time.Minute) })
+	// Changes to the probe stack from the first create until every stack is Ready: the
+	// deploy's backlog must not hold a user's change.
+	var duringDeploy samples
+	deployCtx, deployOver := context.WithCancel(ctx)
+	probing := make(chan struct{})
+	go func() {
+		defer close(probing)
+		for deployCtx.Err() == nil || len(duringDeploy) == 0 {
+			duringDeploy = append(duringDeploy, probe.change(b))
+		}
+	}()
 	t0 := time.Now()
 	createScaleStacks(b, bed.Client, ns, clusters, 0, nStacks, per, "Orphan", 8)
 	created := time.Since(t0)
@@ -78,6 +90,8 @@ func BenchmarkScaleOut(b *testing.B) {
 	// operator competes with: poll less often the more there are.
 	stuck := waitScaleStacksDeployed(b, ns, nStacks, time.Duration(max(1, nStacks/400))*time.Second)
 	deployed := time.Since(t0)
+	deployOver()
+	<-probing
 	quietFor(b, 3*time.Second, 2*time.Minute)
 
 	var duringResync samples
@@ -97,14 +111,15 @@ func BenchmarkScaleOut(b *testing.B) {
 	idle.report(b, "idle-write-to-start", "ms")
 	behindHung.report(b, "hung-write-to-start", "ms")
 	duringResync.report(b, "resync-write-to-start", "ms")
+	duringDeploy.report(b, "deploy-write-to-start", "ms")
 	r.report(b)
 	b.ReportMetric(deployed.Seconds(), "deploy-s")
 	b.ReportMetric(float64(nStacks*per)/deployed.Seconds(), "services-created/s")
 	b.ReportMetric(baseline, "swarm-alone-services-created/s")
 	b.ReportMetric(float64(stuck), "stuck-progressing")
 	reportLoad(b, load)
-	logBoth(b, "reaction (write to Swarm's update start) on a healthy swarm:\n idle %v\n beside a hung swarm with %d stacks (%.0f stack reconciles meanwhile) %v\n during the resync below %v",
-		idle, nHung, hungReconciles, behindHung, duringResync)
+	logBoth(b, "reaction (write to Swarm's update start) on a healthy swarm:\n idle %v\n beside a hung swarm with %d stacks (%.0f stack reconciles meanwhile) %v\n during the deploy below %v\n during the resync below %v",
+		idle, nHung, hungReconciles, behindHung, duringDeploy, duringResync)
 	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s; one swarm alone, 8 clients creating services directly: %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
 		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
 		float64(nStacks*per)/deployed.Seconds(), baseline, stuck, r)
