@@ -50,10 +50,15 @@ type Options struct {
 	EventsAddr string
 	// Swarms opens the swarm a SwarmCluster names; nil (production) means Docker
 	// connections pooled by the Hub. For simulations and tests only, which put
-	// in-memory swarms (internal/memswarm) behind it. The Hub's event streams then
-	// stay empty: rollouts are followed by the rollout poll, and node changes by the
-	// SwarmCluster's health interval.
+	// in-memory swarms (internal/memswarm) behind it. Unless they are attached to Hub,
+	// the controllers hear no events from them: rollouts are then followed by the
+	// rollout poll, and node changes by the SwarmCluster's health interval.
 	Swarms reconcile.Swarms
+	// Hub is the hub the controllers subscribe to; nil (production) means a new one,
+	// with ServiceRelist. Set with Swarms that attach their in-memory swarms to it
+	// (Hub.Attach), so that they have the service cache and events production has.
+	// It is closed when the manager stops.
+	Hub *swarm.Hub
 	// StackSecurity is the level every SwarmStack is held to at least
 	// (--stack-security-default; the zero value is privileged) and the host paths and
 	// ports baseline allows (--stack-security-allowed-host-paths, -ports).
@@ -110,8 +115,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
-	hub := swarm.NewHub(mgr.GetLogger().WithName("swarm"))
-	hub.ServiceRelist = opts.ServiceRelist
+	hub := opts.Hub
+	if hub == nil {
+		hub = swarm.NewHub(mgr.GetLogger().WithName("swarm"))
+		hub.ServiceRelist = opts.ServiceRelist
+	}
 	var swarms reconcile.Swarms = reconcile.NewHubSwarms(hub, mgr.GetCache())
 	if opts.Swarms != nil {
 		swarms = opts.Swarms

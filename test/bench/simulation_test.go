@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
@@ -30,7 +32,7 @@ import (
 
 // BenchmarkSimulation (issue 18) runs the operator past what this machine's sandbox
 // swarms allow: BENCH_SIM_SWARMS (50) in-memory swarms of 3 managers and 2 workers
-// behind controllers.Options.Swarms, each answering every call after BENCH_SIM_LATENCY
+// attached to the operator's hub (service cache and events, as production has), each answering every call after BENCH_SIM_LATENCY
 // (10ms), as a remote manager would, and stacks of BENCH_SIM_SERVICES (5) services at
 // replicas 0 spread evenly over them. It grows the set step by step to each size of
 // BENCH_SIM_STACKS (1000,2000,5000,10000): creates the added stacks from
@@ -98,7 +100,7 @@ func gitCommit() string {
 // swarms, a SwarmCluster per swarm in namespace simNamespace, and the operator.
 type simulation struct {
 	bed        *testbed.Bed
-	swarms     simSwarms
+	swarms     *simSwarms
 	clusters   []string // SwarmCluster names, stack i on clusters[i % len]
 	latency    time.Duration
 	concurrent int
@@ -116,44 +118,85 @@ var (
 	runningSim *simulation
 )
 
-// simSwarms opens the in-memory swarm of each simulated SwarmCluster.
-type simSwarms map[ktypes.NamespacedName]*memswarm.Swarm
+// simSwarms opens the in-memory swarm of each simulated SwarmCluster as production
+// opens a real one: attached to the operator's hub, which lists its services once,
+// keeps them current from its events and hands the controllers those events; Open
+// returns the cached view. Each operator start has a new hub (restart() measures a
+// restart, whose caches start empty).
+type simSwarms struct {
+	swarms map[ktypes.NamespacedName]*memswarm.Swarm
+	opens  atomic.Int64 // Open calls since resetCalls: one per stack pass
 
-func (s simSwarms) Open(_ context.Context, _ client.Reader, c *swarmv1.SwarmCluster) (swarm.Swarm, error) {
-	if sw, ok := s[client.ObjectKeyFromObject(c)]; ok {
-		return sw, nil
-	}
-	return nil, fmt.Errorf("%w: no simulated swarm for %s/%s", swarm.ErrInvalid, c.Namespace, c.Name)
+	mu    sync.Mutex
+	hub   *swarm.Hub
+	views map[ktypes.NamespacedName]*swarm.Cached
 }
 
-func (simSwarms) Forget(ktypes.NamespacedName) {}
+func newSimSwarms() *simSwarms {
+	return &simSwarms{swarms: map[ktypes.NamespacedName]*memswarm.Swarm{}}
+}
 
-// calls is how many port calls the swarms answered since their last resetCalls.
-func (s simSwarms) calls() int {
+// use makes hub the one the swarms are attached to, from their next Open on (nil: none,
+// the operator is stopped).
+func (s *simSwarms) use(hub *swarm.Hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hub, s.views = hub, map[ktypes.NamespacedName]*swarm.Cached{}
+}
+
+func (s *simSwarms) Open(_ context.Context, _ client.Reader, c *swarmv1.SwarmCluster) (swarm.Swarm, error) {
+	s.opens.Add(1)
+	key := client.ObjectKeyFromObject(c)
+	sw, ok := s.swarms[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: no simulated swarm for %s/%s", swarm.ErrInvalid, c.Namespace, c.Name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hub == nil {
+		return nil, fmt.Errorf("%w: the operator is stopped", swarm.ErrUnreachable)
+	}
+	v, ok := s.views[key]
+	if !ok {
+		v = s.hub.Attach(key, sw)
+		s.views[key] = v
+	}
+	return v, nil
+}
+
+func (s *simSwarms) Forget(key ktypes.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.views, key)
+	if s.hub != nil {
+		s.hub.Forget(key)
+	}
+}
+
+// calls is how many port calls the swarms answered since their last resetCalls, the
+// hub's lists and reads by ID included.
+func (s *simSwarms) calls() int {
 	n := 0
-	for _, sw := range s {
+	for _, sw := range s.swarms {
 		n += len(sw.Calls())
 	}
 	return n
 }
 
-// stacksRead is how many stacks had their services listed since the last resetCalls.
-func (s simSwarms) stacksRead() int {
-	n := 0
-	for _, sw := range s {
-		seen := map[string]bool{}
+// callsByOp is calls() by port call, for the details file.
+func (s *simSwarms) callsByOp() map[memswarm.Op]int {
+	by := map[memswarm.Op]int{}
+	for _, sw := range s.swarms {
 		for _, c := range sw.Calls() {
-			if c.Op == memswarm.OpStackServices && c.Err == nil && !seen[c.Target] {
-				seen[c.Target] = true
-				n++
-			}
+			by[c.Op]++
 		}
 	}
-	return n
+	return by
 }
 
-func (s simSwarms) resetCalls() {
-	for _, sw := range s {
+func (s *simSwarms) resetCalls() {
+	s.opens.Store(0)
+	for _, sw := range s.swarms {
 		sw.ResetCalls()
 	}
 }
@@ -211,7 +254,7 @@ func startSimulation(b *testing.B) *simulation {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sim := &simulation{bed: bd, swarms: simSwarms{}, latency: latency, concurrent: envInt("BENCH_CONCURRENT", 0)}
+	sim := &simulation{bed: bd, swarms: newSimSwarms(), latency: latency, concurrent: envInt("BENCH_CONCURRENT", 0)}
 	if sim.concurrent == 0 {
 		sim.concurrent = controllers.DefaultConcurrent
 	}
@@ -240,7 +283,7 @@ func startSimulation(b *testing.B) *simulation {
 		for _, w := range []string{"w1", "w2"} {
 			sw.AddNode(name+"-"+w, swarmtypes.NodeRoleWorker)
 		}
-		sim.swarms[ktypes.NamespacedName{Namespace: simNamespace, Name: name}] = sw
+		sim.swarms.swarms[ktypes.NamespacedName{Namespace: simNamespace, Name: name}] = sw
 		sim.clusters = append(sim.clusters, name)
 		// The endpoint is never dialled (simSwarms answers); it only has to be valid.
 		c := &swarmv1.SwarmCluster{
@@ -272,7 +315,10 @@ func startSimulation(b *testing.B) *simulation {
 func (s *simulation) startOperator() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Concurrent: s.concurrent,
+	// A new hub per start, as a new process has: its caches list each swarm once.
+	hub := swarm.NewHub(ctrl.Log.WithName("swarm"))
+	s.swarms.use(hub)
+	op, err := s.bed.StartOperatorWith(controllers.Options{Swarms: s.swarms, Hub: hub, Concurrent: s.concurrent,
 		// The simulated clusters' endpoints are unix:// names.
 		SwarmEndpoints: reconcile.EndpointPolicy{AllowUnix: true}}, testbed.OperatorOptions{})
 	if err != nil {
@@ -289,6 +335,9 @@ func (s *simulation) stopOperator() {
 		s.op.Stop()
 		s.op = nil
 	}
+	// The stopped operator's caches go with it: the heap measured stopped must not
+	// hold them.
+	s.swarms.use(nil)
 }
 
 // stopSimulation stops the running simulation's operator and control plane, if any.
@@ -410,9 +459,12 @@ func (s *simulation) restart(b *testing.B) (r resyncFigures, calls int, before f
 	}
 	r = measureResync(b, resyncRun{
 		stop: s.stopOperator, start: s.startOperator, c: s.bed.Client, profile: profile, processes: s.children,
-		// The last thing a resync reconcile asks the swarm is the stack's services.
-		nearlyDone: func() bool { return s.swarms.stacksRead() >= s.stacks },
+		// Every stack's pass opens its cluster's swarm (the SwarmClusters' passes too,
+		// a few): a settled pass asks the swarm nothing, its services come from the
+		// cache.
+		nearlyDone: func() bool { return s.swarms.opens.Load() >= int64(s.stacks) },
 	})
+	detailf("%s: resync of %d stacks: swarm calls by kind %v, %d opens", b.Name(), s.stacks, s.swarms.callsByOp(), s.swarms.opens.Load())
 	return r, s.swarms.calls(), before
 }
 
