@@ -185,14 +185,11 @@ func planted(what string) string {
 	return "planted-" + what + "-" + hex.EncodeToString(b)
 }
 
-// TestBadInputSecretValuesNeverLeak runs an operator whose logs, at every verbosity,
-// go to a buffer, through the life of a stack that uses a secret (rotated once),
-// registry credentials and secret variables, on a cluster whose TLS key is secret too,
-// and beside a cluster whose TLS key is broken. No secret value may appear in a log
-// line, an event or a status.
-func TestBadInputSecretValuesNeverLeak(t *testing.T) {
-	ctx := context.Background()
-	ns, cluster := newNamespace(t, "secrets-leak")
+// startOperatorLoggingAll replaces the suite's operator, until the test ends, with one
+// whose logs at every verbosity go to the returned buffer, for tests that search them;
+// stopping it (as cleanup does) completes the logs.
+func startOperatorLoggingAll(t *testing.T) (*syncBuffer, *testbed.Operator) {
+	t.Helper()
 	stopOperator()
 	t.Cleanup(startOperator)
 	logs := &syncBuffer{}
@@ -203,6 +200,18 @@ func TestBadInputSecretValuesNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(op.Stop)
+	return logs, op
+}
+
+// TestBadInputSecretValuesNeverLeak runs an operator whose logs, at every verbosity,
+// go to a buffer, through the life of a stack that uses a secret (rotated once),
+// registry credentials and secret variables, on a cluster whose TLS key is secret too,
+// and beside a cluster whose TLS key is broken. No secret value may appear in a log
+// line, an event or a status.
+func TestBadInputSecretValuesNeverLeak(t *testing.T) {
+	ctx := context.Background()
+	ns, cluster := newNamespace(t, "secrets-leak")
+	logs, op := startOperatorLoggingAll(t)
 
 	secretValue, registryPassword, variable, brokenKey := planted("stack-secret"), planted("registry-password"), planted("variable"), planted("broken-key")
 	rotated := secretValue + "-rotated"

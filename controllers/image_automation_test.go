@@ -165,23 +165,6 @@ func TestImageAutomationCommitRollsOutOnceWithTheNewTag(t *testing.T) {
 	}
 }
 
-// waitSourceOutcome waits for the newest rollout of the stack to be that of source
-// revision rev, ended with outcome.
-func waitSourceOutcome(t *testing.T, stack *swarmv1.SwarmStack, rev, outcome string) {
-	t.Helper()
-	eventually(t, 3*time.Minute, fmt.Sprintf("rollout of %s ends %s", rev, outcome), func() string {
-		get(t, stack)
-		if len(stack.Status.History) == 0 {
-			return "no history; " + describeConditions(stack.Status.Conditions)
-		}
-		h := stack.Status.History[0]
-		if h.SourceRevision != rev || h.Outcome != outcome {
-			return fmt.Sprintf("history[0] %s %s %q; %s", h.SourceRevision, h.Outcome, h.Message, describeConditions(stack.Status.Conditions))
-		}
-		return ""
-	})
-}
-
 func inspectSwarmService(t *testing.T, name string) swarmtypes.Service {
 	t.Helper()
 	svc, ok := inspectService(t, name)

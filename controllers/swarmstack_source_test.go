@@ -35,7 +35,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/gittestserver"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,7 +43,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	swarmv1 "github.com/swarmops/swarm-operator/api/v1alpha1"
 	"github.com/swarmops/swarm-operator/internal/sandbox"
@@ -245,16 +243,7 @@ secrets:
 
 	// An operator whose logs, at every verbosity, go to a buffer the story searches for
 	// the decrypted values.
-	stopOperator()
-	t.Cleanup(startOperator)
-	logs := &syncBuffer{}
-	op, err := bed.StartOperatorWith(operatorOptions(), testbed.OperatorOptions{
-		Logger: zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-10))),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Stop)
+	logs, _ := startOperatorLoggingAll(t)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sops-keys"}, Data: map[string][]byte{"platform.agekey": []byte(ageIdentity)}})
 	rev1 := push(tree("v2.yml"))
 
@@ -286,22 +275,6 @@ secrets:
 	}
 	t.Cleanup(func() { deleteStack(t, stack) })
 	const api = "gitops_numbers-api"
-
-	// waitSource waits for the newest rollout of a source revision to end with outcome.
-	waitSource := func(rev, outcome string, timeout time.Duration) {
-		t.Helper()
-		eventually(t, timeout, fmt.Sprintf("rollout of %s ends %s", rev, outcome), func() string {
-			get(t, stack)
-			if len(stack.Status.History) == 0 {
-				return "no history; " + describeConditions(stack.Status.Conditions)
-			}
-			h := stack.Status.History[0]
-			if h.SourceRevision != rev || h.Outcome != outcome {
-				return fmt.Sprintf("history[0] %s %s %q; %s", h.SourceRevision, h.Outcome, h.Message, describeConditions(stack.Status.Conditions))
-			}
-			return ""
-		})
-	}
 
 	// settledVersions are the stack's service versions on the Swarm once no update or
 	// rollback runs (Swarm bumps a version when an update's state changes too).
@@ -400,7 +373,7 @@ secrets:
 		}
 	}
 
-	waitSource(rev1, swarmv1.OutcomeCompleted, 3*time.Minute)
+	waitSourceOutcome(t, stack, rev1, swarmv1.OutcomeCompleted)
 	if stack.Status.LastAppliedSourceRevision != rev1 || swarmImage(t, api) != "numbers-api:v2" {
 		t.Fatalf("after the first commit: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
@@ -424,7 +397,7 @@ secrets:
 
 	// A bad release: Swarm rolls it back, the operator says so and does not write it again.
 	rev2 := push(tree("v5-bad.yml"))
-	waitSource(rev2, swarmv1.OutcomeRolledBack, 3*time.Minute)
+	waitSourceOutcome(t, stack, rev2, swarmv1.OutcomeRolledBack)
 	if c := readyCondition(t, stack); c.Reason != swarmv1.ReasonRolledBack || stack.Status.LastAppliedSourceRevision != rev1 {
 		t.Fatalf("after the bad release: Ready %+v, lastAppliedSourceRevision %q", c, stack.Status.LastAppliedSourceRevision)
 	}
@@ -453,7 +426,7 @@ secrets:
 
 	// The fix.
 	rev3 := push(tree("v5.yml"))
-	waitSource(rev3, swarmv1.OutcomeCompleted, 3*time.Minute)
+	waitSourceOutcome(t, stack, rev3, swarmv1.OutcomeCompleted)
 	if stack.Status.LastAppliedSourceRevision != rev3 || swarmImage(t, api) != "numbers-api:v5" {
 		t.Fatalf("after the fix: lastAppliedSourceRevision %q, image %s", stack.Status.LastAppliedSourceRevision, swarmImage(t, api))
 	}
@@ -504,6 +477,23 @@ func TestStackFromFluxSourceController(t *testing.T) {
 	git := startFluxGit(t)
 	repo := git.gitRepository(t, ns, "platform")
 	gitStory(t, ns, cluster, repo.Name, git.push)
+}
+
+// waitSourceOutcome waits for the newest rollout of the stack to be that of source
+// revision rev, ended with outcome.
+func waitSourceOutcome(t *testing.T, stack *swarmv1.SwarmStack, rev, outcome string) {
+	t.Helper()
+	eventually(t, 3*time.Minute, fmt.Sprintf("rollout of %s ends %s", rev, outcome), func() string {
+		get(t, stack)
+		if len(stack.Status.History) == 0 {
+			return "no history; " + describeConditions(stack.Status.Conditions)
+		}
+		h := stack.Status.History[0]
+		if h.SourceRevision != rev || h.Outcome != outcome {
+			return fmt.Sprintf("history[0] %s %s %q; %s", h.SourceRevision, h.Outcome, h.Message, describeConditions(stack.Status.Conditions))
+		}
+		return ""
+	})
 }
 
 // fluxGit is a repository on a Git server (gittestserver) that a real source-controller

@@ -41,6 +41,15 @@ type memFleet struct {
 	swarms      map[string]*memswarm.Swarm
 }
 
+// progressiveProdAtOnce is progressive with every prod cluster rolling at once, so that
+// one prod cluster's fate can meet the other's rollout.
+func progressiveProdAtOnce(version string) *swarmv1.SwarmStackSetSpec {
+	spec := progressive(version)
+	all := intstr.FromString("100%")
+	spec.Strategy.Steps[1].MaxConcurrent = &all
+	return spec
+}
+
 // newFleet is the world of set_unit_test.go (canary-1, prod-1, prod-2, lab-1) with a
 // stack reconciler and an in-memory Swarm per cluster, each finishing rollouts at once.
 func newFleet(t *testing.T, spec *swarmv1.SwarmStackSetSpec) *memFleet {
@@ -336,10 +345,7 @@ func TestFleetProdSwarmUnreachablePastTheProgressDeadlineHaltsTheSet(t *testing.
 // A halt stops what has not started, not a rollout under way: prod-2 fails while
 // prod-1 rolls out; prod-1's stack goes on judging its rollout, and completes it.
 func TestFleetHaltLetsARolloutUnderWayFinish(t *testing.T) {
-	spec := progressive("v4")
-	all := intstr.FromString("100%")
-	spec.Strategy.Steps[1].MaxConcurrent = &all
-	f := newFleet(t, spec)
+	f := newFleet(t, progressiveProdAtOnce("v4"))
 	f.releaseV4()
 	prod1, prod2 := f.swarms["prod-1"], f.swarms["prod-2"]
 	prod1.AutoConverge, prod2.AutoConverge = false, false
@@ -364,10 +370,7 @@ func TestFleetHaltLetsARolloutUnderWayFinish(t *testing.T) {
 // A cluster a freeze holds when the release halts on another does not get the halted
 // revision when the freeze ends.
 func TestFleetHaltKeepsTheReleaseFromAClusterAFreezeHeld(t *testing.T) {
-	spec := progressive("v4")
-	all := intstr.FromString("100%")
-	spec.Strategy.Steps[1].MaxConcurrent = &all
-	f := newFleet(t, spec)
+	f := newFleet(t, progressiveProdAtOnce("v4"))
 	f.releaseV4()
 	f.resetCalls()
 	start := metav1.NewTime(f.Clock.Now())
@@ -473,10 +476,7 @@ func TestFleetGateOnOneClusterHoldsOnlyThatCluster(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.gate, func(t *testing.T) {
-			spec := progressive("v4")
-			all := intstr.FromString("100%")
-			spec.Strategy.Steps[1].MaxConcurrent = &all
-			f := newFleet(t, spec)
+			f := newFleet(t, progressiveProdAtOnce("v4"))
 			f.releaseV4()
 			f.resetCalls()
 			f.toProd()
