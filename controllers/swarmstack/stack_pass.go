@@ -106,7 +106,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack)
 		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
 	}
 	err := sc.pass(ctx)
-	sc.result.Priority = passPriority(sc.result, sc.interval)
+	sc.result.Priority = passPriority(sc.result, sc.interval, &s.Status)
 	sc.summarize()
 	// Whatever a step wrote into status, events or the returned error went through here.
 	sc.redact.Status(&s.Status)

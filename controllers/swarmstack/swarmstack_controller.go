@@ -445,7 +445,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&swarmv1.SwarmStack{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&swarmv1.SwarmStack{}, builder.WithPredicates(notNewStack,
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// New stacks queue below changes to running ones (stack_priority.go).
+		Watches(&swarmv1.SwarmStack{}, newStackHandler, builder.WithPredicates(isNewStack)).
 		// Metadata only: the cluster's Secrets and ConfigMaps are not cached whole (see
 		// ManagerOptions); a reconcile reads the few it needs.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.stacksReferencing(reconcile.IndexConfigMaps)), builder.OnlyMetadata).

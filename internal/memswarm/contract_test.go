@@ -545,12 +545,17 @@ func scenarioImageReferences(t *testing.T, b *backend) {
 	b.observe("image/unresolvable pinned", b.service(t, "ct-img-resolve").Spec.TaskTemplate.ContainerSpec.Image)
 }
 
-// scenarioStackServices: the stack label filter, order by name, task counts.
+// scenarioStackServices: a stack's services are those labelled with it and named after
+// it (swarm.StackOfService), in order by name, with task counts.
 func scenarioStackServices(t *testing.T, b *backend) {
 	stack := func(s string) map[string]string { return map[string]string{memswarm.StackLabel: s} }
 	b.create(t, testSpec("cs_web", "numbers-api:v1", 0, stack("cs")))
 	b.create(t, testSpec("cs_api", "numbers-api:v1", 1, stack("cs")))
 	b.create(t, testSpec("other_api", "numbers-api:v1", 0, stack("other")))
+	// Labelled with cs, but not named cs_*: made by hand, not by a stack deploy.
+	b.create(t, testSpec("handmade-cs", "numbers-api:v1", 0, stack("cs")))
+	// Named cs_*, but of another stack whose name starts with cs_.
+	b.create(t, testSpec("cs_x_api", "numbers-api:v1", 0, stack("cs_x")))
 	list, err := b.sw.StackServices(context.Background(), "cs")
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ import (
 )
 
 // StackLabel is the label docker stack deploy puts on a stack's objects.
-const StackLabel = "com.docker.stack.namespace"
+const StackLabel = swarm.StackLabel
 
 // Swarm is an in-memory swarm. The zero value is not usable: call New. It is safe for
 // concurrent use; set the exported fields before sharing it.
@@ -99,9 +99,9 @@ type Swarm struct {
 type service struct {
 	swarmtypes.Service
 	running uint64
-	// stack is the spec's stack label (setSpec keeps it): a stack's service list
-	// compares it for every service of the swarm, and a label lookup in each spec's
-	// map cost a simulation more than the rest of the call.
+	// stack is the service's stack (swarm.StackOfService; setSpec keeps it): a stack's
+	// service list compares it for every service of the swarm, and a label lookup in
+	// each spec's map cost a simulation more than the rest of the call.
 	stack string
 	// updatePending: the updater has yet to start on the last write (LaggingUpdater).
 	updatePending bool
@@ -110,7 +110,7 @@ type service struct {
 // setSpec writes the service's spec and what is derived from it.
 func (s *service) setSpec(spec swarmtypes.ServiceSpec) {
 	s.Spec = spec
-	s.stack = spec.Labels[StackLabel]
+	s.stack = swarm.StackOfService(spec)
 	s.Endpoint.Spec = endpointSpec(spec)
 }
 

@@ -120,7 +120,7 @@ func TestScaleOnlyUpdateStartsNoRollout(t *testing.T) {
 
 func TestRollout(t *testing.T) {
 	m := newSwarm()
-	svc := create(t, m, spec("api", "numbers-api:v1", 2, map[string]string{StackLabel: "numbers"}))
+	svc := create(t, m, spec("numbers_api", "numbers-api:v1", 2, map[string]string{StackLabel: "numbers"}))
 	if err := update(m, svc, "numbers-api:v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,19 +134,19 @@ func TestRollout(t *testing.T) {
 	if st := list().ServiceStatus; st.DesiredTasks != 2 || st.RunningTasks != 0 {
 		t.Fatalf("status %+v", st)
 	}
-	m.SetRunning("api", 1)
+	m.SetRunning("numbers_api", 1)
 	before := list()
-	m.SetUpdateState("api", swarmtypes.UpdateStatePaused, "update paused due to failure")
+	m.SetUpdateState("numbers_api", swarmtypes.UpdateStatePaused, "update paused due to failure")
 	got := list()
 	if got.ServiceStatus.RunningTasks != 1 || got.UpdateStatus.State != swarmtypes.UpdateStatePaused ||
 		got.Version.Index <= before.Version.Index || !got.UpdateStatus.StartedAt.Equal(*before.UpdateStatus.StartedAt) {
 		t.Fatalf("paused: %+v %+v", got.ServiceStatus, got.UpdateStatus)
 	}
-	m.Converge("api") // a paused update stays paused
+	m.Converge("numbers_api") // a paused update stays paused
 	if got := list(); got.UpdateStatus.State != swarmtypes.UpdateStatePaused || got.ServiceStatus.RunningTasks != 2 {
 		t.Fatalf("converged paused: %+v", got.UpdateStatus)
 	}
-	m.SetUpdateState("api", swarmtypes.UpdateStateUpdating, "update in progress")
+	m.SetUpdateState("numbers_api", swarmtypes.UpdateStateUpdating, "update in progress")
 	m.ConvergeAll()
 	if got := list(); got.UpdateStatus.State != swarmtypes.UpdateStateCompleted || got.UpdateStatus.CompletedAt == nil {
 		t.Fatalf("converged: %+v", got.UpdateStatus)
@@ -589,13 +589,14 @@ func TestStackServicesFollowTheStackLabel(t *testing.T) {
 	if got := names("a"); !reflect.DeepEqual(got, []string{"a_api", "a_web"}) {
 		t.Fatalf("stack a: %v", got)
 	}
-	// A label written by an update moves the service; the rollback moves it back.
+	// A label written by an update takes the service out of its stack (named a_*, it is
+	// in no other: swarm.StackOfService); the rollback puts it back.
 	moved := clone(svc.Spec)
 	moved.Labels[StackLabel] = "b"
 	if _, err := m.UpdateService(ctx, swarm.ServiceWrite{ID: svc.ID, Version: svc.Version, Spec: moved}); err != nil {
 		t.Fatal(err)
 	}
-	if a, b := names("a"), names("b"); !reflect.DeepEqual(a, []string{"a_web"}) || !reflect.DeepEqual(b, []string{"a_api", "b_web"}) {
+	if a, b := names("a"), names("b"); !reflect.DeepEqual(a, []string{"a_web"}) || !reflect.DeepEqual(b, []string{"b_web"}) {
 		t.Fatalf("after the update: a %v, b %v", a, b)
 	}
 	updated, _ := m.Service("a_api")

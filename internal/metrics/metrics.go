@@ -8,12 +8,13 @@ import (
 )
 
 var (
-	// DockerRequests counts Docker API requests by endpoint, method and status code
+	// DockerRequests counts Docker API requests by endpoint, method, kind of object
+	// (the path's first segment: services, networks, tasks, ...) and status code
 	// ("error" when no response came back).
 	DockerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "swarm_operator_docker_requests_total",
-		Help: "Docker API requests by endpoint, method and HTTP status code (error: no response).",
-	}, []string{"endpoint", "method", "code"})
+		Help: "Docker API requests by endpoint, method, kind of object (services, networks, ...) and HTTP status code (error: no response).",
+	}, []string{"endpoint", "method", "kind", "code"})
 
 	// RolloutsStarted counts rollouts the operator started, per stack.
 	RolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{

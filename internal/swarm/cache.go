@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +20,21 @@ import (
 // change.
 const DefaultServiceRelist = time.Minute
 
-// stackLabel is the label docker stack deploy puts on a stack's services.
-const stackLabel = "com.docker.stack.namespace"
+// StackLabel is the label docker stack deploy puts on a stack's objects.
+const StackLabel = "com.docker.stack.namespace"
+
+// StackOfService is the stack a service belongs to: the one its stack label names, when
+// its name is that stack's name and "_", as docker stack deploy and the operator name a
+// stack's services; "" otherwise. The name matters for speed: Swarm answers a label
+// filter by going through every service it has, a name prefix from its name index, so
+// StackServices asks for both and everything that lists a stack's services agrees on it.
+func StackOfService(spec swarm.ServiceSpec) string {
+	stack := spec.Labels[StackLabel]
+	if stack == "" || !strings.HasPrefix(spec.Name, stack+"_") {
+		return ""
+	}
+	return stack
+}
 
 // ServiceCache holds every service of one Swarm, as a list with task counts shows them:
 // listed in full whenever its event stream (re)connects and every relist period, and
@@ -157,7 +171,7 @@ func (c *ServiceCache) put(svc swarm.Service, at uint64) bool {
 	if err != nil {
 		return false
 	}
-	e := &cachedService{raw: raw, name: svc.Spec.Name, stack: svc.Spec.Labels[stackLabel], version: svc.Version.Index, seq: at}
+	e := &cachedService{raw: raw, name: svc.Spec.Name, stack: StackOfService(svc.Spec), version: svc.Version.Index, seq: at}
 	if svc.ServiceStatus != nil {
 		e.counts = *svc.ServiceStatus
 	}

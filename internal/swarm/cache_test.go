@@ -319,3 +319,36 @@ func TestStreamGapIsRelistedAndWakesTheChangedStacks(t *testing.T) {
 	})
 	e.await("the change passed on", func() bool { return e.published("other_db") })
 }
+
+// TestCacheServesTheStackServicesTheManagerLists: the cache and a manager's list agree
+// on which services are a stack's (swarm.StackOfService): not one labelled with the
+// stack but named otherwise, nor one of a stack whose name starts with this one's.
+func TestCacheServesTheStackServicesTheManagerLists(t *testing.T) {
+	e := newCacheEnv(t, time.Hour)
+	for name, stack := range map[string]string{"numbers-handmade": "numbers", "numbers_x_api": "numbers_x"} {
+		spec := swarmtypes.ServiceSpec{
+			Annotations:  swarmtypes.Annotations{Name: name, Labels: map[string]string{memswarm.StackLabel: stack}},
+			TaskTemplate: swarmtypes.TaskSpec{ContainerSpec: &swarmtypes.ContainerSpec{Image: "numbers-api:v1"}},
+		}
+		if _, err := e.m.CreateService(context.Background(), swarm.ServiceWrite{Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+		e.await(name+" in the cache", func() bool { return e.published(name) })
+	}
+	names := func(svcs []swarmtypes.Service) []string {
+		var out []string
+		for _, s := range svcs {
+			out = append(out, s.Spec.Name)
+		}
+		return out
+	}
+	cached, ok := e.view.Cache.StackServices("numbers")
+	listed, err := e.m.StackServices(context.Background(), "numbers")
+	if !ok || err != nil {
+		t.Fatalf("cache served %v, manager %v", ok, err)
+	}
+	want := []string{"numbers_api", "numbers_web"}
+	if !slices.Equal(names(cached), want) || !slices.Equal(names(listed), want) {
+		t.Fatalf("stack numbers: cache %v, manager %v, want %v", names(cached), names(listed), want)
+	}
+}

@@ -36,7 +36,7 @@ func (c *Cached) CreateService(ctx context.Context, w ServiceWrite) (WriteResult
 	if key == "" {
 		key = "name:" + w.Spec.Name // a lost answer: it may exist all the same
 	}
-	c.Cache.wrote(key, w.Spec.Labels[stackLabel], 0)
+	c.Cache.wrote(key, StackOfService(w.Spec), 0)
 	return res, err
 }
 
@@ -44,7 +44,7 @@ func (c *Cached) CreateService(ctx context.Context, w ServiceWrite) (WriteResult
 // error may come after Swarm applied it.
 func (c *Cached) UpdateService(ctx context.Context, w ServiceWrite) (WriteResult, error) {
 	res, err := c.Swarm.UpdateService(ctx, w)
-	c.Cache.wrote(w.ID, w.Spec.Labels[stackLabel], w.Version.Index)
+	c.Cache.wrote(w.ID, StackOfService(w.Spec), w.Version.Index)
 	return res, err
 }
 

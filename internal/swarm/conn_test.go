@@ -74,3 +74,19 @@ func TestNewConnRefusesUnsafeOrMalformedTargets(t *testing.T) {
 		c.Close()
 	}
 }
+
+func TestRequestKindIsThePathsFirstSegmentAfterTheVersion(t *testing.T) {
+	for path, want := range map[string]string{
+		"/v1.41/services":            "services",
+		"/v1.41/services/abc/update": "services",
+		"/services/create":           "services",
+		"/v1.47/networks/x":          "networks",
+		"/_ping":                     "_ping",
+		"/v1.41/tasks":               "tasks",
+		"":                           "",
+	} {
+		if got := requestKind(path); got != want {
+			t.Errorf("requestKind(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

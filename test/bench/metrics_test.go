@@ -81,6 +81,28 @@ func dockerRequests() requestCount {
 	return c
 }
 
+// dockerRequestsByKind is the operator's Docker requests so far by method and kind of
+// object ("GET services", "POST networks", ...).
+func dockerRequestsByKind() map[string]float64 {
+	out := map[string]float64{}
+	gather("swarm_operator_docker_requests_total", nil, func(l map[string]string, v float64) {
+		out[l["method"]+" "+l["kind"]] += v
+	})
+	return out
+}
+
+// requestsSince says, by method and kind, how many requests were made since before.
+func requestsSince(before map[string]float64) string {
+	var parts []string
+	for k, v := range dockerRequestsByKind() {
+		if d := v - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
 func sum(name string, want map[string]string) float64 {
 	var total float64
 	gather(name, want, func(_ map[string]string, v float64) { total += v })
