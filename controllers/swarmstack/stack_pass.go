@@ -48,6 +48,12 @@ type stackScope struct {
 	owner     string
 	now       time.Time
 	interval  time.Duration
+	began     time.Time
+
+	// readOnly: the pass runs on the informer's copy of a stack that looks settled
+	// (stack_settled.go); wouldWrite: it found something to write or record, so it is
+	// dropped and run again on the API server's copy.
+	readOnly, wouldWrite bool
 
 	conn     swarm.Swarm
 	in       *stack.Inputs
@@ -100,19 +106,27 @@ type condFact struct {
 }
 
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *swarmv1.SwarmStack) (ctrl.Result, error) {
-	began := time.Now()
-	sc := &stackScope{
+	sc := r.newScope(ctx, s)
+	err := sc.run(ctx)
+	sc.logPass(err)
+	return sc.result, err
+}
+
+func (r *Reconciler) newScope(ctx context.Context, s *swarmv1.SwarmStack) *stackScope {
+	return &stackScope{
 		r: r, s: s, log: ctrl.LoggerFrom(ctx), stackName: stack.NameOf(s), owner: stack.OwnerOf(s), now: r.Now(),
-		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{},
+		interval: reconcile.DurationOr(s.Spec.Interval, defaultStackInterval), redact: &redact.Redactor{}, began: time.Now(),
 	}
+}
+
+// run is one pass, summarized and redacted, not logged yet.
+func (sc *stackScope) run(ctx context.Context) error {
 	err := sc.pass(ctx)
-	sc.result.Priority = passPriority(sc.result, sc.interval, &s.Status)
+	sc.result.Priority = passPriority(sc.result, sc.interval, &sc.s.Status)
 	sc.summarize()
 	// Whatever a step wrote into status, events or the returned error went through here.
-	sc.redact.Status(&s.Status)
-	err = sc.redact.Err(err)
-	sc.logPass(time.Since(began), err)
-	return sc.result, err
+	sc.redact.Status(&sc.s.Status)
+	return sc.redact.Err(err)
 }
 
 func (sc *stackScope) pass(ctx context.Context) error {
@@ -148,6 +162,10 @@ func (sc *stackScope) requeue(d time.Duration) {
 }
 
 func (sc *stackScope) event(typ, reason, format string, args ...any) {
+	if sc.readOnly {
+		sc.wouldWrite = true // the pass runs again on the API server's copy, and records it
+		return
+	}
 	sc.r.Recorder.Event(sc.s, typ, reason, sc.redact.Text(fmt.Sprintf(format, args...)))
 }
 
@@ -185,6 +203,9 @@ func (sc *stackScope) observe(ctx context.Context) error {
 		sc.blocked = &condFact{reason: swarmv1.ReasonClusterNotReady, msg: "Reading the stack's services: " + err.Error()}
 		sc.requeue(10 * time.Second)
 		return nil //nolint:nilerr // reported in status; retried on a timer
+	}
+	if sc.readOnly {
+		sc.conn = readOnlySwarm{Swarm: sc.conn, wouldWrite: &sc.wouldWrite}
 	}
 	if reason, msg := stack.OwnershipProblem(sc.current, sc.owner, s.Spec.Adopt, newer); reason != "" {
 		sc.blocked = &condFact{reason: reason, msg: msg, stalled: true}
@@ -906,14 +927,17 @@ func apply(conds *[]metav1.Condition, gen int64, f *condFact) {
 
 // logPass writes the pass's one log line: what it decided, for which revision, how long
 // it took and when it runs next.
-func (sc *stackScope) logPass(took time.Duration, err error) {
+func (sc *stackScope) logPass(err error) {
 	ready := sc.readyCondition()
-	kv := []any{"revision", stack.ShortRev(sc.s.Status.LastAttemptedRevision), "duration", took.Round(time.Millisecond).String()}
+	kv := []any{"revision", stack.ShortRev(sc.s.Status.LastAttemptedRevision), "duration", time.Since(sc.began).Round(time.Millisecond).String()}
 	if ready != nil {
 		kv = append(kv, "ready", string(ready.Status), "reason", ready.Reason)
 	}
 	if sc.renderSkipped {
 		kv = append(kv, "render", "skipped: inputs unchanged")
+	}
+	if sc.readOnly {
+		kv = append(kv, "read", "settled: from the informer cache")
 	}
 	if sc.result.RequeueAfter > 0 {
 		kv = append(kv, "next", sc.result.RequeueAfter.Round(time.Millisecond).String())

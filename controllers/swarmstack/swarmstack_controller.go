@@ -84,6 +84,9 @@ type Reconciler struct {
 
 // Reconcile brings the stack's services on the swarm to the rendered compose files.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if result, ok := r.settledFromCache(ctx, req); ok {
+		return result, nil
+	}
 	return reconcile.Lifecycle[*swarmv1.SwarmStack]{
 		Client: r.Client, APIReader: r.APIReader, Finalizer: stackFinalizer,
 		NewObject:    func() *swarmv1.SwarmStack { return &swarmv1.SwarmStack{} },

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -253,4 +257,79 @@ func cpuSeconds(pids []int) cpuTimes {
 		add("", fmt.Sprintf("/proc/%d/stat", pid))
 	}
 	return out
+}
+
+// apiServerRequests is what the API server served so far (all clients: the operator,
+// the benchmark, the API server's own controllers), by verb and resource, from its
+// apiserver_request_total.
+func apiServerRequests(ctx context.Context, cfg *rest.Config) map[string]float64 {
+	out := map[string]float64{}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return out
+	}
+	raw, err := c.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return out
+	}
+	label := func(line, name string) string {
+		_, rest, ok := strings.Cut(line, name+`="`)
+		if !ok {
+			return ""
+		}
+		v, _, _ := strings.Cut(rest, `"`)
+		return v
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		key := label(line, "verb") + " " + label(line, "resource")
+		if sub := label(line, "subresource"); sub != "" {
+			key += "/" + sub
+		}
+		out[key] += v
+	}
+	return out
+}
+
+// apiServerRequestsSince says, by verb and resource, what the API server served since
+// before, the largest first.
+func apiServerRequestsSince(ctx context.Context, cfg *rest.Config, before map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var rows []kv
+	for k, v := range apiServerRequests(ctx, cfg) {
+		if d := v - before[k]; d >= 1 {
+			rows = append(rows, kv{k, d})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v })
+	var parts []string
+	for _, r := range rows {
+		parts = append(parts, fmt.Sprintf("%s %.0f", r.k, r.v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// apiServerProfile writes a CPU profile of the API server, taken over d, to path (its
+// /debug/pprof, on by default): what its share of a run went to.
+func apiServerProfile(ctx context.Context, cfg *rest.Config, d time.Duration, path string) error {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	raw, err := c.RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + time.Minute).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
 }

@@ -87,7 +87,18 @@ func BenchmarkScaleOut(b *testing.B) {
 			duringDeploy, deployReady = append(duringDeploy, start), append(deployReady, ready)
 		}
 	}()
-	requestsBefore := dockerRequestsByKind()
+	requestsBefore, apiBefore := dockerRequestsByKind(), apiServerRequests(ctx, bed.Config)
+	processes := childProcesses()
+	cpuBefore := cpuSeconds(processes)
+	stopProfile := profile(b, os.Getenv("BENCH_DEPLOY_PROFILE"))
+	if path := os.Getenv("BENCH_DEPLOY_APISERVER_PROFILE"); path != "" {
+		// 30 s from the first create: the deploy in full swing.
+		go func() {
+			if err := apiServerProfile(ctx, bed.Config, 30*time.Second, path); err != nil {
+				logBoth(b, "API server profile: %v", err)
+			}
+		}()
+	}
 	t0 := time.Now()
 	createScaleStacks(b, bed.Client, ns, clusters, 0, nStacks, per, "Orphan", 8)
 	created := time.Since(t0)
@@ -95,7 +106,9 @@ func BenchmarkScaleOut(b *testing.B) {
 	// operator competes with: poll less often the more there are.
 	stuck := waitScaleStacksDeployed(b, ns, nStacks, time.Duration(max(1, nStacks/400))*time.Second)
 	deployed := time.Since(t0)
-	deployRequests := requestsSince(requestsBefore)
+	stopProfile()
+	deployRequests, deployAPI := requestsSince(requestsBefore), apiServerRequestsSince(ctx, bed.Config, apiBefore)
+	deployCPU := cpuSeconds(processes).minus(cpuBefore)
 	deployOver()
 	<-probing
 	quietFor(b, 3*time.Second, 2*time.Minute)
@@ -129,7 +142,8 @@ func BenchmarkScaleOut(b *testing.B) {
 	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s; one swarm alone, 8 clients creating services directly: %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
 		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
 		float64(nStacks*per)/deployed.Seconds(), baseline, stuck, r)
-	logBoth(b, "the operator's Docker requests during the deploy (the probe's included): %s", deployRequests)
+	logBoth(b, "the deploy: the operator's Docker requests (the probe's included): %s\n the API server's requests (every client): %s\n CPU seconds: %v",
+		deployRequests, deployAPI, deployCPU)
 }
 
 // swarmCreateBaseline is what one sandbox swarm does alone on this machine: n services
