@@ -186,4 +186,3 @@ func setAnnotation(s *swarmv1.SwarmStack, key, value string) {
 	}
 	s.Annotations[key] = value
 }
-
