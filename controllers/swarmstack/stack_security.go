@@ -52,7 +52,14 @@ func (sc *stackScope) checkSecurity(modes security.Modes, files []compose.File, 
 		p := sc.r.Security
 		p.Level = l
 		vs := security.Check(rendered, files, p)
-		metrics.StackPolicyViolations.DeletePartialMatch(map[string]string{"namespace": s.Namespace, "stack": s.Name, "mode": mode})
+		// One series per mode: the other levels' go. By label set, not a partial match,
+		// which goes through every series of every stack (a third of the operator's CPU
+		// in a deploy of 2,000 stacks).
+		for _, other := range security.Levels {
+			if other != l {
+				metrics.StackPolicyViolations.DeleteLabelValues(s.Namespace, s.Name, mode, other.String())
+			}
+		}
 		metrics.StackPolicyViolations.WithLabelValues(s.Namespace, s.Name, mode, l.String()).Set(float64(len(vs)))
 		return vs
 	}

@@ -2,10 +2,13 @@ package swarmstack
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -191,6 +194,42 @@ func TestAuditDeploysAndReportsInEventAndMetricOnly(t *testing.T) {
 	// cap_add SYS_ADMIN, no user, no cap_drop ALL, writable root.
 	if got := testutil.ToFloat64(metrics.StackPolicyViolations.WithLabelValues(stackNS, "numbers", "audit", "restricted")); got != 4 {
 		t.Fatalf("audit metric %v, want 4", got)
+	}
+}
+
+// TestPolicyMetricKeepsOneSeriesPerMode: when a mode's level changes, the series of the
+// level before goes; the other stacks' series stay.
+func TestPolicyMetricKeepsOneSeriesPerMode(t *testing.T) {
+	e := newStackEnv(t)
+	e.labelNamespace(map[string]string{security.LabelAudit: "restricted"})
+	e.createStack("numbers", withSysAdmin)
+	e.createStack("other", withSysAdmin)
+	e.passes("numbers", 2)
+	e.passes("other", 2)
+	e.labelNamespace(map[string]string{security.LabelAudit: "baseline"})
+	e.passes("numbers", 1)
+	series := func(stack string) []string {
+		ch := make(chan prometheus.Metric)
+		go func() { metrics.StackPolicyViolations.Collect(ch); close(ch) }()
+		var out []string
+		for m := range ch {
+			var d dto.Metric
+			_ = m.Write(&d)
+			labels := map[string]string{}
+			for _, l := range d.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == stackNS && labels["stack"] == stack && labels["mode"] == "audit" {
+				out = append(out, labels["level"])
+			}
+		}
+		return out
+	}
+	if got := series("numbers"); !slices.Equal(got, []string{"baseline"}) {
+		t.Fatalf("audit series of numbers after the change: %v, want baseline only", got)
+	}
+	if got := series("other"); !slices.Equal(got, []string{"restricted"}) {
+		t.Fatalf("audit series of other: %v, want restricted", got)
 	}
 }
 

@@ -143,7 +143,7 @@ func BenchmarkScaleOut(b *testing.B) {
 		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
 		float64(nStacks*per)/deployed.Seconds(), baseline, stuck, r)
 	logBoth(b, "the deploy: the operator's Docker requests (the probe's included): %s\n the API server's requests (every client): %s\n CPU seconds: %v",
-		deployRequests, deployAPI, deployCPU)
+		deployRequests, deployAPI, deployCPU.all())
 }
 
 // swarmCreateBaseline is what one sandbox swarm does alone on this machine: n services
