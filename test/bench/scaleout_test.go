@@ -60,7 +60,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	removeHungStacks(b, hungNS)
 	hungAt()
 
-	baseline := swarmCreateBaseline(b, swarms[0], envInt("BENCH_BASELINE_SERVICES", 500), 8)
+	baseline, baselineCPU := swarmCreateBaseline(b, swarms[0], envInt("BENCH_BASELINE_SERVICES", 500), 8)
 
 	ns, err := bed.Namespace(ctx, "bench-out")
 	if err != nil {
@@ -142,17 +142,18 @@ func BenchmarkScaleOut(b *testing.B) {
 	logBoth(b, "%d stacks x %d services (replicas 0) over %d swarms: created the resources in %s, all Ready after %s (%.1f stacks/s, %.0f services/s; one swarm alone, 8 clients creating services directly: %.0f services/s); %d Ready with the rollout still recorded as Progressing\n %s",
 		nStacks, per, nSwarms, created.Round(time.Millisecond), deployed.Round(time.Second), float64(nStacks)/deployed.Seconds(),
 		float64(nStacks*per)/deployed.Seconds(), baseline, stuck, r)
-	logBoth(b, "the deploy: the operator's Docker requests (the probe's included): %s\n the API server's requests (every client): %s\n CPU seconds: %v",
-		deployRequests, deployAPI, deployCPU.all())
+	logBoth(b, "the deploy: the operator's Docker requests (the probe's included): %s\n the API server's requests (every client): %s\n CPU seconds: %v; dockerd CPU per service created: %.1f ms (Swarm alone: %.1f ms)",
+		deployRequests, deployAPI, deployCPU.all(), 1000*deployCPU["dockerd"]/float64(nStacks*per), baselineCPU)
 }
 
 // swarmCreateBaseline is what one sandbox swarm does alone on this machine: n services
 // (replicas 0, as the scale stacks have) created directly by `clients` concurrent
-// clients, in services per second. They are removed afterwards.
-func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float64 {
+// clients, in services per second, and the dockerds' CPU milliseconds per service
+// created. They are removed afterwards.
+func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) (rate, cpuMsPerService float64) {
 	b.Helper()
 	if n == 0 {
-		return 0
+		return 0, 0
 	}
 	cli, err := sw.Client(sw.Managers()[0])
 	if err != nil {
@@ -162,6 +163,8 @@ func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float6
 	ctx := context.Background()
 	replicas := uint64(0)
 	ids := make([]string, n)
+	processes := childProcesses()
+	cpu0 := cpuSeconds(processes)
 	t0 := time.Now()
 	err = inParallel(clients, 0, n, func(i int) error {
 		spec := swarmtypes.ServiceSpec{
@@ -174,6 +177,7 @@ func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float6
 		return err
 	})
 	took := time.Since(t0)
+	dockerdCPU := cpuSeconds(processes).minus(cpu0)["dockerd"]
 	for _, id := range ids {
 		if id != "" {
 			if err := cli.ServiceRemove(ctx, id); err != nil {
@@ -184,7 +188,7 @@ func swarmCreateBaseline(b *testing.B, sw *sandbox.Swarm, n, clients int) float6
 	if err != nil {
 		b.Fatal(err)
 	}
-	return float64(n) / took.Seconds()
+	return float64(n) / took.Seconds(), 1000 * dockerdCPU / float64(n)
 }
 
 // startSwarms starts n sandbox swarms of BENCH_SCALEOUT_MANAGERS (1) managers at once.
