@@ -702,6 +702,22 @@ func scenarioObjects(t *testing.T, b *backend) {
 	if ok, err := b.sw.NetworkExists(ctx, "ct_ne"); ok || err != nil {
 		t.Fatalf("a prefix exists: %v %v", ok, err)
 	}
+	// By name: exact names only, a longer name that contains one is not listed.
+	if err := b.sw.CreateNetwork(ctx, "ct_net2", network.CreateOptions{Driver: "overlay", Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.sw.RemoveNetwork(context.Background(), "ct_net2") })
+	b.poll(t, "stack networks by name", func() error {
+		all, err := b.sw.StackNetworks(ctx, "ct")
+		if err != nil || len(all) != 2 {
+			return fmt.Errorf("stack networks %+v: %w", all, err)
+		}
+		named, err := b.sw.StackNetworks(ctx, "ct", "ct_net", "ct_missing")
+		if err != nil || len(named) != 1 || named[0].Name != "ct_net" {
+			return fmt.Errorf("stack networks named ct_net: %+v: %w", named, err)
+		}
+		return nil
+	})
 
 	sid, err := b.sw.CreateSecret(ctx, swarmtypes.SecretSpec{Annotations: swarmtypes.Annotations{Name: "ct_pw", Labels: labels}, Data: []byte("s3cret")})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -512,14 +513,14 @@ func (m *Swarm) findNetwork(ref string) *netObj {
 	return m.networks[ref]
 }
 
-// StackNetworks lists the stack's networks, sorted by name.
-func (m *Swarm) StackNetworks(ctx context.Context, stack string) ([]swarm.Object, error) {
+// StackNetworks lists the stack's networks (of the given names, if any), sorted by name.
+func (m *Swarm) StackNetworks(ctx context.Context, stack string, names ...string) ([]swarm.Object, error) {
 	var out []swarm.Object
 	err := m.run(ctx, OpStackNetworks, stack, func() error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		for _, name := range sortedKeys(m.networks) {
-			if n := m.networks[name]; n.Labels[StackLabel] == stack && n.Scope == "swarm" {
+			if n := m.networks[name]; n.Labels[StackLabel] == stack && n.Scope == "swarm" && (len(names) == 0 || slices.Contains(names, name)) {
 				out = append(out, clone(n.Object))
 			}
 		}

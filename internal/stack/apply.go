@@ -181,6 +181,12 @@ func serviceSpecForWrite(svc compose.Service, secretIDs, configIDs map[string]st
 // that existed, by name, when it had to list them (nil otherwise).
 func ensureNetworks(ctx context.Context, conn swarm.Swarm, rendered *compose.Stack, owner string) (map[string]string, error) {
 	var have map[string]string
+	var names []string
+	for _, n := range rendered.Networks {
+		if !n.External {
+			names = append(names, n.Name)
+		}
+	}
 	for _, n := range rendered.Networks {
 		if n.External {
 			ok, err := conn.NetworkExists(ctx, n.Name)
@@ -193,7 +199,9 @@ func ensureNetworks(ctx context.Context, conn swarm.Swarm, rendered *compose.Sta
 			continue
 		}
 		if have == nil {
-			nets, err := conn.StackNetworks(ctx, rendered.Name)
+			// By name: a lookup in Swarm's index, where the label alone is a pass over
+			// every network. Those the revision does not use are PruneUnused's.
+			nets, err := conn.StackNetworks(ctx, rendered.Name, names...)
 			if err != nil {
 				return nil, err
 			}

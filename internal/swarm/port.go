@@ -47,8 +47,9 @@ type Swarm interface {
 	// RemoveService removes a service; one already gone is no error.
 	RemoveService(ctx context.Context, id string) error
 
-	// StackNetworks lists the networks of a stack (swarm-scoped, as a stack deploy makes them).
-	StackNetworks(ctx context.Context, stack string) ([]Object, error)
+	// StackNetworks lists the networks of a stack (swarm-scoped, as a stack deploy makes
+	// them); names, when given, keeps those of these exact names only.
+	StackNetworks(ctx context.Context, stack string, names ...string) ([]Object, error)
 	// NetworkExists tells whether a network of exactly that name exists.
 	NetworkExists(ctx context.Context, name string) (bool, error)
 	CreateNetwork(ctx context.Context, name string, opts network.CreateOptions) error
