@@ -37,7 +37,8 @@ import (
 // ok says its result stands; otherwise the caller reconciles as usual.
 func (r *Reconciler) settledFromCache(ctx context.Context, req ctrl.Request) (ctrl.Result, bool) {
 	var s swarmv1.SwarmStack
-	if r.APIReader == nil || r.Client.Get(ctx, req.NamespacedName, &s) != nil || !looksSettled(&s) {
+	// r.Get reads the informer cache; the API server is r.APIReader.
+	if r.APIReader == nil || r.Get(ctx, req.NamespacedName, &s) != nil || !looksSettled(&s) {
 		return ctrl.Result{}, false
 	}
 	before := s.Status.DeepCopy()
