@@ -831,6 +831,11 @@ func scenarioJobs(t *testing.T, b *backend) {
 			if len(run) != 1 || run[0].Status.State != want {
 				return fmt.Errorf("run %d tasks, first %+v", len(run), run)
 			}
+			// Swarm stops wanting a failed task a moment after it reports the failure
+			// (seen under load: failed, still desired complete): wait for that too.
+			if want == swarmtypes.TaskStateFailed && run[0].DesiredState == swarmtypes.TaskStateComplete {
+				return fmt.Errorf("run failed but still desired %s", run[0].DesiredState)
+			}
 			return nil
 		})
 		return run
