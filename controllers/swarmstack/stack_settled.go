@@ -38,7 +38,7 @@ import (
 func (r *Reconciler) settledFromCache(ctx context.Context, req ctrl.Request) (ctrl.Result, bool) {
 	var s swarmv1.SwarmStack
 	// r.Get reads the informer cache; the API server is r.APIReader.
-	if r.APIReader == nil || r.Get(ctx, req.NamespacedName, &s) != nil || !looksSettled(&s) {
+	if r.Get(ctx, req.NamespacedName, &s) != nil || !looksSettled(&s) {
 		return ctrl.Result{}, false
 	}
 	before := s.Status.DeepCopy()

@@ -15,9 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,10 +113,7 @@ func newStackEnvWith(t testing.TB, extras stackEnvExtras) *stackEnv {
 			t.Fatal(err)
 		}
 	}
-	// A plain tracker: the default one tracks managed fields by reflection, which knows
-	// no uint64 (the task counts in status); the API server handles them as JSON.
-	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
-	b := fake.NewClientBuilder().WithScheme(scheme).WithObjectTracker(tracker).
+	b := fake.NewClientBuilder().WithScheme(scheme).WithObjectTracker(testenv.PlainTracker(scheme)).
 		WithStatusSubresource(append([]client.Object{&swarmv1.SwarmStack{}, &swarmv1.SwarmCluster{}, &swarmv1.SwarmNodeMaintenance{}}, extras.statusKinds...)...).
 		WithObjects(cluster).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {

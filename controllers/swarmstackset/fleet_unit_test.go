@@ -281,18 +281,25 @@ func TestFleetBadCanaryHaltsAndProdSwarmsSeeNoWrite(t *testing.T) {
 	}
 }
 
-// A prod Swarm that does not answer while its step runs: its stack reports it and keeps
-// trying; the set holds the cluster as in progress, counting the progress deadline.
-// Answering within the deadline, it gets the release and the step goes on; past it, the
-// cluster failed and the set halts before the next prod Swarm is written.
-func TestFleetUnreachableProdSwarmWaitsWithinTheProgressDeadline(t *testing.T) {
-	f := newFleet(t, progressive("v4"))
+// releaseToProdWithProd1Unreachable releases v5 as far as the prod step while prod-1's
+// Swarm does not answer, and returns that Swarm.
+func (f *memFleet) releaseToProdWithProd1Unreachable() *memswarm.Swarm {
 	f.releaseV4()
 	f.resetCalls()
 	prod1 := f.swarms["prod-1"]
 	prod1.SetReachability("manager1", swarmtypes.ReachabilityUnreachable)
 	f.toProd()
 	f.settle()
+	return prod1
+}
+
+// A prod Swarm that does not answer while its step runs: its stack reports it and keeps
+// trying; the set holds the cluster as in progress, counting the progress deadline.
+// Answering within the deadline, it gets the release and the step goes on; past it, the
+// cluster failed and the set halts before the next prod Swarm is written.
+func TestFleetUnreachableProdSwarmWaitsWithinTheProgressDeadline(t *testing.T) {
+	f := newFleet(t, progressive("v4"))
+	prod1 := f.releaseToProdWithProd1Unreachable()
 	f.wantPhases("canary=Completed prod=Progressing")
 	if c := f.cluster("prod-1"); c.Outcome != swarmv1.OutcomeProgressing || c.Revision != f.set.Status.Revision {
 		t.Fatalf("prod-1 while its Swarm does not answer: %+v", c)
@@ -310,12 +317,7 @@ func TestFleetUnreachableProdSwarmWaitsWithinTheProgressDeadline(t *testing.T) {
 // does not get it when it answers again (its stack was written before the halt).
 func TestFleetProdSwarmUnreachablePastTheProgressDeadlineHaltsTheSet(t *testing.T) {
 	f := newFleet(t, progressive("v4"))
-	f.releaseV4()
-	f.resetCalls()
-	prod1 := f.swarms["prod-1"]
-	prod1.SetReachability("manager1", swarmtypes.ReachabilityUnreachable)
-	f.toProd()
-	f.settle()
+	prod1 := f.releaseToProdWithProd1Unreachable()
 	f.Clock.Advance(30 * time.Minute)
 	f.settle()
 	f.wantPhases("canary=Completed prod=Halted")

@@ -44,12 +44,16 @@ var Epoch = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 func IndexedClient(t testing.TB, objs ...client.Object) client.WithWatch {
 	t.Helper()
 	scheme := testkit.Scheme(t)
-	// A plain tracker: the default one tracks managed fields by reflection, which knows
-	// no uint64 (the task counts a stack's status holds once the stack controller ran);
-	// the API server handles them as JSON.
-	tracker := clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
-	return WithIndexes(testkit.ClientBuilder(t, objs...).WithScheme(scheme).WithObjectTracker(tracker)).
+	return WithIndexes(testkit.ClientBuilder(t, objs...).WithScheme(scheme).WithObjectTracker(PlainTracker(scheme))).
 		WithInterceptorFuncs(generations).Build()
+}
+
+// PlainTracker is an object tracker for a fake client that keeps no managed fields: the
+// default one tracks them by reflection, which knows no uint64 (the task counts a
+// stack's status holds once the stack controller ran); the API server handles them as
+// JSON.
+func PlainTracker(scheme *runtime.Scheme) clienttesting.ObjectTracker {
+	return clienttesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
 }
 
 // generations keeps metadata.generation as the API server does, which the fake client
